@@ -1,0 +1,29 @@
+// Every default of imgbatch in one place. Durations carry their unit in the name.
+import type { ThumbnailSpec } from "./manifest/types.js";
+
+export const DEFAULTS = {
+  jobsDir: "jobs",
+  outputDir: "output",
+  concurrency: 4,
+  maxAttempts: 5,
+  /** Pictory's docs ask for 10–30 s between polls. */
+  pictoryPollIntervalMs: 10_000,
+  localPollIntervalMs: 0,
+  /** Requests per minute over every request to one provider; 0 means no limit. */
+  rpm: 0,
+  backoffBaseMs: 1_000,
+  backoffCapMs: 60_000,
+  /** Used when a 429 carries no Retry-After. */
+  throttleFallbackMs: 5_000,
+  downloadMaxBytes: 64 * 1024 * 1024,
+  /** sharp's decode guard: larger images are refused rather than decoded. */
+  maxInputPixels: 64 * 1024 * 1024,
+  downloadConcurrency: 2,
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 60_000,
+  /** How long a submit with a lost response may still be running at the service. */
+  reconcileWindowMs: 30 * 60_000,
+  summaryEveryMs: 30_000,
+  thumbnail: { size: 256, format: "webp", quality: 80 } satisfies ThumbnailSpec,
+} as const;

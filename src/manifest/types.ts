@@ -1,0 +1,76 @@
+import type { ImageRequest, ProviderName } from "../providers/provider.js";
+
+export type OutputFormat = "jpeg" | "webp" | "png" | "avif";
+
+/** A named output made from every delivered image (e.g. a 1080×1920 story). */
+export interface RenditionSpec {
+  name: string;
+  width: number;
+  height: number;
+  fit: "cover" | "contain";
+  position: "attention" | "entropy" | "centre";
+  format: OutputFormat;
+  quality: number;
+}
+
+export interface ThumbnailSpec {
+  /** Longest side in pixels. */
+  size: number;
+  format: OutputFormat;
+  quality: number;
+}
+
+/** One image to make: a manifest row after variants, matrix and templates. */
+export interface PlannedItem {
+  /** Stable, filename-safe: `<rowId>[--<matrix slug>...][--vN]`. */
+  key: string;
+  rowId: string;
+  /** Where the row stands in its file, for messages: `example.yaml line 12`, `example.csv row 4`. */
+  source: string;
+  /** 1-based variant number when the row asks for more than one, else null. */
+  variant: number | null;
+  /** Matrix axis → value chosen for this item, in declared order. */
+  matrix: Record<string, string>;
+  request: ImageRequest;
+}
+
+export interface Manifest {
+  /** Names the database and the output folder: `jobs/<name>.sqlite`, `output/<name>/`. */
+  name: string;
+  /** Absolute path of the manifest file. */
+  file: string;
+  provider: ProviderName | null;
+  items: PlannedItem[];
+  renditions: RenditionSpec[];
+  thumbnail: ThumbnailSpec;
+}
+
+/** One thing wrong with a manifest, located well enough to fix it without searching. */
+export interface ManifestIssue {
+  /** File name as given by the user. */
+  file: string;
+  /** YAML: 1-based line of the offending node. */
+  line?: number;
+  /** CSV: 1-based data row number, the header not counted (a spreadsheet shows it as row+1). */
+  row?: number;
+  /** Path of the field: `rows[3].style`, `defaults.model`, or the CSV column name. */
+  field: string;
+  message: string;
+}
+
+export function formatIssue(issue: ManifestIssue): string {
+  const where =
+    issue.row !== undefined
+      ? `${issue.file} row ${issue.row}${issue.line !== undefined ? ` (line ${issue.line})` : ""}`
+      : issue.line !== undefined
+        ? `${issue.file} line ${issue.line}`
+        : issue.file;
+  return `${where}, ${issue.field}: ${issue.message}`;
+}
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+  constructor(readonly issues: ManifestIssue[]) {
+    super(issues.map(formatIssue).join("\n"));
+  }
+}

@@ -1,0 +1,51 @@
+// The boundary between the runner and an image service. Shaped for asynchronous job
+// services: submit returns a job id at once, the job is read until it is terminal.
+import type { AspectRatio, ImageModel, Style } from "./catalog.js";
+
+export const PROVIDER_NAMES = ["local", "pictory"] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** The resolved request of one item: exactly what is sent to the service. */
+export interface ImageRequest {
+  prompt: string;
+  model: ImageModel;
+  aspectRatio: AspectRatio;
+  style?: Style;
+  referenceImageUrl?: string;
+}
+
+export type ImageSource = { kind: "url"; url: string } | { kind: "bytes"; bytes: Buffer };
+
+export type JobState =
+  | { status: "in-progress" }
+  | { status: "completed"; image: ImageSource; width: number; height: number; credits: number }
+  | { status: "failed"; code: string; message: string; retryable: boolean }
+  /** 404 or `cleaned`: the service no longer knows the job or its output. */
+  | { status: "gone"; code: string; message: string };
+
+/** What a search for a job whose create response was lost found. */
+export type LostJobSearch =
+  | { found: "image"; imageRef: string; url: string; width: number | null; height: number | null }
+  /** A job of unknown owner is still running at the service: it may be ours, look again later. */
+  | { found: "pending"; detail: string }
+  | { found: "none"; detail: string };
+
+export interface Provider {
+  readonly name: ProviderName;
+  /** How long after a submit (and between polls) the first read of a job waits. */
+  readonly pollIntervalMs: number;
+  submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }>;
+  getJob(jobId: string, signal?: AbortSignal): Promise<JobState>;
+  /**
+   * Look for the job of a submit whose response never arrived (reset, timeout, 5xx after
+   * sending). `claimed` holds the job ids and image refs other items already own, so two
+   * identical requests (variants) never adopt the same image.
+   */
+  findLostJob(
+    request: ImageRequest,
+    submittedAtMs: number,
+    claimed: ReadonlySet<string>,
+    signal?: AbortSignal,
+  ): Promise<LostJobSearch>;
+  close(): Promise<void>;
+}
