@@ -1,1 +1,197 @@
-export {};
+#!/usr/bin/env node
+// Entry: parses argv, calls one command, maps what it throws to an exit code. The only
+// place that calls process.exit.
+import { Command, CommanderError, Option } from "commander";
+import { readEnvironment } from "./env.js";
+import { EXIT, ExitError, errorMessage } from "./errors.js";
+import { createLogger, maskSecrets, type Logger } from "./log.js";
+import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
+import { Terminal } from "./report/terminal.js";
+import type { CommandContext } from "./commands/context.js";
+import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
+import { reportCommand } from "./commands/report.js";
+import { runCommand, type RunCommandOptions } from "./commands/run.js";
+import { simCommand } from "./commands/sim.js";
+import { statusCommand } from "./commands/status.js";
+import { validateCommand } from "./commands/validate.js";
+
+interface GlobalOptions {
+  logLevel?: string;
+  logFile?: string;
+  quiet?: boolean;
+}
+
+interface RunFlags {
+  provider?: ProviderName;
+  db?: string;
+  out?: string;
+  concurrency?: string;
+  maxAttempts?: string;
+  pollInterval?: string;
+  rpm?: string;
+  deadline?: string;
+  maxRuntime?: string;
+  maxCredits?: string;
+  retryFailed?: boolean;
+}
+
+const stopListeners = new Set<(signal: string) => void>();
+let signalsSeen = 0;
+
+function installSignalHandlers(logger: () => Logger): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      signalsSeen++;
+      if (signalsSeen > 1 || stopListeners.size === 0) {
+        logger().warn(`${signal} again: exiting at once (the next run resumes from the database)`);
+        process.exit(EXIT.stoppedEarly);
+      }
+      for (const listener of stopListeners) listener(signal);
+    });
+  }
+}
+
+function makeContext(globals: GlobalOptions): CommandContext {
+  const terminal = process.stderr.isTTY ? new Terminal(process.stderr) : null;
+  const level = globals.quiet ? "warn" : (globals.logLevel ?? "info");
+  const logger = createLogger({ level, destination: terminal ? terminal.logStream() : process.stderr, logFile: globals.logFile });
+  return {
+    logger,
+    env: readEnvironment(),
+    stdout: process.stdout,
+    terminal,
+    now: Date.now,
+    onStopSignal(listener) {
+      stopListeners.add(listener);
+      return () => stopListeners.delete(listener);
+    },
+  };
+}
+
+function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOptions {
+  return {
+    provider: flags.provider,
+    db: flags.db,
+    out: flags.out,
+    concurrency: flags.concurrency === undefined ? undefined : parsePositiveInt(flags.concurrency, "--concurrency", 1000),
+    maxAttempts: flags.maxAttempts === undefined ? undefined : parsePositiveInt(flags.maxAttempts, "--max-attempts", 100),
+    pollIntervalMs: flags.pollInterval === undefined ? undefined : parseDuration(flags.pollInterval, "--poll-interval"),
+    rpm: flags.rpm === undefined ? undefined : parsePositiveInt(flags.rpm, "--rpm", 1_000_000),
+    stopSubmittingAt: flags.deadline === undefined ? undefined : parseDeadline(flags.deadline, "--deadline"),
+    maxRuntimeMs: flags.maxRuntime === undefined ? undefined : parseDuration(flags.maxRuntime, "--max-runtime"),
+    maxCredits: flags.maxCredits === undefined ? undefined : parseNonNegativeNumber(flags.maxCredits, "--max-credits"),
+    retryFailed: flags.retryFailed,
+    quiet: globals.quiet,
+  };
+}
+
+function addRunFlags(command: Command): Command {
+  return command
+    .addOption(new Option("--provider <name>", "image service (default: the manifest's, else local)").choices([...PROVIDER_NAMES]))
+    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default output/<name>/)")
+    .option("--concurrency <n>", "items in flight at the service (default 4)")
+    .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
+    .option("--poll-interval <duration>", "time between polls of a job, e.g. 250ms, 10s, 2m (default 10s for pictory)")
+    .option("--rpm <n>", "requests per minute over every request to the service (default: no limit)")
+    .option("--deadline <HH:MM|ISO>", "stop submitting at this time, exit 3")
+    .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
+    .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3");
+}
+
+export function buildProgram(exit: { code: number }): Command {
+  const program = new Command();
+  let ctx: CommandContext | null = null;
+  const context = () => (ctx ??= makeContext(program.opts<GlobalOptions>()));
+  const act =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      exit.code = await fn(...args);
+    };
+  program
+    .name("imgbatch")
+    .description("Batch image generation from a YAML or CSV manifest: resumable, crash-safe, nothing paid twice.")
+    .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
+    .option("--log-file <file>", "also append JSON log lines to this file")
+    .option("-q, --quiet", "only warnings and errors; no progress line")
+    .showHelpAfterError();
+
+  addRunFlags(program.command("run <manifest>").description("expand, submit, poll, download, thumbnail; resumes whatever the database holds"))
+    .option("--retry-failed", "re-queue every failed item first")
+    .action(act(async (manifest: string, flags: RunFlags) => runCommand(manifest, runOptionsFrom(flags, program.opts()), context())));
+
+  addRunFlags(program.command("retry <manifest>").description("re-queue failed items (all, or by --rows / --code) with fresh attempts, then run"))
+    .option("--rows <ids>", "only these row ids (comma-separated)")
+    .option("--code <codes>", "only items that failed with these error codes (comma-separated)")
+    .action(
+      act(async (manifest: string, flags: RunFlags & { rows?: string; code?: string }) =>
+        runCommand(
+          manifest,
+          {
+            ...runOptionsFrom(flags, program.opts()),
+            retryFilter: { rowIds: flags.rows === undefined ? undefined : parseList(flags.rows), codes: flags.code === undefined ? undefined : parseList(flags.code) },
+          },
+          context(),
+        ),
+      ),
+    );
+
+  program
+    .command("status <manifest>")
+    .description("counts by state, credits, failures with reasons, the last runs")
+    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
+    .option("--json", "machine-readable output")
+    .action(act(async (manifest: string, flags: { db?: string; json?: boolean }) => statusCommand(manifest, flags, context())));
+
+  program
+    .command("report <manifest>")
+    .description("write results.csv, results.jsonl and index.html for the output folder")
+    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default output/<name>/)")
+    .action(act(async (manifest: string, flags: { db?: string; out?: string }) => reportCommand(manifest, flags, context())));
+
+  program
+    .command("validate <manifest>")
+    .description("check a manifest without submitting anything")
+    .action(act(async (manifest: string) => validateCommand(manifest, context())));
+
+  program
+    .command("sim")
+    .description("start the local Pictory simulator (for tests and dry runs)")
+    .option("--port <n>", "port on 127.0.0.1 (default: a free one)")
+    .option("--config <file>", "simulator options (JSON): latency, faults, keys")
+    .action(act(async (flags: { port?: string; config?: string }) => simCommand(flags, context())));
+
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (text) => process.stderr.write(text),
+  });
+  return program;
+}
+
+async function main(): Promise<void> {
+  const exit = { code: EXIT.ok as number };
+  const program = buildProgram(exit);
+  let logger: Logger | null = null;
+  const getLogger = () => (logger ??= createLogger({ level: "info", destination: process.stderr }));
+  installSignalHandlers(getLogger);
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with their own code (0).
+      exit.code = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    } else if (error instanceof ExitError) {
+      if (error.message) getLogger().error(maskSecrets(error.message));
+      exit.code = error.exitCode;
+    } else {
+      getLogger().error({ err: maskSecrets(errorMessage(error)) }, `internal error: ${maskSecrets(errorMessage(error))}`);
+      exit.code = 70;
+    }
+  }
+  process.exitCode = exit.code;
+  // Let pino flush, then leave even if a stray handle would keep the loop alive.
+  setTimeout(() => process.exit(exit.code), 50).unref();
+}
+
+void main();

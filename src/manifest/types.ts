@@ -53,7 +53,7 @@ export interface ManifestIssue {
   line?: number;
   /** CSV: 1-based data row number, the header not counted (a spreadsheet shows it as row+1). */
   row?: number;
-  /** Path of the field: `rows[3].style`, `defaults.model`, or the CSV column name. */
+  /** Path of the field: `rows[3].style`, `defaults.model`, or the CSV column name; "" for the file as a whole. */
   field: string;
   message: string;
 }
@@ -65,7 +65,7 @@ export function formatIssue(issue: ManifestIssue): string {
       : issue.line !== undefined
         ? `${issue.file} line ${issue.line}`
         : issue.file;
-  return `${where}, ${issue.field}: ${issue.message}`;
+  return issue.field === "" ? `${where}: ${issue.message}` : `${where}, ${issue.field}: ${issue.message}`;
 }
 
 export class ManifestError extends Error {

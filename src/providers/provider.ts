@@ -14,11 +14,22 @@ export interface ImageRequest {
   referenceImageUrl?: string;
 }
 
+/** A failed-job or refusal code meaning the account is out of credits: stop, resumable. */
+export const INSUFFICIENT_CREDITS = "INSUFFICIENT_AI_CREDITS";
+
 export type ImageSource = { kind: "url"; url: string } | { kind: "bytes"; bytes: Buffer };
 
 export type JobState =
   | { status: "in-progress" }
-  | { status: "completed"; image: ImageSource; width: number; height: number; credits: number }
+  | {
+      status: "completed";
+      image: ImageSource;
+      width: number;
+      height: number;
+      credits: number;
+      /** The service's id of the image, when it can be told (so reconciliation never adopts it). */
+      imageRef?: string;
+    }
   | { status: "failed"; code: string; message: string; retryable: boolean }
   /** 404 or `cleaned`: the service no longer knows the job or its output. */
   | { status: "gone"; code: string; message: string };
@@ -35,7 +46,8 @@ export interface Provider {
   /** How long after a submit (and between polls) the first read of a job waits. */
   readonly pollIntervalMs: number;
   submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }>;
-  getJob(jobId: string, signal?: AbortSignal): Promise<JobState>;
+  /** The request rides along so a stateless provider (local) can answer without memory. */
+  getJob(job: { jobId: string; request: ImageRequest }, signal?: AbortSignal): Promise<JobState>;
   /**
    * Look for the job of a submit whose response never arrived (reset, timeout, 5xx after
    * sending). `claimed` holds the job ids and image refs other items already own, so two

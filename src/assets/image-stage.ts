@@ -1,0 +1,126 @@
+// The image stage of the pipeline: verify what arrived, move it into place, make the
+// thumbnail and renditions. sharp is used here and in the local renderer only.
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import sharp from "sharp";
+import { PermanentError } from "../errors.js";
+import type { OutputFormat, RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
+import { writeFileAtomic } from "./atomic-file.js";
+import type { DownloadedFile } from "./download.js";
+import { EXTENSION, sniffImageFormat, type ImageFormat } from "./image-format.js";
+import { embedXmp, provenanceXmp, type Provenance } from "./provenance.js";
+
+export interface OutputLayout {
+  imagesDir: string;
+  thumbsDir: string;
+  renditionsDir: string;
+}
+
+export function outputLayout(outDir: string): OutputLayout {
+  return { imagesDir: join(outDir, "images"), thumbsDir: join(outDir, "thumbs"), renditionsDir: join(outDir, "renditions") };
+}
+
+export interface DeliveredImage {
+  filePath: string;
+  format: ImageFormat;
+  sha256: string;
+  bytes: number;
+  width: number;
+  height: number;
+}
+
+const OUTPUT_EXTENSION: Record<OutputFormat, string> = { jpeg: "jpg", webp: "webp", png: "png", avif: "avif" };
+
+export function outputExtension(format: OutputFormat): string {
+  return OUTPUT_EXTENSION[format];
+}
+
+/**
+ * Verifies an image (format from its bytes, full decode under a pixel limit, size as the
+ * job said), stamps provenance into it and moves it to `images/<key>.<ext>`.
+ */
+export async function deliverImage(input: {
+  layout: OutputLayout;
+  key: string;
+  source: { kind: "bytes"; bytes: Buffer } | { kind: "file"; file: DownloadedFile };
+  expected: { width: number; height: number } | null;
+  maxInputPixels: number;
+  provenance: Provenance;
+}): Promise<DeliveredImage> {
+  await mkdir(input.layout.imagesDir, { recursive: true });
+  const original = input.source.kind === "bytes" ? input.source.bytes : await readFile(input.source.file.tempPath);
+  try {
+    const format = sniffImageFormat(original.subarray(0, 16));
+    if (!format) throw new PermanentError("the service delivered something that is not a PNG, JPEG or WebP image", "NOT_AN_IMAGE");
+    let width: number;
+    let height: number;
+    try {
+      // A full decode (not just the header) catches truncated and corrupt files.
+      const { info } = await sharp(original, { limitInputPixels: input.maxInputPixels, failOn: "truncated" }).raw().toBuffer({ resolveWithObject: true });
+      width = info.width;
+      height = info.height;
+    } catch (error) {
+      throw new PermanentError(`image does not decode: ${(error as Error).message}`, "IMAGE_CORRUPT");
+    }
+    if (input.expected && (input.expected.width !== width || input.expected.height !== height)) {
+      throw new PermanentError(
+        `image is ${width}×${height}, the job said ${input.expected.width}×${input.expected.height}`,
+        "IMAGE_SIZE_MISMATCH",
+      );
+    }
+    const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
+    const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
+    await writeFileAtomic(filePath, stamped);
+    return { filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
+  } finally {
+    if (input.source.kind === "file") await rm(input.source.file.tempPath, { force: true });
+  }
+}
+
+export async function makeThumbnail(input: {
+  layout: OutputLayout;
+  key: string;
+  imagePath: string;
+  spec: ThumbnailSpec;
+  maxInputPixels: number;
+}): Promise<string> {
+  await mkdir(input.layout.thumbsDir, { recursive: true });
+  const path = join(input.layout.thumbsDir, `${input.key}.${outputExtension(input.spec.format)}`);
+  const data = await sharp(input.imagePath, { limitInputPixels: input.maxInputPixels })
+    .resize(input.spec.size, input.spec.size, { fit: "inside", withoutEnlargement: true })
+    .toFormat(input.spec.format, { quality: input.spec.quality })
+    .toBuffer();
+  await writeFileAtomic(path, data);
+  return path;
+}
+
+export function renditionSettingsHash(spec: RenditionSpec): string {
+  return createHash("sha256").update(JSON.stringify([spec.width, spec.height, spec.fit, spec.position, spec.format, spec.quality])).digest("hex").slice(0, 16);
+}
+
+export async function makeRendition(input: {
+  layout: OutputLayout;
+  key: string;
+  imagePath: string;
+  spec: RenditionSpec;
+  maxInputPixels: number;
+  provenance: Provenance;
+}): Promise<{ path: string; width: number; height: number }> {
+  const dir = join(input.layout.renditionsDir, input.spec.name);
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${input.key}.${outputExtension(input.spec.format)}`);
+  const position = input.spec.position === "attention" ? sharp.strategy.attention : input.spec.position === "entropy" ? sharp.strategy.entropy : "centre";
+  const { data, info } = await sharp(input.imagePath, { limitInputPixels: input.maxInputPixels })
+    .resize(input.spec.width, input.spec.height, { fit: input.spec.fit, position, background: { r: 255, g: 255, b: 255, alpha: 1 } })
+    .toFormat(input.spec.format, { quality: input.spec.quality })
+    .withXmp(provenanceXmp(input.provenance))
+    .toBuffer({ resolveWithObject: true });
+  await writeFileAtomic(path, data);
+  return { path, width: info.width, height: info.height };
+}
+
+/** Removes a temporary download that will not be delivered. */
+export async function discardDownload(file: DownloadedFile): Promise<void> {
+  await rm(file.tempPath, { force: true });
+}

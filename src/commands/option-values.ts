@@ -1,0 +1,50 @@
+// Parsing of option values given on the command line. Pure; errors name the option.
+import { ExitError, EXIT } from "../errors.js";
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `10s`, `2m`, `1h`, `1.5s`; a bare number is seconds. */
+export function parseDuration(value: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw usage(`${option}: "${value}" is not a duration (examples: 250ms, 10s, 2m, 1h)`);
+  return Math.round(Number(match[1]) * UNIT_MS[match[2] ?? "s"]!);
+}
+
+export function parsePositiveInt(value: string, option: string, max = 1_000_000): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > max) throw usage(`${option}: "${value}" must be a whole number from 1 to ${max}`);
+  return Number(value);
+}
+
+export function parseNonNegativeNumber(value: string, option: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw usage(`${option}: "${value}" must be a number ≥ 0`);
+  return n;
+}
+
+/**
+ * `HH:MM` (the next such local time, today or tomorrow) or an ISO date-time.
+ * Returns ms since the epoch.
+ */
+export function parseDeadline(value: string, option: string, now: Date = new Date()): number {
+  const hhmm = /^([01]?\d|2[0-3]):([0-5]\d)$/.exec(value.trim());
+  if (hhmm) {
+    const at = new Date(now);
+    at.setHours(Number(hhmm[1]), Number(hhmm[2]), 0, 0);
+    if (at.getTime() <= now.getTime()) at.setDate(at.getDate() + 1);
+    return at.getTime();
+  }
+  const ms = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value.trim()) || Number.isNaN(ms)) throw usage(`${option}: "${value}" is neither HH:MM nor an ISO date-time`);
+  return ms;
+}
+
+export function parseList(value: string): string[] {
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+function usage(message: string): ExitError {
+  return new ExitError(EXIT.usage, message);
+}

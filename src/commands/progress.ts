@@ -1,0 +1,99 @@
+// What a run shows while it works. In a terminal: one status line redrawn in place (done/
+// total, counts per state, images per minute, ETA, credits, last failure). Elsewhere: a
+// one-line summary at info every 30 s and at the end; transitions at debug.
+import { DEFAULTS } from "../defaults.js";
+import type { Logger } from "../log.js";
+import type { Terminal } from "../report/terminal.js";
+import type { RunSummary, TransitionEvent } from "../runner/runner.js";
+import type { StateCounts, Store } from "../store/store.js";
+
+export interface Progress {
+  onTransition(event: TransitionEvent): void;
+  stop(): void;
+  finalLine(summary: RunSummary): void;
+}
+
+export interface ProgressFigures {
+  counts: StateCounts;
+  total: number;
+  doneThisRun: number;
+  elapsedMs: number;
+  credits: number;
+  lastFailure: string | null;
+}
+
+/** The shared one-line summary, e.g. `12/40 done · 3 running · 1 failed · 8.0/min · ETA 3m30s · 24 credits`. */
+export function formatProgress(f: ProgressFigures): string {
+  const c = f.counts;
+  const perMinute = f.elapsedMs > 0 ? (f.doneThisRun / f.elapsedMs) * 60_000 : 0;
+  const remaining = f.total - c.done - c.failed;
+  const eta = perMinute > 0 && remaining > 0 ? ` · ETA ${formatDuration((remaining / perMinute) * 60_000)}` : "";
+  const parts = [`${c.done}/${f.total} done`];
+  for (const state of ["queued", "submitting", "running", "downloading", "failed"] as const) if (c[state] > 0) parts.push(`${c[state]} ${state}`);
+  parts.push(`${perMinute.toFixed(1)}/min${eta}`);
+  parts.push(`${Math.round(f.credits * 100) / 100} credits`);
+  if (f.lastFailure) parts.push(`last failure: ${f.lastFailure}`);
+  return parts.join(" · ");
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+export function startProgress(input: { store: Store; logger: Logger; terminal: Terminal | null; quiet: boolean; now: () => number }): Progress {
+  const { store, logger, terminal, now } = input;
+  const startedAt = now();
+  let doneThisRun = 0;
+  let credits = 0;
+  let lastFailure: string | null = null;
+  let counts = store.counts();
+  const figures = (): ProgressFigures => ({
+    counts,
+    total: Object.values(counts).reduce((a, b) => a + b, 0),
+    doneThisRun,
+    elapsedMs: now() - startedAt,
+    credits,
+    lastFailure,
+  });
+  let redrawScheduled = false;
+  const redraw = () => {
+    redrawScheduled = false;
+    if (terminal && !input.quiet) terminal.setStatus(formatProgress(figures()));
+  };
+  const timer = setInterval(
+    () => {
+      counts = store.counts();
+      if (terminal && !input.quiet) redraw();
+      else logger.info({ summary: figures() }, formatProgress(figures()));
+    },
+    terminal ? 1000 : DEFAULTS.summaryEveryMs,
+  );
+  timer.unref();
+  return {
+    onTransition(event) {
+      counts[event.from]--;
+      counts[event.to]++;
+      if (event.to === "done") doneThisRun++;
+      if (event.from === "running" && event.to === "downloading") credits += event.item.credits ?? 0;
+      if (event.to === "failed") lastFailure = `${event.item.key}: ${event.item.errorCode ?? ""} ${event.item.errorMessage ?? ""}`.trim();
+      if (terminal && !input.quiet && !redrawScheduled) {
+        redrawScheduled = true;
+        setTimeout(redraw, 100).unref();
+      }
+    },
+    stop() {
+      clearInterval(timer);
+      terminal?.clearStatus();
+    },
+    finalLine(summary) {
+      counts = store.counts();
+      credits = summary.creditsThisRun;
+      const line = formatProgress(figures());
+      logger.info({ summary: figures(), stopReason: summary.stopReason }, `${summary.stopReason ? `stopped (${summary.stopReason})` : "finished"}: ${line}`);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// The pino logger factory. Secrets are redacted by path, and any string that looks like a
+// Pictory key is masked wherever it appears, so a key pasted into a prompt or echoed by an
+// error body still never reaches a log line.
+import { createWriteStream } from "node:fs";
+import pino, { type Logger } from "pino";
+
+export type { Logger };
+
+const KEY_PATTERN = /pictai_[A-Za-z0-9_-]+/g;
+
+export function maskSecrets(text: string): string {
+  return text.replace(KEY_PATTERN, "pictai_[redacted]");
+}
+
+export interface LoggerOptions {
+  level?: string;
+  /** Where human/JSON lines go; defaults to stderr. */
+  destination?: NodeJS.WritableStream;
+  /** Also append JSON lines to this file. */
+  logFile?: string;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const streams: pino.StreamEntry[] = [{ level: "trace", stream: options.destination ?? process.stderr }];
+  if (options.logFile) streams.push({ level: "trace", stream: createWriteStream(options.logFile, { flags: "a" }) });
+  return pino(
+    {
+      level: options.level ?? "info",
+      base: undefined,
+      redact: { paths: ["apiKey", "*.apiKey", "headers.authorization", "*.headers.authorization", "authorization"], censor: "[redacted]" },
+      formatters: {
+        log(object) {
+          return JSON.parse(maskSecrets(JSON.stringify(object))) as Record<string, unknown>;
+        },
+      },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === "string" ? maskSecrets(a) : a)) as Parameters<typeof method>);
+        },
+      },
+    },
+    pino.multistream(streams),
+  );
+}
+
+/** A logger that writes nothing, for tests and library use. */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}

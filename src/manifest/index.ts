@@ -1,0 +1,100 @@
+// Manifest loading: read → parse (YAML or CSV into one draft shape) → rules → expand.
+// Every step records issues and carries on; all of them are thrown together at the end.
+import { readFile } from "node:fs/promises";
+import { isUtf8 } from "node:buffer";
+import path from "node:path";
+import { readCsvManifest } from "./csv.js";
+import { type DraftManifest, IssueList } from "./draft.js";
+import { expandRows } from "./expand.js";
+import { checkDraft } from "./rules.js";
+import { slugify } from "./slug.js";
+import { type Manifest, ManifestError } from "./types.js";
+import { ID_PATTERN } from "./values.js";
+import { readYamlManifest, type SourceNames } from "./yaml.js";
+
+export { requestHash, slugify } from "./slug.js";
+export * from "./types.js";
+
+export type ManifestFormat = "yaml" | "csv";
+
+const FORMAT_BY_EXTENSION: Record<string, ManifestFormat> = { ".yaml": "yaml", ".yml": "yaml", ".csv": "csv" };
+
+export function manifestFormat(fileName: string): ManifestFormat | null {
+  return FORMAT_BY_EXTENSION[path.extname(fileName).toLowerCase()] ?? null;
+}
+
+/** Reads, checks and expands a manifest; throws one ManifestError listing every issue. */
+export async function loadManifest(filePath: string): Promise<Manifest> {
+  const format = manifestFormat(filePath);
+  if (format === null) {
+    const extension = path.extname(filePath);
+    throw new ManifestError([
+      {
+        file: filePath,
+        field: "",
+        message: `${extension === "" ? "has no extension" : `has the extension "${extension}"`}; a manifest is .yaml, .yml or .csv`,
+      },
+    ]);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(filePath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a folder, not a file" : `cannot be read (${code ?? String(error)})`;
+    throw new ManifestError([{ file: filePath, field: "", message: reason }]);
+  }
+  const badLine = firstNonUtf8Line(bytes);
+  if (badLine !== null) {
+    throw new ManifestError([
+      {
+        file: filePath,
+        line: badLine,
+        field: "",
+        message: "is not valid UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+      },
+    ]);
+  }
+  return parseManifestText(bytes.toString("utf8"), filePath, format);
+}
+
+/** Pure: the text of a manifest to a Manifest, or a ManifestError listing every issue. */
+export function parseManifestText(text: string, fileName: string, format: ManifestFormat): Manifest {
+  const issues = new IssueList(fileName);
+  const names = sourceNames(fileName);
+  const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  const draft: DraftManifest | null = format === "yaml" ? readYamlManifest(body, names, issues) : readCsvManifest(body, names, issues);
+  if (draft === null) throw new ManifestError(issues.sorted());
+  checkDraft(draft, issues);
+  const items = expandRows(draft, issues);
+  if (issues.items.length > 0) throw new ManifestError(issues.sorted());
+  return {
+    name: draft.name,
+    file: path.resolve(fileName),
+    provider: draft.provider,
+    items,
+    renditions: draft.renditions,
+    thumbnail: draft.thumbnail,
+  };
+}
+
+function sourceNames(fileName: string): SourceNames {
+  const base = path.basename(fileName);
+  const stem = slugify(path.basename(fileName, path.extname(fileName))).slice(0, 100).replace(/-+$/, "");
+  return { file: fileName, base, defaultName: ID_PATTERN.test(stem) ? stem : "manifest" };
+}
+
+/** 1-based line of the first byte sequence that is not UTF-8, or null when all of it is. */
+function firstNonUtf8Line(bytes: Buffer): number | null {
+  if (isUtf8(bytes)) return null;
+  let line = 1;
+  let start = 0;
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end === -1) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end))) return line;
+    line += 1;
+    start = end + 1;
+  }
+  return line;
+}

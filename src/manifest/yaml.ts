@@ -1,0 +1,171 @@
+// YAML manifest → DraftManifest. Shape only (types, known keys, required fields); the
+// rules shared with CSV run afterwards on the draft.
+import { isScalar, LineCounter, parseDocument, type YAMLSeq } from "yaml";
+import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
+import { type DraftManifest, type DraftRow, type FieldValues, type IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
+import { readRenditions, readThumbnail } from "./outputs.js";
+import { enumProblem, idProblem, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
+import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
+
+export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail"] as const;
+export const DEFAULTS_KEYS = [...REQUEST_FIELDS, "variants"] as const;
+export const ROW_KEYS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "matrix", "vars"] as const;
+
+export interface SourceNames {
+  /** As given by the user, for issues. */
+  file: string;
+  /** For PlannedItem.source. */
+  base: string;
+  /** Used when the manifest names itself nothing. */
+  defaultName: string;
+}
+
+export function readYamlManifest(text: string, names: SourceNames, issues: IssueList): DraftManifest | null {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  for (const error of doc.errors) {
+    const line = error.linePos?.[0].line;
+    const message = (error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
+    issues.add(line === undefined ? { field: "" } : { field: "", line }, `YAML syntax: ${message}`);
+  }
+  if (doc.errors.length > 0) return null;
+
+  const reader = new YamlReader(doc, lineCounter, issues);
+  const root = reader.resolve(doc.contents);
+  if (root === null || (isScalar(root) && root.value === null)) {
+    issues.add({ field: "", line: 1 }, `the file is empty; expected a mapping with at least "rows"`);
+    return null;
+  }
+  const top = reader.entries(root, { field: "", line: reader.lineOf(root) ?? 1 }, TOP_KEYS, "the manifest");
+  if (top === null) return null;
+
+  const name = readName(reader, top.get("name")) ?? names.defaultName;
+  const defaultsEntry = top.get("defaults");
+  const defaultFields = defaultsEntry?.node ? reader.entries(defaultsEntry.node, defaultsEntry.at, DEFAULTS_KEYS, "defaults") : null;
+
+  return {
+    name,
+    provider: readProvider(reader, top.get("provider")),
+    defaults: {
+      fields: defaultFields ? readFields(reader, defaultFields) : {},
+      variants: readVariants(reader, defaultFields?.get("variants")),
+    },
+    vars: readVars(reader, top.get("vars")),
+    rows: readRows(reader, top.get("rows"), names.base),
+    renditions: readRenditions(reader, top.get("renditions")),
+    thumbnail: readThumbnail(reader, top.get("thumbnail")),
+  };
+}
+
+function readName(reader: YamlReader, entry: MapEntry | undefined): string | undefined {
+  const name = reader.text(entry);
+  if (name === undefined || entry === undefined) return undefined;
+  const problem = idProblem(name);
+  if (problem === null) return name;
+  reader.issues.add(entry.at, problem);
+  return undefined;
+}
+
+function readProvider(reader: YamlReader, entry: MapEntry | undefined): ProviderName | null {
+  const value = reader.text(entry);
+  if (value === undefined || entry === undefined) return null;
+  const problem = enumProblem(value, PROVIDER_NAMES, "provider");
+  if (problem === null) return value as ProviderName;
+  reader.issues.add(entry.at, problem);
+  return null;
+}
+
+/** Request fields as text; an empty value counts as not set, as an empty CSV cell does. */
+function readFields(reader: YamlReader, entries: Map<string, MapEntry>): FieldValues {
+  const fields: FieldValues = {};
+  for (const field of REQUEST_FIELDS) {
+    const entry = entries.get(field);
+    const value = reader.text(entry);
+    if (entry !== undefined && value !== undefined && value !== "") fields[field] = { value, at: entry.at };
+  }
+  return fields;
+}
+
+function readVariants(reader: YamlReader, entry: MapEntry | undefined): Located<number> | null {
+  const value = reader.integer(entry, VARIANTS_MIN, VARIANTS_MAX);
+  return value === undefined || entry === undefined ? null : { value, at: entry.at };
+}
+
+function readVars(reader: YamlReader, entry: MapEntry | undefined): Map<string, Located<string>> {
+  const vars = new Map<string, Located<string>>();
+  if (entry === undefined || entry.node === null) return vars;
+  const entries = reader.entries(entry.node, entry.at, null, "vars");
+  for (const [key, varEntry] of entries ?? []) {
+    const value = varEntry.node === null ? undefined : scalarText(varEntry.node);
+    if (value === undefined) reader.issues.add(varEntry.at, `a variable must be text or a number, not ${describe(varEntry.node)}`);
+    else vars.set(key, { value, at: varEntry.at });
+  }
+  return vars;
+}
+
+function readRows(reader: YamlReader, entry: MapEntry | undefined, base: string): DraftRow[] {
+  if (entry === undefined || entry.node === null) {
+    reader.issues.add(entry?.at ?? { field: "rows", line: 1 }, "is required: a list of rows, each with at least a prompt");
+    return [];
+  }
+  const list = reader.sequence(entry, "rows");
+  if (list === null) return [];
+  if (list.items.length === 0) reader.issues.add(entry.at, "must list at least one row");
+  const rows: DraftRow[] = [];
+  list.items.forEach((item, index) => {
+    const row = readRow(reader, list, item, index, base);
+    if (row !== null) rows.push(row);
+  });
+  return rows;
+}
+
+function readRow(reader: YamlReader, list: YAMLSeq, item: unknown, index: number, base: string): DraftRow | null {
+  const node = reader.resolve(item);
+  const path = `rows[${index}]`;
+  const at: Where = reader.where(path, node ?? item, reader.lineOf(list));
+  const entries = reader.entries(node, at, ROW_KEYS, "a row");
+  if (entries === null) return null;
+
+  const idEntry = entries.get("id");
+  const id = reader.text(idEntry);
+  const promptEntry = entries.get("prompt");
+  const prompt = reader.text(promptEntry)?.trim();
+  if (prompt === undefined || prompt === "") {
+    if (promptEntry?.node == null || prompt === "") reader.issues.add(promptEntry?.at ?? { ...at, field: `${path}.prompt` }, "is required");
+  }
+  return {
+    index,
+    at,
+    pathPrefix: `${path}.`,
+    source: `${base} line ${at.line ?? "?"}`,
+    id: id === undefined || id === "" || idEntry === undefined ? null : { value: id, at: idEntry.at },
+    prompt: prompt === undefined || prompt === "" || promptEntry === undefined ? null : { value: prompt, at: promptEntry.at },
+    fields: readFields(reader, entries),
+    variants: readVariants(reader, entries.get("variants")),
+    matrix: readMatrix(reader, entries.get("matrix")),
+    vars: readVars(reader, entries.get("vars")),
+  };
+}
+
+function readMatrix(reader: YamlReader, entry: MapEntry | undefined): MatrixAxis[] {
+  if (entry === undefined || entry.node === null) return [];
+  const axes: MatrixAxis[] = [];
+  for (const [name, axisEntry] of reader.entries(entry.node, entry.at, null, "matrix") ?? []) {
+    if (axisEntry.node === null) {
+      reader.issues.add(axisEntry.at, "a matrix axis must list at least one value");
+      continue;
+    }
+    const list = reader.sequence(axisEntry, "a matrix axis");
+    if (list === null) continue;
+    const values: Located<string>[] = [];
+    list.items.forEach((item, index) => {
+      const valueNode = reader.resolve(item);
+      const at = reader.where(`${axisEntry.at.field}[${index}]`, valueNode ?? item, axisEntry.at.line);
+      const value = scalarText(valueNode);
+      if (value === undefined || value === "") reader.issues.add(at, `a matrix value must be non-empty text or a number, not ${describe(valueNode)}`);
+      else values.push({ value, at });
+    });
+    axes.push({ name, at: axisEntry.at, values });
+  }
+  return axes;
+}

@@ -1,0 +1,275 @@
+// The Pictory AI Studio adapter (PICTORY.md). One keep-alive pool, explicit timeouts, the
+// raw key in `Authorization` (no Bearer), and every answer classified once, here, into a
+// value or one of the error classes in errors.ts. Headers are never echoed: the key is in them.
+import { Pool } from "undici";
+import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
+import { maskSecrets } from "../log.js";
+import { RETRYABLE_ERROR_CODES } from "../runner/retry-policy.js";
+import { promptProblem, isHttpUrl } from "./catalog.js";
+import { INSUFFICIENT_CREDITS, type ImageRequest, type JobState, type LostJobSearch, type Provider } from "./provider.js";
+
+export interface PictoryOptions {
+  apiKey: string;
+  baseUrl: string;
+  pollIntervalMs: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  connections: number;
+  /** Failed-job codes worth another attempt (PICTORY.md Unknown 9: the real codes are undocumented). */
+  retryableJobCodes: ReadonlySet<string>;
+  /** How far back of a lost submit's time an image may be dated and still be its result. */
+  clockSkewMs: number;
+  userAgent: string;
+}
+
+export const DEFAULT_RETRYABLE_JOB_CODES: ReadonlySet<string> = new Set(["IMAGE_GENERATION_FAILED", "INTERNAL_ERROR", "TIMEOUT"]);
+
+/** Errors that mean the request never reached the service, so no job can exist. */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
+
+/** The last path segment of a result URL without its extension: the service's image id. */
+export function imageIdFromUrl(url: string): string | null {
+  try {
+    const last = new URL(url).pathname.split("/").pop() ?? "";
+    const id = last.replace(/\.[A-Za-z0-9]+$/, "");
+    return id.length > 0 ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function asObject(value: unknown): Json | null {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : null;
+}
+
+function str(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+function num(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+/** Retry-After as seconds or an HTTP date; null when absent or unreadable. */
+export function parseRetryAfterMs(header: string | string[] | undefined, now = Date.now()): number | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return null;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+export class PictoryProvider implements Provider {
+  readonly name = "pictory" as const;
+  readonly pollIntervalMs: number;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+
+  constructor(private readonly options: PictoryOptions) {
+    this.pollIntervalMs = options.pollIntervalMs;
+    const base = new URL(options.baseUrl);
+    this.basePath = base.pathname.replace(/\/+$/, "");
+    this.pool = new Pool(base.origin, {
+      connections: options.connections,
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** Client-side checks (PICTORY.md §1.2), so a request the service would refuse is never sent. */
+  static checkRequest(request: ImageRequest): void {
+    const problems: { name: string; errors: string }[] = [];
+    const promptIssue = promptProblem(request.prompt);
+    if (promptIssue) problems.push({ name: "prompt", errors: promptIssue });
+    if (request.referenceImageUrl !== undefined && !isHttpUrl(request.referenceImageUrl)) {
+      problems.push({ name: "referenceImageUrl", errors: "must be an absolute http(s) URL" });
+    }
+    if (problems.length > 0) {
+      throw new PermanentError(problems.map((p) => `${p.name} ${p.errors}`).join("; "), "INVALID_REQUEST_BODY", undefined, problems);
+    }
+  }
+
+  async submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }> {
+    PictoryProvider.checkRequest(request);
+    const body: Json = { prompt: request.prompt, model: request.model, aspectRatio: request.aspectRatio };
+    if (request.style) body.style = request.style;
+    if (request.referenceImageUrl) body.referenceImageUrl = request.referenceImageUrl;
+    const json = await this.call("POST", "/v1/aistudio/images", body, signal);
+    const jobId = str(asObject(json.data)?.jobId);
+    if (json.success !== true || !jobId) {
+      // The job may exist: reconcile rather than assume it does not.
+      throw new ServiceError("create answered 200 without a jobId", "BAD_RESPONSE", { retryable: true, maybeCreated: true });
+    }
+    return { jobId };
+  }
+
+  async getJob(job: { jobId: string }, signal?: AbortSignal): Promise<JobState> {
+    let json: Json;
+    try {
+      json = await this.call("GET", `/v1/jobs/${encodeURIComponent(job.jobId)}`, undefined, signal);
+    } catch (error) {
+      if (error instanceof ServiceError && error.httpStatus === 404) return { status: "gone", code: "JOB_NOT_FOUND", message: "job not found (404)" };
+      throw error;
+    }
+    return this.parseJob(json);
+  }
+
+  private parseJob(json: Json): JobState {
+    const data = asObject(json.data) ?? {};
+    const status = str(data.status);
+    switch (status) {
+      case "completed": {
+        const url = str(data.url);
+        const width = num(data.width);
+        const height = num(data.height);
+        if (!url || width === null || height === null) {
+          throw new ServiceError("completed job without url/width/height", "BAD_RESPONSE", { retryable: true });
+        }
+        const imageRef = imageIdFromUrl(url) ?? undefined;
+        return { status: "completed", image: { kind: "url", url }, width, height, credits: num(data.aiCreditsUsed) ?? 0, imageRef };
+      }
+      case "failed": {
+        const code = str(data.error_code) ?? str(json.error_code) ?? "JOB_FAILED";
+        const message = str(data.error_message) ?? str(json.error_message) ?? "the service reported the job failed";
+        return { status: "failed", code, message, retryable: this.options.retryableJobCodes.has(code) };
+      }
+      case "cleaned":
+        return { status: "gone", code: "JOB_CLEANED", message: "the service cleaned the job after its retention period" };
+      default:
+        // in-progress, and any future status we do not know: not terminal, keep polling.
+        return { status: "in-progress" };
+    }
+  }
+
+  async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, signal?: AbortSignal): Promise<LostJobSearch> {
+    const since = submittedAtMs - this.options.clockSkewMs;
+    // 1. A finished image that echoes this request, made after the submit, owned by no item.
+    let pageKey: string | null = null;
+    for (let page = 0; page < 20; page++) {
+      const json = await this.call("GET", `/v1/aistudio/images${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
+      const items = Array.isArray(json.items) ? json.items : [];
+      let older = false;
+      for (const raw of items) {
+        const image = asObject(raw);
+        if (!image) continue;
+        const created = Date.parse(str(image.createdDate) ?? "");
+        if (!Number.isNaN(created) && created < since) {
+          older = true;
+          continue;
+        }
+        const id = str(image.id);
+        const url = str(image.url);
+        if (!id || !url || claimed.has(id) || claimed.has(imageIdFromUrl(url) ?? "")) continue;
+        if (
+          image.prompt === request.prompt &&
+          image.model === request.model &&
+          image.aspectRatio === request.aspectRatio &&
+          (str(image.style) ?? undefined) === request.style &&
+          (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
+        ) {
+          return { found: "image", imageRef: id, url, width: num(image.width), height: num(image.height) };
+        }
+      }
+      pageKey = str(json.nextPageKey);
+      if (older || !pageKey) break;
+    }
+    // 2. No image yet: is a job of unknown owner still running? It may be ours.
+    pageKey = null;
+    let pending = 0;
+    for (let page = 0; page < 20; page++) {
+      const json = await this.call("GET", `/v1/jobs${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
+      const items = Array.isArray(json.items) ? json.items : [];
+      let older = false;
+      for (const raw of items) {
+        const item = asObject(raw);
+        const data = asObject(item?.data);
+        if (!item || !data) continue;
+        const created = Date.parse(str(data.createdAt) ?? str(item.created_at) ?? "");
+        if (!Number.isNaN(created) && created < since) {
+          older = true;
+          continue;
+        }
+        const jobId = str(data.jobId) ?? str(item.job_id);
+        if (jobId && !claimed.has(jobId) && str(data.status) === "in-progress") pending++;
+      }
+      pageKey = str(json.nextPageKey);
+      if (older || !pageKey) break;
+    }
+    if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
+    return { found: "none", detail: "no matching image and no unknown job in progress" };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** One request, its answer classified. Returns the parsed JSON of a 200. */
+  private async call(method: "GET" | "POST", route: string, body: Json | undefined, signal?: AbortSignal): Promise<Json> {
+    const headers: Record<string, string> = { authorization: this.options.apiKey, "user-agent": this.options.userAgent, accept: "application/json" };
+    if (body) headers["content-type"] = "application/json";
+    let response;
+    try {
+      response = await this.pool.request({ method, path: `${this.basePath}${route}`, headers, body: body ? JSON.stringify(body) : undefined, signal });
+    } catch (error) {
+      throw this.networkError(method, route, error);
+    }
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (error) {
+      throw this.networkError(method, route, error);
+    }
+    const json = safeJson(text);
+    const status = response.statusCode;
+    if (status === 200 || status === 201 || status === 202) {
+      if (!json) throw new ServiceError(`${method} ${route}: answer is not JSON`, "BAD_RESPONSE", { httpStatus: status, retryable: true, maybeCreated: method === "POST" });
+      return json;
+    }
+    const message = maskSecrets(str(json?.message) ?? str(asObject(json?.data)?.error_message) ?? text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 200));
+    const code = str(json?.code);
+    if (status === 400) {
+      if (code === INSUFFICIENT_CREDITS) {
+        throw new FatalRunError(`the Pictory account has too few AI credits left (${message}); stopped submitting — top up and run again`, INSUFFICIENT_CREDITS, 3);
+      }
+      const fields = Array.isArray(json?.fields) ? (json!.fields as unknown[]).map(asObject).filter((f): f is Json => f !== null) : [];
+      const reasons = fields.map((f) => ({ name: str(f.name) ?? "?", errors: str(f.errors) ?? JSON.stringify(f.errors) }));
+      const detail = reasons.length ? `: ${reasons.map((r) => `${r.name} ${r.errors}`).join("; ")}` : "";
+      throw new PermanentError(`the service refused the request (400 ${code ?? "INVALID_REQUEST"}) ${message}${detail}`, code ?? "INVALID_REQUEST_BODY", 400, reasons);
+    }
+    if (status === 401) {
+      throw new FatalRunError("the Pictory API refused the key (401 Unauthorized): check PICTORY_API_KEY (the raw pictai_ key, no Bearer prefix)", "UNAUTHORIZED", 1);
+    }
+    if (status === 403) {
+      throw new FatalRunError(`the Pictory API answered 403 Forbidden (${message || "blocked"}): the key lacks access or a firewall blocked the client`, "FORBIDDEN", 1);
+    }
+    if (status === 429) throw new ThrottledError(`${method} ${route}: 429 ${message}`, parseRetryAfterMs(response.headers["retry-after"]));
+    if (status >= 500) {
+      throw new ServiceError(`${method} ${route}: HTTP ${status} ${message}`.trim(), `HTTP_${status}`, { httpStatus: status, retryable: true, maybeCreated: method === "POST" });
+    }
+    throw new ServiceError(`${method} ${route}: HTTP ${status} ${message}`.trim(), `HTTP_${status}`, { httpStatus: status, retryable: false });
+  }
+
+  private networkError(method: string, route: string, error: unknown): Error {
+    const code = String((error as { code?: unknown }).code ?? "");
+    if ((error as Error).name === "AbortError" || code === "UND_ERR_ABORTED" || code === "ABORT_ERR") return error as Error;
+    const known = RETRYABLE_ERROR_CODES.has(code) ? code : "NETWORK_ERROR";
+    return new ServiceError(`${method} ${route}: ${maskSecrets((error as Error).message ?? String(error))}`, known, {
+      retryable: true,
+      maybeCreated: method === "POST" && !NOT_SENT_CODES.has(code),
+      cause: error,
+    });
+  }
+}
+
+function safeJson(text: string): Json | null {
+  try {
+    return asObject(JSON.parse(text));
+  } catch {
+    return null;
+  }
+}

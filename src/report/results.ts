@@ -1,0 +1,99 @@
+// results.csv and results.jsonl: one line per item of the manifest, for spreadsheets and
+// for machines. Paths are relative to the output folder so the folder can be handed on.
+import { relative } from "node:path";
+import { writeFileAtomic } from "../assets/atomic-file.js";
+import type { Store } from "../store/store.js";
+import type { ItemRecord } from "../store/types.js";
+
+export interface ResultLine {
+  key: string;
+  rowId: string;
+  state: string;
+  inManifest: boolean;
+  prompt: string;
+  model: string;
+  style: string;
+  aspectRatio: string;
+  referenceImageUrl: string;
+  provider: string;
+  jobId: string;
+  credits: number | null;
+  width: number | null;
+  height: number | null;
+  sha256: string;
+  image: string;
+  thumbnail: string;
+  renditions: Record<string, string>;
+  errorCode: string;
+  errorMessage: string;
+  attempts: number;
+  submittedAt: string;
+  completedAt: string;
+  updatedAt: string;
+}
+
+const iso = (ms: number | null): string => (ms === null ? "" : new Date(ms).toISOString());
+
+export function toResultLine(item: ItemRecord, outDir: string, renditions: Record<string, string>): ResultLine {
+  const rel = (p: string | null): string => (p ? relative(outDir, p).split("\\").join("/") : "");
+  return {
+    key: item.key,
+    rowId: item.rowId,
+    state: item.state,
+    inManifest: item.inManifest,
+    prompt: item.request.prompt,
+    model: item.request.model,
+    style: item.request.style ?? "",
+    aspectRatio: item.request.aspectRatio,
+    referenceImageUrl: item.request.referenceImageUrl ?? "",
+    provider: item.provider,
+    jobId: item.jobId ?? item.imageRef ?? "",
+    credits: item.credits,
+    width: item.width ?? item.resultWidth,
+    height: item.height ?? item.resultHeight,
+    sha256: item.sha256 ?? "",
+    image: rel(item.filePath),
+    thumbnail: rel(item.thumbPath),
+    renditions: Object.fromEntries(Object.entries(renditions).map(([name, path]) => [name, rel(path)])),
+    errorCode: item.errorCode ?? "",
+    errorMessage: item.errorMessage ?? "",
+    attempts: item.attempts,
+    submittedAt: iso(item.submittedAt),
+    completedAt: iso(item.completedAt),
+    updatedAt: iso(item.updatedAt),
+  };
+}
+
+export function collectResultLines(store: Store, outDir: string): ResultLine[] {
+  return store.allLive().map((item) => {
+    const renditions = Object.fromEntries(store.renditionsOf(item.id).map((r) => [r.name, r.path]));
+    return toResultLine(item, outDir, item.state === "done" ? renditions : {});
+  });
+}
+
+const CSV_COLUMNS: (keyof ResultLine)[] = [
+  "key", "rowId", "state", "inManifest", "prompt", "model", "style", "aspectRatio", "referenceImageUrl", "provider", "jobId",
+  "credits", "width", "height", "sha256", "image", "thumbnail", "renditions", "errorCode", "errorMessage", "attempts",
+  "submittedAt", "completedAt", "updatedAt",
+];
+
+export function csvCell(value: unknown): string {
+  const text = value === null || value === undefined ? "" : typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${String(v)}`).join(";") : String(value);
+  return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function resultsCsv(lines: readonly ResultLine[]): string {
+  const rows = [CSV_COLUMNS.join(","), ...lines.map((line) => CSV_COLUMNS.map((c) => csvCell(line[c])).join(","))];
+  return `${rows.join("\r\n")}\r\n`;
+}
+
+export function resultsJsonl(lines: readonly ResultLine[]): string {
+  return lines.map((line) => JSON.stringify(line)).join("\n") + (lines.length ? "\n" : "");
+}
+
+export async function writeResults(store: Store, outDir: string): Promise<ResultLine[]> {
+  const lines = collectResultLines(store, outDir);
+  await writeFileAtomic(`${outDir}/results.csv`, resultsCsv(lines));
+  await writeFileAtomic(`${outDir}/results.jsonl`, resultsJsonl(lines));
+  return lines;
+}

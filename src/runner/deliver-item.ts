@@ -1,0 +1,101 @@
+// Carries one finished job's image to disk: download (or take the bytes), verify, move into
+// place, thumbnail, renditions, sidecar. Everything it writes is atomic, so a kill at any
+// point leaves either the old files or the new ones, and the item still `downloading`.
+import { relative } from "node:path";
+import { writeFileAtomic } from "../assets/atomic-file.js";
+import type { Downloader } from "../assets/download.js";
+import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type OutputLayout } from "../assets/image-stage.js";
+import { DEFAULTS } from "../defaults.js";
+import type { ImageSource } from "../providers/provider.js";
+import type { Store } from "../store/store.js";
+import type { ItemPatch, ItemRecord } from "../store/types.js";
+import type { RunnerOptions } from "./options.js";
+import { join } from "node:path";
+
+export interface DeliveredPatch extends ItemPatch {
+  filePath: string;
+  thumbPath: string;
+  sha256: string;
+  width: number;
+  height: number;
+  format: string;
+  bytes: number;
+}
+
+export async function deliverItemImage(input: {
+  item: ItemRecord;
+  source: ImageSource;
+  downloader: Downloader;
+  layout: OutputLayout;
+  store: Store;
+  options: RunnerOptions;
+  signal: AbortSignal;
+}): Promise<DeliveredPatch> {
+  const { item, layout, options } = input;
+  const expected = item.resultWidth !== null && item.resultHeight !== null ? { width: item.resultWidth, height: item.resultHeight } : null;
+  const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
+  const source =
+    input.source.kind === "bytes"
+      ? input.source
+      : { kind: "file" as const, file: await input.downloader.download(input.source.url, join(layout.imagesDir, `${item.key}.download`), input.signal) };
+  const image = await deliverImage({ layout, key: item.key, source, expected, maxInputPixels: options.maxInputPixels, provenance });
+  const thumbPath = await makeThumbnail({ layout, key: item.key, imagePath: image.filePath, spec: options.thumbnail, maxInputPixels: options.maxInputPixels });
+  const renditions = await ensureRenditions({ item, imagePath: image.filePath, layout, store: input.store, options, force: true });
+  const deliveredAt = Date.now();
+  const sidecar = {
+    key: item.key,
+    rowId: item.rowId,
+    provider: item.provider,
+    prompt: item.request.prompt,
+    request: item.request,
+    jobId: item.jobId,
+    adoptedImage: item.imageRef,
+    credits: item.credits ?? 0,
+    image: relative(layout.imagesDir, image.filePath),
+    format: image.format,
+    sha256: image.sha256,
+    bytes: image.bytes,
+    width: image.width,
+    height: image.height,
+    thumbnail: relative(layout.imagesDir, thumbPath),
+    renditions: Object.fromEntries(renditions.map((r) => [r.name, relative(layout.imagesDir, r.path)])),
+    attempts: item.attempts,
+    times: {
+      planned: new Date(item.createdAt).toISOString(),
+      submitted: item.submittedAt ? new Date(item.submittedAt).toISOString() : null,
+      delivered: new Date(deliveredAt).toISOString(),
+    },
+  };
+  await writeFileAtomic(join(layout.imagesDir, `${item.key}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
+  return { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes };
+}
+
+/**
+ * Makes the renditions an item lacks, or whose settings changed since they were made.
+ * `force` remakes all (a newly delivered image). Returns every rendition of the item.
+ */
+export async function ensureRenditions(input: {
+  item: ItemRecord;
+  imagePath: string;
+  layout: OutputLayout;
+  store: Store;
+  options: Pick<RunnerOptions, "renditions" | "maxInputPixels">;
+  force: boolean;
+}): Promise<{ name: string; path: string }[]> {
+  const { item, store } = input;
+  const made = new Map(store.renditionsOf(item.id).map((r) => [r.name, r]));
+  const result: { name: string; path: string }[] = [];
+  for (const spec of input.options.renditions) {
+    const settingsHash = renditionSettingsHash(spec);
+    const existing = made.get(spec.name);
+    if (!input.force && existing && existing.settingsHash === settingsHash) {
+      result.push({ name: spec.name, path: existing.path });
+      continue;
+    }
+    const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
+    const r = await makeRendition({ layout: input.layout, key: item.key, imagePath: input.imagePath, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance });
+    store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path: r.path, width: r.width, height: r.height });
+    result.push({ name: spec.name, path: r.path });
+  }
+  return result;
+}

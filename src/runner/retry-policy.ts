@@ -1,0 +1,77 @@
+// Retries as data: which failures are worth another attempt, and how long to wait first.
+import { causeChain, FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
+
+/** Network-level error codes (Node, undici) that mean "try again", never "give up". */
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED",
+  "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
+  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+]);
+
+/** Local conditions that every further item would meet too: stop the run, resumable. */
+const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EMFILE"]);
+
+/** HTTP statuses worth another attempt. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+export interface BackoffPolicy {
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  maxAttempts: number;
+}
+
+/** Exponential backoff with full jitter: uniform in [0, min(cap, base·2^(attempt-1))]. */
+export function backoffDelayMs(attempt: number, policy: Pick<BackoffPolicy, "backoffBaseMs" | "backoffCapMs">, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.backoffCapMs, policy.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.floor(random() * ceiling);
+}
+
+export type FailureKind =
+  /** Stop the whole run (bad key, no credits). */
+  | { kind: "fatal"; error: FatalRunError }
+  /** Pause the provider; the item's attempt is not counted. */
+  | { kind: "throttled"; retryAfterMs: number | null }
+  | { kind: "retryable"; code: string; message: string }
+  | { kind: "permanent"; code: string; message: string }
+  /** The run is stopping: leave the item as it is. */
+  | { kind: "aborted" };
+
+/** Decides what a thrown error means for the item, following `.cause` links. */
+export function classifyFailure(error: unknown): FailureKind {
+  for (const link of causeChain(error)) {
+    if (link instanceof FatalRunError) return { kind: "fatal", error: link };
+    if (link instanceof ThrottledError) return { kind: "throttled", retryAfterMs: link.retryAfterMs };
+    if (link instanceof PermanentError) return { kind: "permanent", code: link.code, message: link.message };
+    if (link instanceof ServiceError) {
+      return link.retryable ? { kind: "retryable", code: link.code, message: link.message } : { kind: "permanent", code: link.code, message: link.message };
+    }
+    if (link instanceof Error && (link.name === "AbortError" || (link as { code?: string }).code === "ABORT_ERR")) return { kind: "aborted" };
+    const code = (link as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && FATAL_LOCAL_CODES.has(code)) {
+      return { kind: "fatal", error: new FatalRunError(`cannot write output: ${(link as Error).message}`, code, 3, { cause: link }) };
+    }
+    if (typeof code === "string" && RETRYABLE_ERROR_CODES.has(code)) {
+      return { kind: "retryable", code, message: (link as Error).message };
+    }
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: "permanent", code: "INTERNAL", message };
+}
+
+/** Whether another attempt is allowed after `attempts` have been used. */
+export function canRetry(attempts: number, policy: Pick<BackoffPolicy, "maxAttempts">): boolean {
+  return attempts < policy.maxAttempts;
+}

@@ -1,0 +1,94 @@
+// Numbered migrations; `user_version` records the last one applied. Never edit a shipped
+// migration: add the next number.
+import { ITEM_STATES } from "./states.js";
+
+const stateList = ITEM_STATES.map((s) => `'${s}'`).join(", ");
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: runs, items, events, lock
+  `
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    -- null while running (or when the process died): 'done' | 'some-failed' | 'stopped' | 'fatal'
+    outcome TEXT,
+    exit_code INTEGER,
+    stop_reason TEXT,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    manifest_file TEXT NOT NULL,
+    items_done INTEGER NOT NULL DEFAULT 0,
+    items_failed INTEGER NOT NULL DEFAULT 0,
+    credits REAL NOT NULL DEFAULT 0
+  );
+  CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    request_json TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN (${stateList})),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    job_id TEXT,
+    image_ref TEXT,
+    submitted_at INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    credits REAL,
+    result_url TEXT,
+    result_width INTEGER,
+    result_height INTEGER,
+    file_path TEXT,
+    thumb_path TEXT,
+    sha256 TEXT,
+    width INTEGER,
+    height INTEGER,
+    format TEXT,
+    bytes INTEGER,
+    in_manifest INTEGER NOT NULL DEFAULT 1 CHECK (in_manifest IN (0, 1)),
+    superseded_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    completed_at INTEGER
+  );
+  -- One live record per key; superseded records stay for history.
+  CREATE UNIQUE INDEX items_live_key ON items(key) WHERE superseded_at IS NULL;
+  CREATE INDEX items_queue ON items(state, next_attempt_at) WHERE superseded_at IS NULL;
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    run_id INTEGER REFERENCES runs(id),
+    at INTEGER NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX events_item ON events(item_id);
+  CREATE TABLE run_lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    run_id INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+  );
+  `,
+  // 2: renditions made per item, with the settings they were made with
+  `
+  CREATE TABLE renditions (
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    name TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    path TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    made_at INTEGER NOT NULL,
+    PRIMARY KEY (item_id, name)
+  );
+  `,
+];

@@ -1,0 +1,440 @@
+// The SQLite checkpoint store. All SQL of imgbatch lives in src/store/. Every state change
+// is one transaction that also appends an event, so a night's history can be read back.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { InternalError } from "../errors.js";
+import type { ImageRequest, ProviderName } from "../providers/provider.js";
+import { MIGRATIONS } from "./migrations.js";
+import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
+import { planSync, type PlannedWithHash, type SyncPlan } from "./sync.js";
+import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
+
+type Row = Record<string, unknown>;
+
+const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
+  attempts: "attempts",
+  nextAttemptAt: "next_attempt_at",
+  jobId: "job_id",
+  imageRef: "image_ref",
+  submittedAt: "submitted_at",
+  errorCode: "error_code",
+  errorMessage: "error_message",
+  credits: "credits",
+  resultUrl: "result_url",
+  resultWidth: "result_width",
+  resultHeight: "result_height",
+  filePath: "file_path",
+  thumbPath: "thumb_path",
+  sha256: "sha256",
+  width: "width",
+  height: "height",
+  format: "format",
+  bytes: "bytes",
+  completedAt: "completed_at",
+};
+
+function toItem(row: Row): ItemRecord {
+  return {
+    id: row.id as number,
+    key: row.key as string,
+    rowId: row.row_id as string,
+    source: row.source as string,
+    provider: row.provider as ProviderName,
+    request: JSON.parse(row.request_json as string) as ImageRequest,
+    requestHash: row.request_hash as string,
+    state: row.state as ItemState,
+    attempts: row.attempts as number,
+    nextAttemptAt: row.next_attempt_at as number,
+    jobId: row.job_id as string | null,
+    imageRef: row.image_ref as string | null,
+    submittedAt: row.submitted_at as number | null,
+    errorCode: row.error_code as string | null,
+    errorMessage: row.error_message as string | null,
+    credits: row.credits as number | null,
+    resultUrl: row.result_url as string | null,
+    resultWidth: row.result_width as number | null,
+    resultHeight: row.result_height as number | null,
+    filePath: row.file_path as string | null,
+    thumbPath: row.thumb_path as string | null,
+    sha256: row.sha256 as string | null,
+    width: row.width as number | null,
+    height: row.height as number | null,
+    format: row.format as string | null,
+    bytes: row.bytes as number | null,
+    inManifest: row.in_manifest === 1,
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number,
+    completedAt: row.completed_at as number | null,
+  };
+}
+
+function toRun(row: Row): RunRecord {
+  return {
+    id: row.id as number,
+    startedAt: row.started_at as number,
+    endedAt: row.ended_at as number | null,
+    outcome: row.outcome as RunOutcome | null,
+    exitCode: row.exit_code as number | null,
+    stopReason: row.stop_reason as string | null,
+    pid: row.pid as number,
+    host: row.host as string,
+    provider: row.provider as string,
+    itemsDone: row.items_done as number,
+    itemsFailed: row.items_failed as number,
+    credits: row.credits as number,
+  };
+}
+
+const LIVE = "superseded_at IS NULL";
+
+export type StateCounts = Record<ItemState, number>;
+
+export interface StoreOptions {
+  readonly?: boolean;
+  now?: () => number;
+}
+
+export class Store {
+  readonly db: Database.Database;
+  private readonly now: () => number;
+  /** Events written by transitions carry the id of the run that made them. */
+  runId: number | null = null;
+
+  private constructor(db: Database.Database, now: () => number) {
+    this.db = db;
+    this.now = now;
+  }
+
+  static open(path: string, options: StoreOptions = {}): Store {
+    if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    db.pragma("busy_timeout = 5000");
+    if (!options.readonly) {
+      db.pragma("journal_mode = WAL");
+      // FULL: a committed transition survives power loss, which is what "never pay twice" rests on.
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      migrate(db);
+    }
+    return new Store(db, options.now ?? Date.now);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma("user_version", { simple: true }) as number;
+  }
+
+  integrityCheck(): string {
+    return this.db.pragma("integrity_check", { simple: true }) as string;
+  }
+
+  // ---- manifest sync -------------------------------------------------------------
+
+  /** Brings the stored items in line with the manifest, in one transaction. */
+  syncManifest(planned: readonly PlannedWithHash[], provider: ProviderName): SyncPlan {
+    return this.db.transaction(() => {
+      const stored = (this.db.prepare(`SELECT id, key, request_hash, in_manifest FROM items WHERE ${LIVE}`).all() as Row[]).map((r) => ({
+        id: r.id as number,
+        key: r.key as string,
+        requestHash: r.request_hash as string,
+        inManifest: r.in_manifest === 1,
+      }));
+      const plan = planSync(planned, stored);
+      const now = this.now();
+      const supersede = this.db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
+      const stateOf = this.db.prepare(`SELECT state FROM items WHERE id = ?`);
+      for (const s of plan.supersede) {
+        supersede.run(now, now, s.id);
+        const state = (stateOf.get(s.id) as Row).state as ItemState;
+        this.appendEvent(s.id, state, state, `superseded: request changed (${s.oldHash.slice(0, 12)} → ${s.newHash.slice(0, 12)})`, now);
+      }
+      const insert = this.db.prepare(
+        `INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+      );
+      for (const { item, requestHash } of plan.insert) {
+        const info = insert.run(item.key, item.rowId, item.source, provider, JSON.stringify(item.request), requestHash, now, now);
+        this.appendEvent(Number(info.lastInsertRowid), null, "queued", "planned from manifest", now);
+      }
+      const setPresence = this.db.prepare(`UPDATE items SET in_manifest = ?, updated_at = ? WHERE id = ?`);
+      for (const id of plan.markRemoved) setPresence.run(0, now, id);
+      for (const id of plan.markPresent) setPresence.run(1, now, id);
+      return plan;
+    })();
+  }
+
+  // ---- transitions ---------------------------------------------------------------
+
+  /**
+   * Moves an item to `to`, checking that it is still in the state the caller saw, writing
+   * the row and its event in one transaction. Returns the new record.
+   */
+  transition(item: ItemRecord, to: ItemState, patch: ItemPatch = {}, detail: string | null = null): ItemRecord {
+    if (!canTransition(item.state, to)) throw new InternalError(`illegal transition ${item.state} → ${to} for ${item.key}`);
+    return this.db.transaction(() => {
+      const now = this.now();
+      const { sql, values } = patchSql(patch);
+      const result = this.db
+        .prepare(`UPDATE items SET state = ?, updated_at = ?${sql} WHERE id = ? AND state = ? AND ${LIVE}`)
+        .run(to, now, ...values, item.id, item.state);
+      if (result.changes !== 1) throw new InternalError(`${item.key} is no longer ${item.state}; transition to ${to} refused`);
+      this.appendEvent(item.id, item.state, to, detail, now);
+      return this.mustGet(item.id);
+    })();
+  }
+
+  /** Changes columns without a state change (a poll's next time, a fresh URL): no event. */
+  update(item: ItemRecord, patch: ItemPatch): ItemRecord {
+    const { sql, values } = patchSql(patch);
+    if (values.length === 0) return item;
+    this.db.prepare(`UPDATE items SET updated_at = ?${sql} WHERE id = ?`).run(this.now(), ...values, item.id);
+    return this.mustGet(item.id);
+  }
+
+  /** Records a decision that does not change the state (a reconcile that waits, a lock take-over). */
+  note(item: ItemRecord, detail: string, patch: ItemPatch = {}): ItemRecord {
+    return this.db.transaction(() => {
+      const updated = this.update(item, patch);
+      this.appendEvent(item.id, item.state, item.state, detail, this.now());
+      return updated;
+    })();
+  }
+
+  private appendEvent(itemId: number, from: ItemState | null, to: ItemState, detail: string | null, at: number): void {
+    this.db
+      .prepare(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(itemId, this.runId, at, from, to, detail);
+  }
+
+  // ---- reads ---------------------------------------------------------------------
+
+  get(id: number): ItemRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM items WHERE id = ?`).get(id) as Row | undefined;
+    return row ? toItem(row) : undefined;
+  }
+
+  private mustGet(id: number): ItemRecord {
+    const item = this.get(id);
+    if (!item) throw new InternalError(`item ${id} vanished`);
+    return item;
+  }
+
+  byKey(key: string): ItemRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM items WHERE key = ? AND ${LIVE}`).get(key) as Row | undefined;
+    return row ? toItem(row) : undefined;
+  }
+
+  /** Live items of the manifest in the given states, oldest first. */
+  inStates(states: readonly ItemState[]): ItemRecord[] {
+    const marks = states.map(() => "?").join(", ");
+    return (this.db.prepare(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN (${marks}) ORDER BY id`).all(...states) as Row[]).map(
+      toItem,
+    );
+  }
+
+  /** Queued items whose wait is over, in manifest order. */
+  nextQueued(now: number, limit: number, excludeIds: ReadonlySet<number> = new Set()): ItemRecord[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
+      .all(now, limit + excludeIds.size) as Row[];
+    return rows.map(toItem).filter((i) => !excludeIds.has(i.id)).slice(0, limit);
+  }
+
+  /** When the earliest waiting queued item becomes eligible, or null when none waits. */
+  earliestQueuedAt(): number | null {
+    const row = this.db.prepare(`SELECT MIN(next_attempt_at) AS t FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued'`).get() as Row;
+    return (row.t as number | null) ?? null;
+  }
+
+  allLive(): ItemRecord[] {
+    return (this.db.prepare(`SELECT * FROM items WHERE ${LIVE} ORDER BY id`).all() as Row[]).map(toItem);
+  }
+
+  counts(): StateCounts {
+    const counts = Object.fromEntries(ITEM_STATES.map((s) => [s, 0])) as StateCounts;
+    const rows = this.db.prepare(`SELECT state, COUNT(*) AS n FROM items WHERE ${LIVE} AND in_manifest = 1 GROUP BY state`).all() as Row[];
+    for (const r of rows) counts[r.state as ItemState] = r.n as number;
+    return counts;
+  }
+
+  /** Live items no longer in the manifest (left alone, shown by status). */
+  removedFromManifest(): ItemRecord[] {
+    return (this.db.prepare(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 0 ORDER BY id`).all() as Row[]).map(toItem);
+  }
+
+  totalCredits(): number {
+    const row = this.db.prepare(`SELECT COALESCE(SUM(credits), 0) AS c FROM items WHERE state = 'done'`).get() as Row;
+    return row.c as number;
+  }
+
+  /** Job ids and adopted image refs owned by any record, so reconciliation never adopts one twice. */
+  claimedRefs(): Set<string> {
+    const rows = this.db.prepare(`SELECT job_id AS ref FROM items WHERE job_id IS NOT NULL UNION SELECT image_ref FROM items WHERE image_ref IS NOT NULL`).all() as Row[];
+    return new Set(rows.map((r) => r.ref as string));
+  }
+
+  events(itemId?: number): EventRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT e.*, i.key FROM events e JOIN items i ON i.id = e.item_id ${itemId === undefined ? "" : "WHERE e.item_id = ?"} ORDER BY e.id`,
+      )
+      .all(...(itemId === undefined ? [] : [itemId])) as Row[];
+    return rows.map((r) => ({
+      itemId: r.item_id as number,
+      key: r.key as string,
+      runId: r.run_id as number | null,
+      at: r.at as number,
+      from: r.from_state as ItemState | null,
+      to: r.to_state as ItemState,
+      detail: r.detail as string | null,
+    }));
+  }
+
+  /** Failed items' codes with counts, most common first. */
+  failureReasons(limit = 5, runId?: number): { code: string; count: number; example: string }[] {
+    const filter = runId === undefined ? "" : `AND id IN (SELECT item_id FROM events WHERE run_id = ${Number(runId)} AND to_state = 'failed')`;
+    const rows = this.db
+      .prepare(
+        `SELECT COALESCE(error_code, 'UNKNOWN') AS code, COUNT(*) AS n, MAX(error_message) AS example FROM items
+         WHERE ${LIVE} AND in_manifest = 1 AND state = 'failed' ${filter} GROUP BY 1 ORDER BY n DESC, code LIMIT ?`,
+      )
+      .all(limit) as Row[];
+    return rows.map((r) => ({ code: r.code as string, count: r.n as number, example: (r.example as string | null) ?? "" }));
+  }
+
+  // ---- retry ---------------------------------------------------------------------
+
+  /** Puts chosen failed items back in the queue with fresh attempts. Returns how many. */
+  requeueFailed(filter: { rowIds?: readonly string[]; codes?: readonly string[] } = {}): ItemRecord[] {
+    return this.db.transaction(() => {
+      let failed = this.inStates(["failed"]);
+      if (filter.rowIds) failed = failed.filter((i) => filter.rowIds!.includes(i.rowId));
+      if (filter.codes) failed = failed.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
+      return failed.map((item) =>
+        this.transition(
+          item,
+          "queued",
+          { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, jobId: null, imageRef: null, resultUrl: null },
+          `retry requested (was ${item.errorCode ?? "failed"})`,
+        ),
+      );
+    })();
+  }
+
+  // ---- runs and the lock ---------------------------------------------------------
+
+  endRun(id: number, end: { outcome: RunOutcome; exitCode: number; stopReason: string | null; itemsDone: number; itemsFailed: number; credits: number }): void {
+    this.db
+      .prepare(`UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, stop_reason = ?, items_done = ?, items_failed = ?, credits = ? WHERE id = ?`)
+      .run(this.now(), end.outcome, end.exitCode, end.stopReason, end.itemsDone, end.itemsFailed, end.credits, id);
+  }
+
+  run(id: number): RunRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Row | undefined;
+    return row ? toRun(row) : undefined;
+  }
+
+  recentRuns(limit: number): RunRecord[] {
+    return (this.db.prepare(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as Row[]).map(toRun);
+  }
+
+  /**
+   * Starts a run if no live process holds this database's lock, taking the lock in the
+   * same transaction. `isStale` judges a holder (same host: is its pid alive; other host:
+   * is its heartbeat old). BEGIN IMMEDIATE makes check-and-take atomic between two
+   * processes starting at once.
+   */
+  beginRun(
+    info: { pid: number; host: string; provider: string; manifestFile: string },
+    isStale: (holder: LockHolder) => boolean,
+  ): { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder } {
+    const result = this.db.transaction(() => {
+      const holder = this.lockHolder();
+      if (holder && !isStale(holder)) return { acquired: false as const, holder };
+      const now = this.now();
+      const runId = Number(
+        this.db
+          .prepare(`INSERT INTO runs (started_at, pid, host, provider, manifest_file) VALUES (?, ?, ?, ?, ?)`)
+          .run(now, info.pid, info.host, info.provider, info.manifestFile).lastInsertRowid,
+      );
+      this.db
+        .prepare(`INSERT OR REPLACE INTO run_lock (id, run_id, pid, host, started_at, heartbeat_at) VALUES (1, ?, ?, ?, ?, ?)`)
+        .run(runId, info.pid, info.host, now, now);
+      return { acquired: true as const, run: this.run(runId)!, tookOverFrom: holder ?? null };
+    }).immediate();
+    if (result.acquired) this.runId = result.run.id;
+    return result;
+  }
+
+  lockHolder(): LockHolder | null {
+    const row = this.db.prepare(`SELECT * FROM run_lock WHERE id = 1`).get() as Row | undefined;
+    if (!row) return null;
+    return {
+      runId: row.run_id as number,
+      pid: row.pid as number,
+      host: row.host as string,
+      startedAt: row.started_at as number,
+      heartbeatAt: row.heartbeat_at as number,
+    };
+  }
+
+  heartbeat(runId: number): void {
+    this.db.prepare(`UPDATE run_lock SET heartbeat_at = ? WHERE id = 1 AND run_id = ?`).run(this.now(), runId);
+  }
+
+  releaseLock(runId: number): void {
+    this.db.prepare(`DELETE FROM run_lock WHERE id = 1 AND run_id = ?`).run(runId);
+  }
+
+  /** Runs that never closed (the process died) are marked so status tells the truth. */
+  closeAbandonedRuns(exceptId: number): void {
+    this.db.prepare(`UPDATE runs SET outcome = 'stopped', stop_reason = 'process died (no clean exit recorded)', exit_code = NULL WHERE outcome IS NULL AND id <> ?`).run(exceptId);
+  }
+
+  // ---- renditions ----------------------------------------------------------------
+
+  renditionsOf(itemId: number): RenditionRecord[] {
+    return (this.db.prepare(`SELECT * FROM renditions WHERE item_id = ? ORDER BY name`).all(itemId) as Row[]).map((r) => ({
+      itemId: r.item_id as number,
+      name: r.name as string,
+      settingsHash: r.settings_hash as string,
+      path: r.path as string,
+      width: r.width as number,
+      height: r.height as number,
+    }));
+  }
+
+  saveRendition(r: RenditionRecord): void {
+    this.db
+      .prepare(`INSERT OR REPLACE INTO renditions (item_id, name, settings_hash, path, width, height, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(r.itemId, r.name, r.settingsHash, r.path, r.width, r.height, this.now());
+  }
+}
+
+function patchSql(patch: ItemPatch): { sql: string; values: unknown[] } {
+  let sql = "";
+  const values: unknown[] = [];
+  for (const [field, value] of Object.entries(patch) as [keyof ItemPatch, unknown][]) {
+    if (value === undefined) continue;
+    sql += `, ${PATCH_COLUMNS[field]} = ?`;
+    values.push(value);
+  }
+  return { sql, values };
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new InternalError(`database schema ${current} is newer than this imgbatch (${MIGRATIONS.length}); upgrade imgbatch`);
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

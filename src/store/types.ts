@@ -1,0 +1,108 @@
+import type { ImageRequest, ProviderName } from "../providers/provider.js";
+import type { ItemState } from "./states.js";
+
+/** An item row as the rest of the program sees it. Times are ms since the epoch. */
+export interface ItemRecord {
+  id: number;
+  key: string;
+  rowId: string;
+  source: string;
+  provider: ProviderName;
+  request: ImageRequest;
+  requestHash: string;
+  state: ItemState;
+  attempts: number;
+  nextAttemptAt: number;
+  jobId: string | null;
+  /** The service's image id when a lost submit was adopted from its image list. */
+  imageRef: string | null;
+  submittedAt: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  credits: number | null;
+  resultUrl: string | null;
+  resultWidth: number | null;
+  resultHeight: number | null;
+  filePath: string | null;
+  thumbPath: string | null;
+  sha256: string | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  bytes: number | null;
+  inManifest: boolean;
+  createdAt: number;
+  updatedAt: number;
+  completedAt: number | null;
+}
+
+/** Columns a transition may set besides the state. */
+export type ItemPatch = Partial<
+  Pick<
+    ItemRecord,
+    | "attempts"
+    | "nextAttemptAt"
+    | "jobId"
+    | "imageRef"
+    | "submittedAt"
+    | "errorCode"
+    | "errorMessage"
+    | "credits"
+    | "resultUrl"
+    | "resultWidth"
+    | "resultHeight"
+    | "filePath"
+    | "thumbPath"
+    | "sha256"
+    | "width"
+    | "height"
+    | "format"
+    | "bytes"
+    | "completedAt"
+  >
+>;
+
+export type RunOutcome = "done" | "some-failed" | "stopped" | "fatal";
+
+export interface RunRecord {
+  id: number;
+  startedAt: number;
+  endedAt: number | null;
+  /** null: still running, or the process died without closing the run. */
+  outcome: RunOutcome | null;
+  exitCode: number | null;
+  stopReason: string | null;
+  pid: number;
+  host: string;
+  provider: string;
+  itemsDone: number;
+  itemsFailed: number;
+  credits: number;
+}
+
+export interface EventRecord {
+  itemId: number;
+  key: string;
+  runId: number | null;
+  at: number;
+  from: ItemState | null;
+  to: ItemState;
+  detail: string | null;
+}
+
+export interface LockHolder {
+  runId: number;
+  pid: number;
+  host: string;
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+export interface RenditionRecord {
+  itemId: number;
+  name: string;
+  settingsHash: string;
+  path: string;
+  width: number;
+  height: number;
+}
