@@ -3,7 +3,7 @@
 // run can find and remove what a killed one left.
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
-import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 export const TEMP_SUFFIX = ".imgbatch-tmp";
@@ -60,6 +60,17 @@ export async function writeFileAtomic(finalPath: string, data: string | Uint8Arr
     await rm(temp, { force: true });
     throw error;
   }
+}
+
+/** Like writeFileAtomic, but leaves the file alone when it already holds exactly `data`. */
+export async function writeFileIfChanged(finalPath: string, data: string): Promise<boolean> {
+  try {
+    if ((await readFile(finalPath, "utf8")) === data) return false;
+  } catch {
+    /* missing: write it */
+  }
+  await writeFileAtomic(finalPath, data);
+  return true;
 }
 
 /** Removes temporary files a killed run left under `root` (recursively). Returns their paths. */

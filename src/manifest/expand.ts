@@ -1,7 +1,7 @@
 // Rows → items: ids, the matrix cross product, variants, templates, keys, and the rules
 // that only hold per item (the filled prompt, a ratio the chosen model supports). A rule
 // that fails for several items of one row is reported once for that row.
-import { DEFAULT_MODEL, isImageModel, MODEL_SPECS, promptProblem } from "../providers/catalog.js";
+import { DEFAULT_MODEL, isAspectRatio, isImageModel, MODEL_SPECS, promptProblem } from "../providers/catalog.js";
 import type { ImageRequest } from "../providers/provider.js";
 import { type DraftManifest, type DraftRow, fieldOf, type IssueList, type Located, REQUEST_FIELDS, type RequestField, type Where } from "./draft.js";
 import { canonicalJson, deriveRowId, slugify } from "./slug.js";
@@ -140,7 +140,7 @@ function expandRow(draft: DraftManifest, { row, id }: RowIdentity, issues: Issue
     const ratio = pick("aspectRatio");
     const supported = isImageModel(model) ? MODEL_SPECS[model].aspectRatios : null;
     const aspectRatio = ratio?.value ?? supported?.[0] ?? "";
-    if (ratio !== undefined && supported !== null && !(supported as readonly string[]).includes(ratio.value)) {
+    if (ratio !== undefined && supported !== null && isAspectRatio(ratio.value) && !(supported as readonly string[]).includes(ratio.value)) {
       const ownsRatio = ratio === fromMatrix.get("aspectRatio") || ratio === row.fields.aspectRatio;
       reportOnce(
         `ratio:${model}:${ratio.value}`,

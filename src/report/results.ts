@@ -1,7 +1,7 @@
 // results.csv and results.jsonl: one line per item of the manifest, for spreadsheets and
 // for machines. Paths are relative to the output folder so the folder can be handed on.
 import { relative } from "node:path";
-import { writeFileAtomic } from "../assets/atomic-file.js";
+import { writeFileIfChanged } from "../assets/atomic-file.js";
 import type { Store } from "../store/store.js";
 import type { ItemRecord } from "../store/types.js";
 
@@ -93,7 +93,7 @@ export function resultsJsonl(lines: readonly ResultLine[]): string {
 
 export async function writeResults(store: Store, outDir: string): Promise<ResultLine[]> {
   const lines = collectResultLines(store, outDir);
-  await writeFileAtomic(`${outDir}/results.csv`, resultsCsv(lines));
-  await writeFileAtomic(`${outDir}/results.jsonl`, resultsJsonl(lines));
+  await writeFileIfChanged(`${outDir}/results.csv`, resultsCsv(lines));
+  await writeFileIfChanged(`${outDir}/results.jsonl`, resultsJsonl(lines));
   return lines;
 }

@@ -1,0 +1,151 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { requestHash } from "../src/manifest/index.js";
+import type { PlannedItem } from "../src/manifest/types.js";
+import { canTransition, ITEM_STATES } from "../src/store/states.js";
+import { Store } from "../src/store/store.js";
+import { planSync } from "../src/store/sync.js";
+import { useTempDir } from "./helpers/tmp.js";
+
+const tempDir = useTempDir();
+
+function planned(key: string, prompt = `a picture of ${key}`): { item: PlannedItem; requestHash: string } {
+  const item: PlannedItem = { key, rowId: key.split("--")[0]!, source: "m.yaml line 1", variant: null, matrix: {}, request: { prompt, model: "seedream3.0", aspectRatio: "1:1" } };
+  return { item, requestHash: requestHash(item.request, "local") };
+}
+
+function openStore(clock = { t: 1_000 }): Store {
+  return Store.open(join(tempDir(), "jobs", "m.sqlite"), { now: () => clock.t });
+}
+
+describe("state machine", () => {
+  it.each([
+    ["queued", "submitting", true],
+    ["submitting", "running", true],
+    ["submitting", "downloading", true],
+    ["running", "downloading", true],
+    ["downloading", "done", true],
+    ["failed", "queued", true],
+    ["done", "queued", false],
+    ["queued", "running", false],
+    ["queued", "done", false],
+    ["running", "submitting", false],
+  ] as const)("%s → %s allowed: %s", (from, to, allowed) => {
+    expect(canTransition(from, to)).toBe(allowed);
+  });
+
+  it("done is terminal", () => {
+    for (const to of ITEM_STATES) expect(canTransition("done", to)).toBe(false);
+  });
+});
+
+describe("planSync", () => {
+  it.each([
+    { name: "new key", stored: [], insert: ["a"], supersede: [], removed: [] },
+    { name: "unchanged", stored: [{ id: 1, key: "a", requestHash: planned("a").requestHash, inManifest: true }], insert: [], supersede: [], removed: [] },
+    { name: "changed request", stored: [{ id: 1, key: "a", requestHash: "old", inManifest: true }], insert: ["a"], supersede: ["a"], removed: [] },
+  ])("$name", ({ stored, insert, supersede }) => {
+    const plan = planSync([planned("a")], stored);
+    expect(plan.insert.map((p) => p.item.key)).toEqual(insert);
+    expect(plan.supersede.map((s) => s.key)).toEqual(supersede);
+  });
+
+  it("marks keys that left the manifest, and those that came back", () => {
+    const plan = planSync([planned("a")], [
+      { id: 1, key: "a", requestHash: planned("a").requestHash, inManifest: false },
+      { id: 2, key: "gone", requestHash: "x", inManifest: true },
+    ]);
+    expect(plan.markPresent).toEqual([1]);
+    expect(plan.markRemoved).toEqual([2]);
+  });
+});
+
+describe("Store", () => {
+  it("opens with WAL, synchronous FULL and the latest schema", () => {
+    const store = openStore();
+    expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(store.schemaVersion()).toBeGreaterThanOrEqual(2);
+    expect(store.integrityCheck()).toBe("ok");
+    store.close();
+  });
+
+  it("writes each transition with its event, and refuses a stale or illegal one", () => {
+    const clock = { t: 1_000 };
+    const store = openStore(clock);
+    store.syncManifest([planned("a")], "local");
+    const queued = store.byKey("a")!;
+    clock.t = 2_000;
+    const submitting = store.transition(queued, "submitting", { attempts: 1, submittedAt: 2_000 }, "attempt 1");
+    expect(submitting).toMatchObject({ state: "submitting", attempts: 1, submittedAt: 2_000, updatedAt: 2_000 });
+    // The caller's copy is stale now: the move must not happen twice.
+    expect(() => store.transition(queued, "submitting")).toThrow(/no longer queued/);
+    expect(() => store.transition(submitting, "done")).toThrow(/illegal transition/);
+    const running = store.transition(submitting, "running", { jobId: "job-1" });
+    expect(store.events(running.id).map((e) => [e.from, e.to, e.detail])).toEqual([
+      [null, "queued", "planned from manifest"],
+      ["queued", "submitting", "attempt 1"],
+      ["submitting", "running", null],
+    ]);
+    store.close();
+  });
+
+  it("supersedes an item whose request changed and never touches an unchanged done item", () => {
+    const store = openStore();
+    store.syncManifest([planned("a"), planned("b")], "local");
+    let a = store.byKey("a")!;
+    a = store.transition(a, "submitting");
+    a = store.transition(a, "running", { jobId: "j" });
+    a = store.transition(a, "downloading");
+    a = store.transition(a, "done", { sha256: "abc" });
+    const plan = store.syncManifest([planned("a"), planned("b", "a different prompt for b")], "local");
+    expect(plan.unchanged).toBe(1);
+    expect(plan.supersede.map((s) => s.key)).toEqual(["b"]);
+    expect(store.byKey("a")).toMatchObject({ id: a.id, state: "done", sha256: "abc", updatedAt: a.updatedAt });
+    const b = store.byKey("b")!;
+    expect(b.request.prompt).toBe("a different prompt for b");
+    expect(b.state).toBe("queued");
+    const old = store.db.prepare("SELECT COUNT(*) AS n FROM items WHERE key = 'b' AND superseded_at IS NOT NULL").get() as { n: number };
+    expect(old.n).toBe(1);
+    store.close();
+  });
+
+  it("keeps rows that left the manifest, out of the counts, listed as removed", () => {
+    const store = openStore();
+    store.syncManifest([planned("a"), planned("b")], "local");
+    store.syncManifest([planned("a")], "local");
+    expect(store.counts().queued).toBe(1);
+    expect(store.removedFromManifest().map((i) => i.key)).toEqual(["b"]);
+    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 10).map((i) => i.key)).toEqual(["a"]);
+    store.close();
+  });
+
+  it("re-queues failed items by row and by code with fresh attempts", () => {
+    const store = openStore();
+    store.syncManifest([planned("a--v1"), planned("a--v2"), planned("b")], "local");
+    for (const [key, code] of [["a--v1", "X"], ["a--v2", "Y"], ["b", "X"]] as const) {
+      const item = store.byKey(key)!;
+      store.transition(store.transition(item, "submitting", { attempts: 5 }), "failed", { errorCode: code, errorMessage: "boom" });
+    }
+    expect(store.requeueFailed({ codes: ["Y"] }).map((i) => i.key)).toEqual(["a--v2"]);
+    expect(store.requeueFailed({ rowIds: ["b"] }).map((i) => i.key)).toEqual(["b"]);
+    expect(store.byKey("b")).toMatchObject({ state: "queued", attempts: 0, errorCode: null });
+    expect(store.byKey("a--v1")!.state).toBe("failed");
+    store.close();
+  });
+
+  it("gives the lock to one run at a time and takes over a stale one", () => {
+    const dir = tempDir();
+    const first = Store.open(join(dir, "m.sqlite"));
+    const second = Store.open(join(dir, "m.sqlite"));
+    const info = { pid: 111, host: "h", provider: "local", manifestFile: "m.yaml" };
+    const a = first.beginRun(info, () => false);
+    expect(a.acquired).toBe(true);
+    const b = second.beginRun({ ...info, pid: 222 }, () => false);
+    expect(b).toMatchObject({ acquired: false, holder: { pid: 111, host: "h" } });
+    const c = second.beginRun({ ...info, pid: 222 }, (holder) => holder.pid === 111);
+    expect(c).toMatchObject({ acquired: true, tookOverFrom: { pid: 111 } });
+    first.close();
+    second.close();
+  });
+});
