@@ -2,12 +2,13 @@
 // refusing more than `maxBytes`. HTTP here and in providers only.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Agent, request } from "undici";
 import { PermanentError, ServiceError } from "../errors.js";
-import { RETRYABLE_STATUSES } from "../runner/retry-policy.js";
+import { RETRYABLE_ERROR_CODES, RETRYABLE_STATUSES } from "../runner/retry-policy.js";
 import { tempPathFor } from "./atomic-file.js";
 
 export interface DownloadOptions {
@@ -46,7 +47,12 @@ export class Downloader {
 
   /** Downloads `url` next to `finalPath` under a temporary name; the caller commits or removes it. */
   async download(url: string, finalPath: string, signal?: AbortSignal): Promise<DownloadedFile> {
-    const response = await request(url, { method: "GET", dispatcher: this.agent, signal, headers: { "user-agent": "imgbatch" } });
+    let response;
+    try {
+      response = await request(url, { method: "GET", dispatcher: this.agent, signal, headers: { "user-agent": "imgbatch" } });
+    } catch (error) {
+      throw networkError("download failed before any byte arrived", error);
+    }
     if (response.statusCode === 403 || response.statusCode === 404 || response.statusCode === 410) {
       await response.body.dump();
       throw new ResultUrlExpiredError(response.statusCode);
@@ -60,9 +66,13 @@ export class Downloader {
     }
     const declared = Number(response.headers["content-length"] ?? NaN);
     if (Number.isFinite(declared) && declared > this.options.maxBytes) {
+      // Destroying an unread undici body emits RequestAbortedError; with no listener that
+      // would be an uncaught exception that ends the process.
+      response.body.on("error", () => {});
       response.body.destroy();
       throw new PermanentError(`image is ${declared} bytes, over the ${this.options.maxBytes}-byte limit`, "DOWNLOAD_TOO_LARGE");
     }
+    await mkdir(dirname(finalPath), { recursive: true });
     const tempPath = tempPathFor(finalPath);
     const hash = createHash("sha256");
     let bytes = 0;
@@ -81,7 +91,7 @@ export class Downloader {
       await pipeline(response.body, meter, createWriteStream(tempPath, { flags: "wx" }), { signal });
     } catch (error) {
       await rm(tempPath, { force: true });
-      throw error;
+      throw networkError(`download failed after ${bytes} of ${Number.isFinite(declared) ? declared : "?"} bytes`, error);
     }
     if (Number.isFinite(declared) && bytes !== declared) {
       await rm(tempPath, { force: true });
@@ -93,4 +103,15 @@ export class Downloader {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/**
+ * A dropped or stalled connection as a retryable ServiceError keeping undici's code, so the
+ * runner sees `retryable` like any other service failure. Anything else (an abort, the size
+ * limit, a local disk error such as ENOSPC that must stop the run) passes through unchanged.
+ */
+function networkError(context: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !RETRYABLE_ERROR_CODES.has(code)) return error;
+  return new ServiceError(`${context}: ${(error as Error).message}`, code, { retryable: true, cause: error });
 }

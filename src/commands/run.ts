@@ -5,14 +5,15 @@ import { Downloader } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { outputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
-import { EXIT, ExitError } from "../errors.js";
+import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { requestHash } from "../manifest/index.js";
 import type { Manifest } from "../manifest/types.js";
 import { createProvider } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { writeReport } from "../report/index.js";
-import { Runner, type RunSummary } from "../runner/runner.js";
+import { priceOf, Runner, type RunSummary } from "../runner/runner.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
+import type { RunnerOptions } from "../runner/options.js";
 import { Store } from "../store/store.js";
 import type { LockHolder, RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
@@ -35,7 +36,8 @@ export interface RunCommandOptions {
   /** Requeue only these failed items before running (imgbatch retry). */
   retryFilter?: { rowIds?: string[]; codes?: string[] };
   quiet?: boolean;
-  progress?: boolean;
+  /** Scheduler settings with no command-line flag (backoff, pools): for tests and benchmarks. */
+  tuning?: Partial<RunnerOptions>;
 }
 
 /** A lock whose process is gone is stale. On another host the pid cannot be checked: the heartbeat tells. */
@@ -132,7 +134,7 @@ async function execute(
   const removed = await removeLeftoverTempFiles(outDir);
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
   const layout = outputLayout(outDir);
-  const runnerOptions = {
+  const runnerOptions: RunnerOptions = {
     concurrency: options.concurrency ?? DEFAULTS.concurrency,
     maxAttempts: options.maxAttempts ?? DEFAULTS.maxAttempts,
     pollIntervalMs: provider.pollIntervalMs,
@@ -147,8 +149,10 @@ async function execute(
     reconcileWindowMs: DEFAULTS.reconcileWindowMs,
     thumbnail: manifest.thumbnail,
     renditions: manifest.renditions,
+    ...options.tuning,
   };
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
+  await preflight(provider, store, log);
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
   const runner = new Runner({ store, provider, downloader, layout, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
   const unregister = ctx.onStopSignal((signal) => {
@@ -165,6 +169,25 @@ async function execute(
   await writeReport(store, manifest, outDir);
   progress.finalLine(summary);
   return summary;
+}
+
+/** A refused key ends the run here, after one request; a quota outage only warns. */
+async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"]): Promise<void> {
+  const toSubmit = store.inStates(["queued", "submitting"]);
+  if (toSubmit.length === 0) return;
+  let creditsRemaining: number | null;
+  try {
+    ({ creditsRemaining } = await provider.preflight());
+  } catch (error) {
+    if (error instanceof FatalRunError) throw new ExitError(error.exitCode, error.message);
+    log.warn(`could not read the account's credits (${errorMessage(error)}); going on`);
+    return;
+  }
+  if (creditsRemaining === null) return;
+  const needed = toSubmit.reduce((sum, item) => sum + priceOf(item), 0);
+  const line = `account has ${creditsRemaining} AI credits left; the ${toSubmit.length} item(s) to make need about ${Math.round(needed * 100) / 100}`;
+  if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
+  else log.info(line);
 }
 
 function earliest(a: number | undefined, b: number | undefined): number | null {

@@ -133,5 +133,9 @@ export class LocalProvider implements Provider {
     return { found: "none", detail: "local renders are free; submitting again" };
   }
 
+  async preflight(): Promise<{ creditsRemaining: number | null }> {
+    return { creditsRemaining: null };
+  }
+
   async close(): Promise<void> {}
 }

@@ -67,11 +67,14 @@ export class PictoryProvider implements Provider {
   readonly pollIntervalMs: number;
   private readonly pool: Pool;
   private readonly basePath: string;
+  /** The base URL without any user info, for messages. */
+  private readonly baseLabel: string;
 
   constructor(private readonly options: PictoryOptions) {
     this.pollIntervalMs = options.pollIntervalMs;
     const base = new URL(options.baseUrl);
     this.basePath = base.pathname.replace(/\/+$/, "");
+    this.baseLabel = `${base.origin}${this.basePath}`;
     this.pool = new Pool(base.origin, {
       connections: options.connections,
       connect: { timeout: options.connectTimeoutMs },
@@ -148,7 +151,8 @@ export class PictoryProvider implements Provider {
 
   async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, signal?: AbortSignal): Promise<LostJobSearch> {
     const since = submittedAtMs - this.options.clockSkewMs;
-    // 1. A finished image that echoes this request, made after the submit, owned by no item.
+    // 1. Finished images that echo this request, made after the submit, owned by no item.
+    const candidates: { imageRef: string; url: string; width: number | null; height: number | null }[] = [];
     let pageKey: string | null = null;
     for (let page = 0; page < 20; page++) {
       const json = await this.call("GET", `/v1/aistudio/images${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
@@ -172,15 +176,19 @@ export class PictoryProvider implements Provider {
           (str(image.style) ?? undefined) === request.style &&
           (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
         ) {
-          return { found: "image", imageRef: id, url, width: num(image.width), height: num(image.height) };
+          candidates.push({ imageRef: id, url, width: num(image.width), height: num(image.height) });
         }
       }
       pageKey = str(json.nextPageKey);
       if (older || !pageKey) break;
     }
-    // 2. No image yet: is a job of unknown owner still running? It may be ours.
+    // 2. The job list, read after the images: jobs of unknown owner still running (one may be
+    // ours), and the images of jobs another item owns by job id but has not read yet. Without
+    // the second, a lost submit would adopt the image of an identical request (a variant)
+    // whose submit succeeded, and both items would deliver the same picture.
     pageKey = null;
     let pending = 0;
+    const ownedImages = new Set<string>();
     for (let page = 0; page < 20; page++) {
       const json = await this.call("GET", `/v1/jobs${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
       const items = Array.isArray(json.items) ? json.items : [];
@@ -195,13 +203,32 @@ export class PictoryProvider implements Provider {
           continue;
         }
         const jobId = str(data.jobId) ?? str(item.job_id);
-        if (jobId && !claimed.has(jobId) && str(data.status) === "in-progress") pending++;
+        if (!jobId) continue;
+        const status = str(data.status);
+        if (claimed.has(jobId)) {
+          const url = str(data.url);
+          const imageRef = url ? imageIdFromUrl(url) : null;
+          if (imageRef) ownedImages.add(imageRef);
+        } else if (status === "in-progress") {
+          pending++;
+        }
       }
       pageKey = str(json.nextPageKey);
       if (older || !pageKey) break;
     }
+    const adopt = candidates.find((c) => !ownedImages.has(c.imageRef) && !ownedImages.has(imageIdFromUrl(c.url) ?? ""));
+    if (adopt) return { found: "image", ...adopt };
     if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
     return { found: "none", detail: "no matching image and no unknown job in progress" };
+  }
+
+  /** `GET /v1/quota` (a bare object, PICTORY.md §4.3): checks the key, reads the credits left. */
+  async preflight(signal?: AbortSignal): Promise<{ creditsRemaining: number | null }> {
+    const json = await this.call("GET", "/v1/quota", undefined, signal);
+    const credits = asObject(json.aiCredits);
+    const used = num(credits?.used);
+    const limit = num(credits?.limit);
+    return { creditsRemaining: used !== null && limit !== null ? Math.max(0, limit - used) : null };
   }
 
   async close(): Promise<void> {
@@ -246,6 +273,11 @@ export class PictoryProvider implements Provider {
     }
     if (status === 403) {
       throw new FatalRunError(`the Pictory API answered 403 Forbidden (${message || "blocked"}): the key lacks access or a firewall blocked the client`, "FORBIDDEN", 1);
+    }
+    if (status === 404 && method === "POST") {
+      // The create route always exists: a 404 there means the base URL is wrong, and every
+      // further item would fail the same way.
+      throw new FatalRunError(`the Pictory API answered 404 for ${method} ${route}: check PICTORY_BASE_URL (${this.baseLabel})`, "NOT_FOUND", 1);
     }
     if (status === 429) throw new ThrottledError(`${method} ${route}: 429 ${message}`, parseRetryAfterMs(response.headers["retry-after"]));
     if (status >= 500) {

@@ -59,5 +59,10 @@ export interface Provider {
     claimed: ReadonlySet<string>,
     signal?: AbortSignal,
   ): Promise<LostJobSearch>;
+  /**
+   * One cheap request before any submit, so a bad key costs one request instead of one per
+   * slot, and the run knows the credits left. Throws FatalRunError on a refused key.
+   */
+  preflight(signal?: AbortSignal): Promise<{ creditsRemaining: number | null }>;
   close(): Promise<void>;
 }

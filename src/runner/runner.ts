@@ -1,6 +1,7 @@
 // The scheduler: walks items through queued → submitting → running → downloading → done
 // with at most `concurrency` of them at the service, one token bucket over all requests,
 // retries as data, and a stop that always leaves the database consistent.
+import { setMaxListeners } from "node:events";
 import pLimit from "p-limit";
 import { FatalRunError, errorMessage } from "../errors.js";
 import type { Downloader } from "../assets/download.js";
@@ -67,6 +68,11 @@ export class Runner {
   private readonly inImageStage = new Map<number, Promise<void>>();
   /** Aborted by a hard stop (signal): sleeps and requests end at once. */
   private readonly hardStop = new AbortController();
+  /**
+   * Aborted by any stop: waits before a submit, poll or reconcile end, requests already
+   * sent finish. The image stage goes on (those images are paid for), unless hard-stopped.
+   */
+  private readonly softStop = new AbortController();
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
   private wakeMain: (() => void) | null = null;
@@ -84,6 +90,8 @@ export class Runner {
     const pollsPerMinute = this.options.pollIntervalMs > 0 ? (this.options.concurrency * 60_000) / this.options.pollIntervalMs : 0;
     this.pollPacer = new TokenBucket(pollsPerMinute, 1, this.now);
     this.imagePool = pLimit(Math.max(1, this.options.downloadConcurrency));
+    // Every wait and request listens to these: hundreds at once is normal here.
+    setMaxListeners(0, this.hardStop.signal, this.softStop.signal);
   }
 
   /** Stop taking new work. `hard`: also abort waits and requests in progress (a signal). */
@@ -92,6 +100,7 @@ export class Runner {
       this.stopReason = reason;
       this.log.info({ reason }, `stopping: ${reason}`);
     }
+    if (!this.softStop.signal.aborted) this.softStop.abort(new DOMException("run stopping", "AbortError"));
     if (hard && !this.hardStop.signal.aborted) this.hardStop.abort(new DOMException("run stopped", "AbortError"));
     this.wake();
   }
@@ -188,7 +197,8 @@ export class Runner {
         this.fatal = failure.error;
         this.log.error({ item: item.key, code: failure.error.code }, failure.error.message);
       }
-      this.stop("fatal", true);
+      // Soft: images already made are paid for, so their downloads finish.
+      this.stop("fatal");
       return;
     }
     if (failure.kind === "aborted") return;
@@ -238,6 +248,8 @@ export class Runner {
           item = await this.poll(item);
           break;
         case "downloading":
+          // Polls hand their bytes over themselves; a reconciled submit arrives with a URL.
+          this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
           return;
         case "done":
         case "failed":
@@ -258,7 +270,7 @@ export class Runner {
   private async submit(queued: ItemRecord): Promise<ItemRecord> {
     const signal = this.hardStop.signal;
     try {
-      await this.bucket.take(signal);
+      await this.bucket.take(this.softStop.signal);
     } catch {
       return queued;
     }
@@ -283,6 +295,9 @@ export class Runner {
         // The request may or may not have left: `submitting` stays, the next run reconciles.
         return item;
       case "fatal":
+        // A refusal for the whole account (bad key, no credits): nothing was created, and
+        // the item is not at fault, so it goes back to the queue with its attempt returned.
+        this.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, `${failure.error.code}: ${failure.error.message}`);
         throw failure.error;
       case "throttled": {
         const until = this.pauseProvider(failure.retryAfterMs);
@@ -321,8 +336,8 @@ export class Runner {
   private async reconcile(item: ItemRecord): Promise<ItemRecord> {
     const signal = this.hardStop.signal;
     try {
-      await sleepMs(item.nextAttemptAt - this.now(), signal);
-      await this.bucket.take(signal);
+      await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
+      await this.bucket.take(this.softStop.signal);
       const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, this.store.claimedRefs(), signal);
       switch (search.found) {
         case "image":
@@ -362,10 +377,9 @@ export class Runner {
     const signal = this.hardStop.signal;
     let job: JobState;
     try {
-      await sleepMs(item.nextAttemptAt - this.now(), signal);
-      if (this.stopReason) return item;
-      await this.pollPacer.take(signal);
-      await this.bucket.take(signal);
+      await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
+      await this.pollPacer.take(this.softStop.signal);
+      await this.bucket.take(this.softStop.signal);
       job = await this.provider.getJob({ jobId: item.jobId!, request: item.request }, signal);
     } catch (error) {
       const failure = classifyFailure(error);

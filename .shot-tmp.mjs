@@ -1,0 +1,11 @@
+import { chromium } from "playwright-core";
+const [file, png, w = "1280", h = "900", full = ""] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--headless","--no-sandbox","--disable-gpu","--disable-quic","--no-first-run","--disable-background-networking","--disable-component-update","--disable-sync"] });
+const page = await browser.newPage({ viewport: { width: +w, height: +h } });
+page.on("console", (m) => console.log("console:", m.type(), m.text()));
+page.on("pageerror", (e) => console.log("pageerror:", e.message));
+await page.goto("file://" + file);
+await page.waitForFunction(() => [...document.images].every((i) => i.complete), null, { timeout: 10000 }).catch(e => console.log("wait", e.message));
+console.log(await page.evaluate(() => [...document.images].map((i) => i.naturalWidth).join(",")));
+await page.screenshot({ path: png, fullPage: !!full });
+await browser.close();
