@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { escapeHtml, orderByManifest, renderContactSheet } from "../src/report/contact-sheet.js";
+import { escapeHtml, orderByManifest, renderContactSheet, writeContactSheet } from "../src/report/contact-sheet.js";
 import type { ResultLine } from "../src/report/results.js";
 import { launchChromium } from "./helpers/chromium.js";
 import { runCli } from "./helpers/cli.js";
@@ -104,6 +104,8 @@ describe("renderContactSheet", () => {
     expect(stat(html, "credits spent")).toBe("6.6");
     expect(html).toContain(`<time datetime="2026-03-14T06:30:00.000Z">2026-03-14 06:30 UTC</time>`);
     expect(html).toContain("provider: local, pictory");
+    // the database's own total (it counts superseded images too) wins when given
+    expect(stat(renderContactSheet({ name: "n", generatedAt: new Date(0), lines: [], creditsSpent: 1234.5 }), "credits spent")).toBe("1,234.5");
   });
 
   it("keeps items no longer in the manifest in a collapsed section at the end", () => {
@@ -132,6 +134,16 @@ describe("renderContactSheet", () => {
   it("orders lines by the manifest's items, unknown keys after in their own order", () => {
     const lines = ["c", "x", "a", "b", "y"].map((key) => line({ key }));
     expect(orderByManifest(lines, ["a", "b", "c"]).map((l) => l.key)).toEqual(["a", "b", "c", "x", "y"]);
+  });
+
+  it("rewrites index.html only when more than its generation time changed", async () => {
+    const out = tempDir();
+    const input = { name: "night", generatedAt: new Date("2026-03-14T06:30:00Z"), lines: [line({ key: "a" })] };
+    expect(await writeContactSheet(out, input)).toBe(true);
+    expect(await writeContactSheet(out, { ...input, generatedAt: new Date("2026-03-15T06:30:00Z") })).toBe(false);
+    expect(readFileSync(join(out, "index.html"), "utf8")).toContain(`datetime="2026-03-14T06:30:00.000Z"`);
+    expect(await writeContactSheet(out, { ...input, generatedAt: new Date("2026-03-15T06:30:00Z"), lines: [line({ key: "a", state: "failed" })] })).toBe(true);
+    expect(readFileSync(join(out, "index.html"), "utf8")).toContain(`datetime="2026-03-15T06:30:00.000Z"`);
   });
 
   it("renders 20,000 items quickly with small cards", () => {

@@ -404,7 +404,7 @@ describe("lost creates and reconciliation", () => {
 
     s.advance(LATENCY_MS);
     const found = expectImage(await p.findLostJob(REQUEST, submittedAtMs, new Set()));
-    expect(found).toMatchObject({ imageRef: simJob!.imageId, width: 1024, height: 1024 });
+    expect(found).toMatchObject({ imageRef: simJob!.imageId, jobId: simJob!.id, width: 1024, height: 1024 });
     expect(imageIdFromUrl(found.url)).toBe(simJob!.imageId);
     expect(found.url.startsWith(`${s.origin}/files/`)).toBe(true);
 
@@ -450,6 +450,7 @@ describe("lost creates and reconciliation", () => {
     const second = expectImage(await p.findLostJob(REQUEST, submittedAtMs, claimed));
     claimed.add(second.imageRef);
     expect(second.imageRef).not.toBe(first.imageRef);
+    expect(second.jobId).not.toBe(first.jobId);
     expect(new Set([first.imageRef, second.imageRef])).toEqual(new Set(s.state.listJobs(s.apiKey).map((j) => j.imageId)));
     expect((await p.findLostJob(REQUEST, submittedAtMs, claimed)).found).toBe("none");
   });
@@ -464,9 +465,54 @@ describe("lost creates and reconciliation", () => {
 
     const lost = s.state.listJobs(s.apiKey).find((j) => j.id !== variantJob)!;
     const found = expectImage(await p.findLostJob(REQUEST, submittedAtMs, new Set([variantJob])));
-    expect(found.imageRef).toBe(lost.imageId);
+    expect(found).toMatchObject({ imageRef: lost.imageId, jobId: lost.id });
     // Once ours is adopted too, nothing is left.
     expect((await p.findLostJob(REQUEST, submittedAtMs, new Set([variantJob, lost.imageId]))).found).toBe("none");
+  });
+
+  it("a fresh loss costs one page of each listing, however many jobs ran around it", async () => {
+    const { s, p } = await simAndProvider({ pageSize: 2 });
+    for (let i = 0; i < 6; i++) await p.submit({ ...REQUEST, prompt: `Older image number ${i}` });
+    s.advance(LATENCY_MS);
+    const submittedAtMs = s.now();
+    s.configure({ rateLostCreate: 1 });
+    await rejection(p.submit(REQUEST));
+    s.advance(LATENCY_MS);
+    const before = s.ledger().requestsByRoute;
+    expectImage(await p.findLostJob(REQUEST, submittedAtMs, new Set()));
+    const after = s.ledger().requestsByRoute;
+    expect((after["GET /v1/aistudio/images"] ?? 0) - (before["GET /v1/aistudio/images"] ?? 0)).toBe(1);
+    expect((after["GET /v1/jobs"] ?? 0) - (before["GET /v1/jobs"] ?? 0)).toBe(1);
+  });
+
+  it("when the job list does not name the image (undocumented shape), adopts the newest unclaimed match", async () => {
+    const image = (id: string, prompt = REQUEST.prompt) => ({
+      url: `https://cdn.example/images/user/u/${id}.png`,
+      id,
+      prompt,
+      aspectRatio: "1:1",
+      model: "seedream3.0",
+      createdDate: new Date(Date.now() - 1_000).toISOString(),
+      width: 1024,
+      height: 1024,
+    });
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      if (req.url?.startsWith("/api/v1/aistudio/images")) {
+        res.end(JSON.stringify({ items: [image("img-c", "another prompt here"), image("img-b"), image("img-a")] }));
+      } else {
+        res.end(JSON.stringify({ items: [{ success: true, data: { jobId: "job-x", status: "completed" } }], nextPageKey: null }));
+      }
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const p = provider(`http://127.0.0.1:${port}/api`, "pictai_x");
+    expect(await p.findLostJob(REQUEST, Date.now() - 5_000, new Set(["job-x"]))).toEqual({ found: "image", imageRef: "img-b", jobId: null, url: "https://cdn.example/images/user/u/img-b.png", width: 1024, height: 1024 });
+    expect(await p.findLostJob(REQUEST, Date.now() - 5_000, new Set(["img-b"]))).toMatchObject({ found: "image", imageRef: "img-a" });
+    expect(await p.findLostJob(REQUEST, Date.now() - 5_000, new Set(["img-b", "img-a"]))).toMatchObject({ found: "none" });
+    // Images older than the submit (less the clock skew allowance) are never ours.
+    expect(await p.findLostJob(REQUEST, Date.now() + 120_000, new Set())).toMatchObject({ found: "none" });
   });
 
   it("pages through a long image history", async () => {

@@ -182,13 +182,20 @@ export class PictoryProvider implements Provider {
       pageKey = str(json.nextPageKey);
       if (older || !pageKey) break;
     }
-    // 2. The job list, read after the images: jobs of unknown owner still running (one may be
-    // ours), and the images of jobs another item owns by job id but has not read yet. Without
-    // the second, a lost submit would adopt the image of an identical request (a variant)
-    // whose submit succeeded, and both items would deliver the same picture.
+    // 2. The job list, read after the images, newest first: jobs of unknown owner still
+    // running (one may be ours), and which job made each candidate. A candidate made by a job
+    // another item owns (a variant whose submit succeeded but that has not read its job yet)
+    // is not ours: adopting it would deliver one picture twice. The first candidate made by
+    // an unclaimed job is adopted at once, so a fresh loss costs one page of each list.
+    const byImageId = new Map<string, (typeof candidates)[number]>();
+    for (const c of candidates) {
+      byImageId.set(c.imageRef, c);
+      const fromUrl = imageIdFromUrl(c.url);
+      if (fromUrl) byImageId.set(fromUrl, c);
+    }
+    const owned = new Set<(typeof candidates)[number]>();
     pageKey = null;
     let pending = 0;
-    const ownedImages = new Set<string>();
     for (let page = 0; page < 20; page++) {
       const json = await this.call("GET", `/v1/jobs${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
       const items = Array.isArray(json.items) ? json.items : [];
@@ -204,20 +211,22 @@ export class PictoryProvider implements Provider {
         }
         const jobId = str(data.jobId) ?? str(item.job_id);
         if (!jobId) continue;
-        const status = str(data.status);
+        const url = str(data.url);
+        const candidate = url ? byImageId.get(imageIdFromUrl(url) ?? "") : undefined;
         if (claimed.has(jobId)) {
-          const url = str(data.url);
-          const imageRef = url ? imageIdFromUrl(url) : null;
-          if (imageRef) ownedImages.add(imageRef);
-        } else if (status === "in-progress") {
+          if (candidate) owned.add(candidate);
+        } else if (candidate) {
+          return { found: "image", ...candidate, jobId };
+        } else if (str(data.status) === "in-progress") {
           pending++;
         }
       }
       pageKey = str(json.nextPageKey);
       if (older || !pageKey) break;
     }
-    const adopt = candidates.find((c) => !ownedImages.has(c.imageRef) && !ownedImages.has(imageIdFromUrl(c.url) ?? ""));
-    if (adopt) return { found: "image", ...adopt };
+    // The job list did not name the job of every candidate (its item shape is undocumented).
+    const adopt = candidates.find((c) => !owned.has(c));
+    if (adopt) return { found: "image", ...adopt, jobId: null };
     if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
     return { found: "none", detail: "no matching image and no unknown job in progress" };
   }

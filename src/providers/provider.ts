@@ -36,7 +36,15 @@ export type JobState =
 
 /** What a search for a job whose create response was lost found. */
 export type LostJobSearch =
-  | { found: "image"; imageRef: string; url: string; width: number | null; height: number | null }
+  | {
+      found: "image";
+      imageRef: string;
+      /** The job that made it, when the job list tells (so its URL can be refreshed later). */
+      jobId: string | null;
+      url: string;
+      width: number | null;
+      height: number | null;
+    }
   /** A job of unknown owner is still running at the service: it may be ours, look again later. */
   | { found: "pending"; detail: string }
   | { found: "none"; detail: string };

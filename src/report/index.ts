@@ -15,5 +15,5 @@ export async function writeReport(
 ): Promise<void> {
   const lines = await writeResults(store, outDir);
   const ordered = manifest.items ? orderByManifest(lines, manifest.items.map((i) => i.key)) : lines;
-  await writeContactSheet(outDir, { name: manifest.name, generatedAt: new Date(now()), lines: ordered });
+  await writeContactSheet(outDir, { name: manifest.name, generatedAt: new Date(now()), lines: ordered, creditsSpent: store.totalCredits() });
 }

@@ -344,8 +344,17 @@ export class Runner {
           return this.move(
             item,
             "downloading",
-            { imageRef: search.imageRef, resultUrl: search.url, resultWidth: search.width, resultHeight: search.height, nextAttemptAt: 0 },
-            `reconciled: adopted image ${search.imageRef} made by the lost submit`,
+            {
+              imageRef: search.imageRef,
+              jobId: search.jobId,
+              resultUrl: search.url,
+              resultWidth: search.width,
+              resultHeight: search.height,
+              // The image list carries no price: the model's is what the service charged.
+              credits: priceOf(item),
+              nextAttemptAt: 0,
+            },
+            `reconciled: adopted image ${search.imageRef}${search.jobId ? ` (job ${search.jobId})` : ""} made by the lost submit`,
           );
         case "pending": {
           const waited = this.now() - (item.submittedAt ?? 0);
@@ -361,6 +370,11 @@ export class Runner {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
       if (failure.kind === "fatal") throw failure.error;
+      if (failure.kind === "permanent") {
+        // The listings themselves are refused: submitting again might pay twice, so stop here
+        // and let a person decide (imgbatch retry resubmits).
+        return this.move(item, "failed", { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, failure.code);
+      }
       if (failure.kind === "throttled") this.pauseProvider(failure.retryAfterMs);
       return this.store.update(item, { nextAttemptAt: this.now() + backoffDelayMs(2, this.options, this.random) + 250 });
     }
@@ -466,6 +480,12 @@ export class Runner {
         const failure = classifyFailure(error);
         if (failure.kind === "aborted") return;
         if (failure.kind === "fatal") throw failure.error;
+        if (failure.kind === "throttled") {
+          // Re-reading the job was throttled: the whole provider waits, the attempt is not used.
+          this.pauseProvider(failure.retryAfterMs);
+          attempt--;
+          continue;
+        }
         if (failure.kind === "retryable" && attempt < this.options.maxAttempts) {
           const delayMs = backoffDelayMs(attempt, this.options, this.random);
           this.log.debug({ item: item.key, code: failure.code }, `download of ${item.key} failed (${failure.code}); again in ${delayMs} ms`);
@@ -476,9 +496,7 @@ export class Runner {
           }
           continue;
         }
-        const code = failure.kind === "throttled" ? "RATE_LIMITED" : failure.code;
-        const message = failure.kind === "throttled" ? "throttled while downloading" : failure.message;
-        item = this.move(item, "failed", { errorCode: code, errorMessage: message }, message);
+        item = this.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
         return;
       }
     }
@@ -487,8 +505,16 @@ export class Runner {
   /** Reads the job again: after a restart (local bytes are not kept) or when a URL expired. */
   private async freshImageSource(item: ItemRecord): Promise<ImageSource | null> {
     if (item.jobId === null) {
-      if (item.resultUrl) return { kind: "url", url: item.resultUrl };
-      this.move(item, "queued", { nextAttemptAt: this.now() }, "adopted image has no job to refresh its URL: submitting again");
+      // An adopted image whose job the job list did not name: its URL comes from the image list.
+      await this.bucket.take(this.hardStop.signal);
+      const claimed = this.store.claimedRefs();
+      if (item.imageRef) claimed.delete(item.imageRef);
+      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, this.hardStop.signal);
+      if (search.found === "image" && search.imageRef === item.imageRef) {
+        this.store.update(item, { resultUrl: search.url });
+        return { kind: "url", url: search.url };
+      }
+      this.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
       return null;
     }
     await this.bucket.take(this.hardStop.signal);
