@@ -465,7 +465,8 @@ export class Runner {
           signal: this.hardStop.signal,
         });
         this.move(item, "done", { ...delivered, completedAt: this.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
-        this.log.info(
+        // Per item at debug: people follow the status line or the 30-second summary.
+        this.log.debug(
           { item: item.key, provider: item.provider, attempts: item.attempts },
           `done ${item.key} (${item.provider}, ${((this.now() - (item.submittedAt ?? item.createdAt)) / 1000).toFixed(1)} s, attempt ${item.attempts} of ${this.options.maxAttempts})`,
         );
