@@ -16,6 +16,7 @@ import type { ItemPatch, ItemRecord } from "../store/types.js";
 import { deliverItemImage } from "./deliver-item.js";
 import type { RunnerOptions } from "./options.js";
 import { backoffDelayMs, canRetry, classifyFailure } from "./retry-policy.js";
+import { PollSchedule } from "./poll-schedule.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
 
@@ -63,6 +64,9 @@ export class Runner {
   private readonly bucket: TokenBucket;
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
+  private readonly pollSchedule: PollSchedule;
+  /** Reads of each running job so far in this process (a resumed job starts again at 0). */
+  private readonly pollsSoFar = new Map<number, number>();
   private readonly imagePool: ReturnType<typeof pLimit>;
   private readonly atService = new Map<number, Promise<void>>();
   private readonly inImageStage = new Map<number, Promise<void>>();
@@ -87,7 +91,10 @@ export class Runner {
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.bucket = new TokenBucket(this.options.rpm, 1, this.now);
-    const pollsPerMinute = this.options.pollIntervalMs > 0 ? (this.options.concurrency * 60_000) / this.options.pollIntervalMs : 0;
+    const pollFloorMs = Math.max(10, this.options.pollIntervalMs / 20);
+    this.pollSchedule = new PollSchedule({ intervalMs: this.options.pollIntervalMs, floorMs: pollFloorMs });
+    // At most `concurrency` polls per floor interval, evenly spaced: no bursts, and no queue.
+    const pollsPerMinute = this.options.pollIntervalMs > 0 ? (this.options.concurrency * 60_000) / pollFloorMs : 0;
     this.pollPacer = new TokenBucket(pollsPerMinute, 1, this.now);
     this.imagePool = pLimit(Math.max(1, this.options.downloadConcurrency));
     // Every wait and request listens to these: hundreds at once is normal here.
@@ -281,7 +288,7 @@ export class Runner {
     let item = this.move(queued, "submitting", { attempts: attempt, submittedAt: this.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.options.maxAttempts}`);
     try {
       const { jobId } = await this.provider.submit(item.request, signal);
-      item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.options.pollIntervalMs }, `job ${jobId}`);
+      item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.pollSchedule.delayMs(item.request.model, 0) }, `job ${jobId}`);
       return item;
     } catch (error) {
       return this.afterSubmitFailure(item, error);
@@ -410,9 +417,13 @@ export class Runner {
   }
 
   private afterPoll(item: ItemRecord, job: JobState): ItemRecord {
+    const polls = this.pollsSoFar.get(item.id) ?? 0;
+    this.pollSchedule.observe(item.request.model, polls, job.status !== "in-progress");
+    if (job.status === "in-progress") this.pollsSoFar.set(item.id, polls + 1);
+    else this.pollsSoFar.delete(item.id);
     switch (job.status) {
       case "in-progress":
-        return this.store.update(item, { nextAttemptAt: this.now() + this.options.pollIntervalMs });
+        return this.store.update(item, { nextAttemptAt: this.now() + this.pollSchedule.delayMs(item.request.model, polls + 1) });
       case "completed": {
         this.summary.creditsThisRun += job.credits;
         const updated = this.move(
