@@ -125,6 +125,7 @@ describe("run --provider pictory against the simulator", () => {
       rateSlowDownload: 0.05,
       slowDownloadChunkDelayMs: 5,
       urlTtlMs: 400,
+      pageSize: 100,
     });
     const dir = tempDir();
     const path = manifest(dir, 100, 2);

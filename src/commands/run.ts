@@ -12,6 +12,8 @@ import { createProvider } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { writeReport } from "../report/index.js";
 import { priceOf, Runner, type RunSummary } from "../runner/runner.js";
+import { classifyFailure } from "../runner/retry-policy.js";
+import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { Store } from "../store/store.js";
@@ -175,13 +177,20 @@ async function execute(
 async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"]): Promise<void> {
   const toSubmit = store.inStates(["queued", "submitting"]);
   if (toSubmit.length === 0) return;
-  let creditsRemaining: number | null;
-  try {
-    ({ creditsRemaining } = await provider.preflight());
-  } catch (error) {
-    if (error instanceof FatalRunError) throw new ExitError(error.exitCode, error.message);
-    log.warn(`could not read the account's credits (${errorMessage(error)}); going on`);
-    return;
+  let creditsRemaining: number | null = null;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ({ creditsRemaining } = await provider.preflight());
+      break;
+    } catch (error) {
+      if (error instanceof FatalRunError) throw new ExitError(error.exitCode, error.message);
+      const failure = classifyFailure(error);
+      if (attempt >= 3 || (failure.kind !== "throttled" && failure.kind !== "retryable")) {
+        log.warn(`could not read the account's credits (${errorMessage(error)}); going on`);
+        return;
+      }
+      await sleepMs(failure.kind === "throttled" ? (failure.retryAfterMs ?? DEFAULTS.throttleFallbackMs) : DEFAULTS.backoffBaseMs * attempt);
+    }
   }
   if (creditsRemaining === null) return;
   const needed = toSubmit.reduce((sum, item) => sum + priceOf(item), 0);

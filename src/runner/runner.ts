@@ -188,7 +188,7 @@ export class Runner {
 
   private startImageStage(item: ItemRecord, image: ImageSource | null): void {
     if (this.inImageStage.has(item.id)) return;
-    const task = this.imagePool(() => this.deliver(item, image))
+    const task = this.deliver(item, image)
       .catch((error: unknown) => this.onDriverCrash(item, error))
       .finally(() => {
         this.inImageStage.delete(item.id);
@@ -366,7 +366,10 @@ export class Runner {
         case "pending": {
           const waited = this.now() - (item.submittedAt ?? 0);
           if (waited < this.options.reconcileWindowMs) {
-            return this.store.note(item, `reconcile: ${search.detail}; looking again later`, { nextAttemptAt: this.now() + Math.max(this.options.pollIntervalMs, 250) });
+            // An unknown job runs about as long as the model's jobs do: look again then,
+            // not sooner (each look pages through two listings).
+            const againMs = Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
+            return this.store.note(item, `reconcile: ${search.detail}; looking again later`, { nextAttemptAt: this.now() + againMs });
           }
           return this.retryAfterReconcile(item, `reconcile: nothing matched after ${Math.round(waited / 1000)} s (${search.detail}); unreconcilable, submitting again`);
         }
@@ -466,15 +469,23 @@ export class Runner {
       try {
         if (!source) source = await this.freshImageSource(item);
         if (!source) return; // the job went back to the queue or failed
-        const delivered = await deliverItemImage({
-          item,
-          source,
-          downloader: this.deps.downloader,
-          layout: this.deps.layout,
-          store: this.store,
-          options: this.options,
-          signal: this.hardStop.signal,
-        });
+        // Only the transfer and the sharp work hold a pool slot: re-reading the job and the
+        // backoff between attempts happen outside it, so one flaky download never stalls the rest.
+        const from = source;
+        const delivered = await this.imagePool(() =>
+          this.hardStop.signal.aborted
+            ? null
+            : deliverItemImage({
+                item,
+                source: from,
+                downloader: this.deps.downloader,
+                layout: this.deps.layout,
+                store: this.store,
+                options: this.options,
+                signal: this.hardStop.signal,
+              }),
+        );
+        if (!delivered) return;
         this.move(item, "done", { ...delivered, completedAt: this.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
         // Per item at debug: people follow the status line or the 30-second summary.
         this.log.debug(
