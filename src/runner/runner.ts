@@ -414,9 +414,17 @@ export class Runner {
           ? this.pauseProvider(failure.retryAfterMs) - this.now()
           : backoffDelayMs(3, this.options, this.random) + this.options.pollIntervalMs;
       this.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${delayMs} ms`);
-      return this.store.update(item, { nextAttemptAt: this.now() + delayMs });
+      return this.later(item, delayMs);
     }
     return this.afterPoll(item, job);
+  }
+
+  /**
+   * The next read of a running job, kept in memory only: it needs no checkpoint (a resumed
+   * run reads every running job at once), and a commit per poll would cost an fsync each.
+   */
+  private later(item: ItemRecord, delayMs: number): ItemRecord {
+    return { ...item, nextAttemptAt: this.now() + delayMs };
   }
 
   private afterPoll(item: ItemRecord, job: JobState): ItemRecord {
@@ -426,7 +434,7 @@ export class Runner {
     else this.pollsSoFar.delete(item.id);
     switch (job.status) {
       case "in-progress":
-        return this.store.update(item, { nextAttemptAt: this.now() + this.pollSchedule.delayMs(item.request.model, polls + 1) });
+        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1));
       case "completed": {
         this.summary.creditsThisRun += job.credits;
         const updated = this.move(
@@ -463,28 +471,31 @@ export class Runner {
   private async deliver(start: ItemRecord, image: ImageSource | null): Promise<void> {
     let item = start;
     let source = image;
-    let refreshed = false;
+    let refreshes = 0;
     for (let attempt = 1; ; attempt++) {
       if (this.hardStop.signal.aborted) return;
+      let readInSlot = false;
       try {
-        if (!source) source = await this.freshImageSource(item);
-        if (!source) return; // the job went back to the queue or failed
-        // Only the transfer and the sharp work hold a pool slot: re-reading the job and the
-        // backoff between attempts happen outside it, so one flaky download never stalls the rest.
-        const from = source;
-        const delivered = await this.imagePool(() =>
-          this.hardStop.signal.aborted
-            ? null
-            : deliverItemImage({
-                item,
-                source: from,
-                downloader: this.deps.downloader,
-                layout: this.deps.layout,
-                store: this.store,
-                options: this.options,
-                signal: this.hardStop.signal,
-              }),
-        );
+        // The backoff between attempts happens outside a pool slot, so one flaky download never
+        // stalls the rest. The job is re-read inside the slot: a URL read before waiting for a
+        // slot could expire during the wait (hundreds of images may be queued for the pool).
+        const delivered = await this.imagePool(async () => {
+          if (this.hardStop.signal.aborted) return null;
+          if (!source) {
+            readInSlot = true;
+            source = await this.freshImageSource(item);
+          }
+          if (!source) return null; // the job went back to the queue or failed
+          return deliverItemImage({
+            item,
+            source,
+            downloader: this.deps.downloader,
+            layout: this.deps.layout,
+            store: this.store,
+            options: this.options,
+            signal: this.hardStop.signal,
+          });
+        });
         if (!delivered) return;
         this.move(item, "done", { ...delivered, completedAt: this.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
         // Per item at debug: people follow the status line or the 30-second summary.
@@ -494,10 +505,12 @@ export class Runner {
         );
         return;
       } catch (error) {
-        if (error instanceof ResultUrlExpiredError && !refreshed) {
-          refreshed = true;
+        // A URL read in this very slot that fails at once is broken, not stale: that fails the item.
+        if (error instanceof ResultUrlExpiredError && !readInSlot && refreshes < this.options.maxAttempts) {
+          refreshes++;
           source = null;
           this.store.note(item, "result URL expired: reading the job for a fresh one");
+          attempt--;
           continue;
         }
         const failure = classifyFailure(error);
