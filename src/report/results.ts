@@ -65,8 +65,9 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
 }
 
 export function collectResultLines(store: Store, outDir: string): ResultLine[] {
+  const renditionsByItem = store.renditionsByItem();
   return store.allLive().map((item) => {
-    const renditions = Object.fromEntries(store.renditionsOf(item.id).map((r) => [r.name, r.path]));
+    const renditions = Object.fromEntries((renditionsByItem.get(item.id) ?? []).map((r) => [r.name, r.path]));
     return toResultLine(item, outDir, item.state === "done" ? renditions : {});
   });
 }

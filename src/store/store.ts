@@ -408,6 +408,18 @@ export class Store {
     }));
   }
 
+  /** Every item's renditions in one query, by item id (for reports over many items). */
+  renditionsByItem(): Map<number, RenditionRecord[]> {
+    const byItem = new Map<number, RenditionRecord[]>();
+    for (const r of this.db.prepare(`SELECT * FROM renditions ORDER BY item_id, name`).all() as Row[]) {
+      const record = { itemId: r.item_id as number, name: r.name as string, settingsHash: r.settings_hash as string, path: r.path as string, width: r.width as number, height: r.height as number };
+      const list = byItem.get(record.itemId);
+      if (list) list.push(record);
+      else byItem.set(record.itemId, [record]);
+    }
+    return byItem;
+  }
+
   saveRendition(r: RenditionRecord): void {
     this.db
       .prepare(`INSERT OR REPLACE INTO renditions (item_id, name, settings_hash, path, width, height, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
