@@ -3,43 +3,27 @@
 // any failure, and each failure classified the way the runner relies on.
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Downloader, ResultUrlExpiredError, type DownloadOptions } from "../src/assets/download.js";
 import { isTempName } from "../src/assets/atomic-file.js";
 import { PermanentError, ServiceError } from "../src/errors.js";
 import { classifyFailure } from "../src/runner/retry-policy.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
+import { closeServer, useCleanup } from "./helpers/cleanup.js";
 
 const LATENCY_MS = 1_000;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-const sims: SimHandle[] = [];
-const downloaders: Downloader[] = [];
-const servers: Server[] = [];
-const dirs: string[] = [];
 
-afterEach(async () => {
-  await Promise.all(downloaders.splice(0).map((d) => d.close()));
-  await Promise.all(sims.splice(0).map((s) => s.stop()));
-  await Promise.all(
-    servers.splice(0).map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeAllConnections();
-        }),
-    ),
-  );
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const cleanup = useCleanup();
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "imgbatch-download-"));
-  dirs.push(dir);
+  cleanup(dir, (d) => rm(d, { recursive: true, force: true }));
   return dir;
 }
 
@@ -49,13 +33,13 @@ async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
     jitterMs: 0,
     ...options,
   });
-  sims.push(handle);
+  cleanup(handle, (h) => h.stop());
   return handle;
 }
 
 function downloader(options: Partial<Omit<DownloadOptions, "signal">> = {}): Downloader {
   const d = new Downloader({ maxBytes: 10 * 1024 * 1024, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, connectTimeoutMs: 2000, ...options });
-  downloaders.push(d);
+  cleanup(d, (x) => x.close());
   return d;
 }
 
@@ -89,7 +73,7 @@ const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes)
 /** A local server answering every request with `handler`, for shapes the sim never sends. */
 async function server(handler: Parameters<typeof createServer>[1]): Promise<string> {
   const srv = createServer(handler);
-  servers.push(srv);
+  cleanup(srv, closeServer);
   await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(srv.address() as AddressInfo).port}/files/x.png`;
 }

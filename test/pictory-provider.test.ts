@@ -3,31 +3,17 @@
 // httpStatus, retryAfterMs, exitCode). Job progress is driven by the sim's clock (advance).
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../src/errors.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider, imageIdFromUrl } from "../src/providers/pictory.js";
 import type { ImageRequest, JobState, LostJobSearch, Provider } from "../src/providers/provider.js";
 import { RETRYABLE_ERROR_CODES, classifyFailure } from "../src/runner/retry-policy.js";
 import { simRequestHash, startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
+import { closeServer, useCleanup } from "./helpers/cleanup.js";
 
 const LATENCY_MS = 5_000;
-const sims: SimHandle[] = [];
-const providers: PictoryProvider[] = [];
-const servers: { close(cb: () => void): void; closeAllConnections(): void }[] = [];
 
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  await Promise.all(sims.splice(0).map((s) => s.stop()));
-  await Promise.all(
-    servers.splice(0).map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeAllConnections();
-        }),
-    ),
-  );
-});
+const cleanup = useCleanup();
 
 async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
   const handle = await startSimulator({
@@ -35,7 +21,7 @@ async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
     jitterMs: 0,
     ...options,
   });
-  sims.push(handle);
+  cleanup(handle, (h) => h.stop());
   return handle;
 }
 
@@ -53,7 +39,7 @@ function provider(baseUrl: string, apiKey: string, overrides: { userAgent?: stri
     clockSkewMs: 60_000,
     userAgent: overrides.userAgent ?? "imgbatch-test",
   });
-  providers.push(p);
+  cleanup(p, (x) => x.close());
   return p;
 }
 
@@ -136,7 +122,7 @@ describe("submit and getJob", () => {
         res.end(req.method === "POST" ? JSON.stringify({ success: true, data: { jobId: "job-1" } }) : JSON.stringify({ job_id: "job-1", success: true, data: { status: "in-progress" } }));
       });
     });
-    servers.push(server);
+    cleanup(server, closeServer);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const p = provider(`http://127.0.0.1:${port}/pictoryapis/`, "pictai_headercheck");
@@ -172,7 +158,7 @@ describe("submit and getJob", () => {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(body);
     });
-    servers.push(server);
+    cleanup(server, closeServer);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const error = await rejection(provider(`http://127.0.0.1:${port}/pictoryapis`, "pictai_x").submit(REQUEST));
@@ -349,7 +335,7 @@ describe("throttling and transient failures", () => {
     const server = createServer(() => {
       /* never answers */
     });
-    servers.push(server);
+    cleanup(server, closeServer);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const p = provider(`http://127.0.0.1:${port}/pictoryapis`, "pictai_x", { headersTimeoutMs: 150 });
@@ -504,7 +490,7 @@ describe("lost creates and reconciliation", () => {
         res.end(JSON.stringify({ items: [{ success: true, data: { jobId: "job-x", status: "completed" } }], nextPageKey: null }));
       }
     });
-    servers.push(server);
+    cleanup(server, closeServer);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const p = provider(`http://127.0.0.1:${port}/api`, "pictai_x");
