@@ -17,8 +17,9 @@ import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { Store } from "../store/store.js";
-import type { LockHolder, RunOutcome } from "../store/types.js";
+import type { RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
+import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { runPaths } from "./paths.js";
 import { startProgress } from "./progress.js";
@@ -40,20 +41,6 @@ export interface RunCommandOptions {
   quiet?: boolean;
   /** Scheduler settings with no command-line flag (backoff, pools): for tests and benchmarks. */
   tuning?: Partial<RunnerOptions>;
-}
-
-/** A lock whose process is gone is stale. On another host the pid cannot be checked: the heartbeat tells. */
-export function lockIsStale(holder: LockHolder, now: number, host = hostname()): boolean {
-  if (holder.host === host) {
-    if (holder.pid === process.pid) return true;
-    try {
-      process.kill(holder.pid, 0);
-      return false;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === "ESRCH";
-    }
-  }
-  return now - holder.heartbeatAt > 3 * 60_000;
 }
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
@@ -87,16 +74,29 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     store.closeAbandonedRuns(run.id);
     const heartbeat = setInterval(() => store.heartbeat(run.id), 10_000);
     heartbeat.unref();
+    // Listening from the moment the lock is held: a signal during start-up (the quota read,
+    // its retries) also ends in a closed run and a released lock, not in an exit at once.
+    const stop = new AbortController();
+    const unregister = ctx.onStopSignal((signal) => {
+      log.warn(`${signal}: stopping — no new submissions; state stays consistent (a second ${signal} exits at once)`);
+      stop.abort(new DOMException(`${signal} received`, "AbortError"));
+    });
     let summary: RunSummary | null = null;
+    let thrown: unknown = null;
     try {
-      summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log);
+      summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal);
+    } catch (error) {
+      thrown = error;
+      throw error;
     } finally {
+      unregister();
       clearInterval(heartbeat);
-      const exitCode = exitCodeFor(summary, store);
+      // A refused key at the quota read ends the run with its own code (1): the record says so.
+      const exitCode = thrown instanceof ExitError ? thrown.exitCode : exitCodeFor(summary, store);
       store.endRun(run.id, {
         outcome: outcomeOf(exitCode),
         exitCode,
-        stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (summary ? null : "crashed"),
+        stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
         itemsDone: summary?.doneThisRun ?? 0,
         itemsFailed: summary?.failedThisRun ?? 0,
         credits: summary?.creditsThisRun ?? 0,
@@ -122,6 +122,7 @@ async function execute(
   options: RunCommandOptions,
   ctx: CommandContext,
   log: CommandContext["logger"],
+  stopSignal: AbortSignal,
 ): Promise<RunSummary> {
   const plan = store.syncManifest(
     manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, providerName) })),
@@ -130,8 +131,15 @@ async function execute(
   if (plan.supersede.length) log.info({ keys: plan.supersede.map((s) => s.key) }, `${plan.supersede.length} item(s) changed in the manifest: made anew`);
   if (plan.markRemoved.length) log.info(`${plan.markRemoved.length} item(s) are no longer in the manifest: left alone`);
   if (options.retryFailed || options.retryFilter) {
-    const requeued = store.requeueFailed(options.retryFilter ?? {});
-    log.info(`re-queued ${requeued.length} failed item(s)`);
+    const filter = options.retryFilter ?? {};
+    const failedBefore = store.inStates(["failed"]);
+    const requeued = store.requeueFailed(filter);
+    log.info({ keys: requeued.map((i) => i.key) }, `re-queued ${requeued.length} failed item(s)`);
+    // A typo in --rows or --code would otherwise re-run nothing without a word.
+    const idleRows = (filter.rowIds ?? []).filter((row) => !failedBefore.some((i) => i.rowId === row && (!filter.codes || filter.codes.includes(i.errorCode ?? ""))));
+    const idleCodes = (filter.codes ?? []).filter((code) => !failedBefore.some((i) => i.errorCode === code && (!filter.rowIds || filter.rowIds.includes(i.rowId))));
+    if (idleRows.length) log.warn(`--rows: no failed item in row(s) ${idleRows.join(", ")}`);
+    if (idleCodes.length) log.warn(`--code: no failed item with code(s) ${idleCodes.join(", ")}`);
   }
   const removed = await removeLeftoverTempFiles(outDir);
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
@@ -146,7 +154,7 @@ async function execute(
     throttleFallbackMs: DEFAULTS.throttleFallbackMs,
     downloadConcurrency: DEFAULTS.downloadConcurrency,
     maxInputPixels: DEFAULTS.maxInputPixels,
-    stopSubmittingAt: earliest(options.stopSubmittingAt, options.maxRuntimeMs === undefined ? undefined : ctx.now() + options.maxRuntimeMs),
+    ...stopSubmitting(options.stopSubmittingAt, options.maxRuntimeMs === undefined ? undefined : ctx.now() + options.maxRuntimeMs),
     maxCredits: options.maxCredits ?? null,
     reconcileWindowMs: DEFAULTS.reconcileWindowMs,
     thumbnail: manifest.thumbnail,
@@ -154,18 +162,17 @@ async function execute(
     ...options.tuning,
   };
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
-  await preflight(provider, store, log);
+  await preflight(provider, store, log, stopSignal);
+  if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
   const runner = new Runner({ store, provider, downloader, layout, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
-  const unregister = ctx.onStopSignal((signal) => {
-    log.warn(`${signal}: stopping — no new submissions; state stays consistent (a second ${signal} exits at once)`);
-    runner.stop("signal", true);
-  });
+  const onStop = () => runner.stop("signal", true);
+  stopSignal.addEventListener("abort", onStop, { once: true });
   let summary: RunSummary;
   try {
     summary = await runner.run();
   } finally {
-    unregister();
+    stopSignal.removeEventListener("abort", onStop);
     progress.stop();
   }
   await writeReport(store, manifest, outDir);
@@ -174,22 +181,27 @@ async function execute(
 }
 
 /** A refused key ends the run here, after one request; a quota outage only warns. */
-async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"]): Promise<void> {
+async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"], signal: AbortSignal): Promise<void> {
   const toSubmit = store.inStates(["queued", "submitting"]);
   if (toSubmit.length === 0) return;
   let creditsRemaining: number | null = null;
   for (let attempt = 1; ; attempt++) {
     try {
-      ({ creditsRemaining } = await provider.preflight());
+      ({ creditsRemaining } = await provider.preflight(signal));
       break;
     } catch (error) {
       if (error instanceof FatalRunError) throw new ExitError(error.exitCode, error.message);
       const failure = classifyFailure(error);
+      if (failure.kind === "aborted" || signal.aborted) return;
       if (attempt >= 3 || (failure.kind !== "throttled" && failure.kind !== "retryable")) {
         log.warn(`could not read the account's credits (${errorMessage(error)}); going on`);
         return;
       }
-      await sleepMs(failure.kind === "throttled" ? (failure.retryAfterMs ?? DEFAULTS.throttleFallbackMs) : DEFAULTS.backoffBaseMs * attempt);
+      try {
+        await sleepMs(failure.kind === "throttled" ? (failure.retryAfterMs ?? DEFAULTS.throttleFallbackMs) : DEFAULTS.backoffBaseMs * attempt, signal);
+      } catch {
+        return; // stopped by a signal
+      }
     }
   }
   if (creditsRemaining === null) return;
@@ -199,9 +211,10 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
   else log.info(line);
 }
 
-function earliest(a: number | undefined, b: number | undefined): number | null {
-  const values = [a, b].filter((v): v is number => v !== undefined);
-  return values.length ? Math.min(...values) : null;
+/** The earlier of --deadline and --max-runtime, and which one it is (for the stop reason). */
+function stopSubmitting(deadline: number | undefined, runtimeEnd: number | undefined): Pick<RunnerOptions, "stopSubmittingAt" | "stopSubmittingReason"> {
+  if (runtimeEnd !== undefined && (deadline === undefined || runtimeEnd < deadline)) return { stopSubmittingAt: runtimeEnd, stopSubmittingReason: "max-runtime" };
+  return { stopSubmittingAt: deadline ?? null, stopSubmittingReason: "deadline" };
 }
 
 /** DESIGN.md: 0 all done · 2 finished with failures · 3 stopped early, resumable. */

@@ -14,6 +14,8 @@ export interface RunnerOptions {
   maxInputPixels: number;
   /** Stop submitting at this time (ms since epoch). */
   stopSubmittingAt: number | null;
+  /** What `stopSubmittingAt` comes from, for the stop reason (default "deadline"). */
+  stopSubmittingReason?: "deadline" | "max-runtime";
   /** Stop submitting before spent + in-flight credits would pass this. */
   maxCredits: number | null;
   /** How long a lost submit may still be running at the service before it is made again. */

@@ -20,7 +20,7 @@ import { PollSchedule } from "./poll-schedule.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
 
-export type StopReason = "signal" | "deadline" | "credits" | "fatal" | "service-unreachable";
+export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
 
 export interface RunSummary {
   stopReason: StopReason | null;
@@ -67,6 +67,15 @@ export class Runner {
   private readonly pollSchedule: PollSchedule;
   /** Reads of each running job so far in this process (a resumed job starts again at 0). */
   private readonly pollsSoFar = new Map<number, number>();
+  /** Lost submits whose last look found nothing: a second look must agree before paying again. */
+  private readonly foundNothingOnce = new Set<number>();
+  /**
+   * The claimed refs of each reconcile look in progress. A job this process learns of while a
+   * look pages through the listings is claimed for that look too; otherwise every submit
+   * answered during a look reads as "a job of unknown owner still in progress", and in a busy
+   * run a lost submit waits until the run goes quiet (measured in the chaos test).
+   */
+  private readonly openLooks = new Set<Set<string>>();
   private readonly imagePool: ReturnType<typeof pLimit>;
   private readonly atService = new Map<number, Promise<void>>();
   private readonly inImageStage = new Map<number, Promise<void>>();
@@ -143,7 +152,9 @@ export class Runner {
   private resumeInFlight(): void {
     for (const item of this.store.inStates(["submitting", "running"])) {
       this.log.debug({ item: item.key, state: item.state }, `resuming ${item.key} (${item.state}${item.jobId ? `, job ${item.jobId}` : ""})`);
-      this.startAtService(item);
+      // A running job is read at once (paced): the next read time stored at submit belongs to
+      // the stopped run and its poll interval, and the job may long have finished.
+      this.startAtService(item.state === "running" ? { ...item, nextAttemptAt: Math.min(item.nextAttemptAt, this.now()) } : item);
     }
     for (const item of this.store.inStates(["downloading"])) {
       this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
@@ -170,7 +181,7 @@ export class Runner {
   }
 
   private checkDeadline(): void {
-    if (this.options.stopSubmittingAt !== null && this.now() >= this.options.stopSubmittingAt) this.stop("deadline");
+    if (this.options.stopSubmittingAt !== null && this.now() >= this.options.stopSubmittingAt) this.stop(this.options.stopSubmittingReason ?? "deadline");
   }
 
   private startAtService(item: ItemRecord): void {
@@ -267,6 +278,10 @@ export class Runner {
 
   private move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord {
     const updated = this.store.transition(item, to, patch, detail);
+    for (const look of this.openLooks) {
+      if (updated.jobId) look.add(updated.jobId);
+      if (updated.imageRef) look.add(updated.imageRef);
+    }
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
     this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
@@ -281,6 +296,8 @@ export class Runner {
     } catch {
       return queued;
     }
+    // The wait for a token (a throttled provider) may have run past the deadline.
+    this.checkDeadline();
     if (this.stopReason) return queued;
     const attempt = queued.attempts + 1;
     // Committed before the request is sent: a crash from here on leaves `submitting`,
@@ -345,9 +362,14 @@ export class Runner {
     try {
       await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
       await this.bucket.take(this.softStop.signal);
-      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, this.store.claimedRefs(), signal);
+      const claimed = this.store.claimedRefs();
+      this.openLooks.add(claimed);
+      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, signal).finally(() => this.openLooks.delete(claimed));
       switch (search.found) {
         case "image":
+          this.foundNothingOnce.delete(item.id);
+          // Paid like a polled completion: it counts toward this run's credits (and --max-credits).
+          this.summary.creditsThisRun += priceOf(item);
           return this.move(
             item,
             "downloading",
@@ -364,6 +386,7 @@ export class Runner {
             `reconciled: adopted image ${search.imageRef}${search.jobId ? ` (job ${search.jobId})` : ""} made by the lost submit`,
           );
         case "pending": {
+          this.foundNothingOnce.delete(item.id);
           const waited = this.now() - (item.submittedAt ?? 0);
           if (waited < this.options.reconcileWindowMs) {
             // An unknown job runs about as long as the model's jobs do: look again then,
@@ -374,6 +397,15 @@ export class Runner {
           return this.retryAfterReconcile(item, `reconcile: nothing matched after ${Math.round(waited / 1000)} s (${search.detail}); unreconcilable, submitting again`);
         }
         case "none":
+          // The two listings of one look are read one after the other, not as one snapshot: a
+          // job that finishes between them shows in neither as ours (measured in the chaos test),
+          // and a request the service took late shows in none. A second, later look must agree.
+          if (!this.foundNothingOnce.has(item.id)) {
+            this.foundNothingOnce.add(item.id);
+            const againMs = Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
+            return this.store.note(item, `reconcile: ${search.detail}; looking once more before submitting again`, { nextAttemptAt: this.now() + againMs });
+          }
+          this.foundNothingOnce.delete(item.id);
           return this.retryAfterReconcile(item, `reconcile: ${search.detail}; the submit created nothing, submitting again`);
       }
     } catch (error) {
@@ -476,9 +508,11 @@ export class Runner {
       if (this.hardStop.signal.aborted) return;
       let readInSlot = false;
       try {
-        // The backoff between attempts happens outside a pool slot, so one flaky download never
-        // stalls the rest. The job is re-read inside the slot: a URL read before waiting for a
-        // slot could expire during the wait (hundreds of images may be queued for the pool).
+        // Waits (backoff, a throttled provider) happen outside a pool slot, so one flaky
+        // download or a 429 never stalls the rest. The job is re-read inside the slot, right
+        // before the download: a URL read before waiting for a slot could expire during the
+        // wait (hundreds of images may be queued), and a local re-read renders (CPU work).
+        if (!source) await sleepMs(this.bucket.pausedUntilMs - this.now(), this.hardStop.signal);
         const delivered = await this.imagePool(async () => {
           if (this.hardStop.signal.aborted) return null;
           if (!source) {

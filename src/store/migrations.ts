@@ -91,4 +91,11 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (item_id, name)
   );
   `,
+  // 3: the error code of each move to 'failed', so a run's failure reasons stay readable after
+  // its items are retried (the item row keeps only the latest). Runs' outcome may now also be
+  // 'died' (set by the next run for a run whose process ended without closing it).
+  `
+  ALTER TABLE events ADD COLUMN error_code TEXT;
+  CREATE INDEX events_run ON events(run_id, to_state);
+  `,
 ];

@@ -182,7 +182,7 @@ export class Store {
         .prepare(`UPDATE items SET state = ?, updated_at = ?${sql} WHERE id = ? AND state = ? AND ${LIVE}`)
         .run(to, now, ...values, item.id, item.state);
       if (result.changes !== 1) throw new InternalError(`${item.key} is no longer ${item.state}; transition to ${to} refused`);
-      this.appendEvent(item.id, item.state, to, detail, now);
+      this.appendEvent(item.id, item.state, to, detail, now, to === "failed" ? (patch.errorCode ?? null) : null);
       return this.mustGet(item.id);
     })();
   }
@@ -204,10 +204,10 @@ export class Store {
     })();
   }
 
-  private appendEvent(itemId: number, from: ItemState | null, to: ItemState, detail: string | null, at: number): void {
+  private appendEvent(itemId: number, from: ItemState | null, to: ItemState, detail: string | null, at: number, errorCode: string | null = null): void {
     this.db
-      .prepare(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)`)
-      .run(itemId, this.runId, at, from, to, detail);
+      .prepare(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail, error_code) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(itemId, this.runId, at, from, to, detail, errorCode);
   }
 
   // ---- reads ---------------------------------------------------------------------
@@ -306,6 +306,23 @@ export class Store {
     return rows.map((r) => ({ code: r.code as string, count: r.n as number, example: (r.example as string | null) ?? "" }));
   }
 
+  /**
+   * Why items failed during one run, most common first: from the run's own events, so the
+   * answer does not change when those items are retried later.
+   */
+  runFailureReasons(runId: number, limit = 5): { code: string; count: number; example: string }[] {
+    // A database not yet migrated to 3 (status opens it read-only) has no event codes.
+    const eventCode = this.schemaVersion() >= 3 ? "e.error_code, " : "";
+    const rows = this.db
+      .prepare(
+        `SELECT COALESCE(${eventCode}i.error_code, 'UNKNOWN') AS code, COUNT(*) AS n, COALESCE(MAX(e.detail), MAX(i.error_message)) AS example
+         FROM events e JOIN items i ON i.id = e.item_id
+         WHERE e.run_id = ? AND e.to_state = 'failed' GROUP BY 1 ORDER BY n DESC, code LIMIT ?`,
+      )
+      .all(runId, limit) as Row[];
+    return rows.map((r) => ({ code: r.code as string, count: r.n as number, example: (r.example as string | null) ?? "" }));
+  }
+
   // ---- retry ---------------------------------------------------------------------
 
   /** Puts chosen failed items back in the queue with fresh attempts. Returns how many. */
@@ -390,9 +407,23 @@ export class Store {
     this.db.prepare(`DELETE FROM run_lock WHERE id = 1 AND run_id = ?`).run(runId);
   }
 
-  /** Runs that never closed (the process died) are marked so status tells the truth. */
-  closeAbandonedRuns(exceptId: number): void {
-    this.db.prepare(`UPDATE runs SET outcome = 'stopped', stop_reason = 'process died (no clean exit recorded)', exit_code = NULL WHERE outcome IS NULL AND id <> ?`).run(exceptId);
+  /**
+   * Runs that never closed (the process died) are marked so status tells the truth. Their
+   * figures come from their events; their end is their last event (or their start).
+   * Returns how many were closed.
+   */
+  closeAbandonedRuns(exceptId: number): number {
+    return this.db
+      .prepare(
+        `UPDATE runs SET outcome = 'died', stop_reason = 'no clean exit: killed or crashed', exit_code = NULL,
+           ended_at = COALESCE((SELECT MAX(at) FROM events WHERE run_id = runs.id), started_at),
+           items_done = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'done'),
+           items_failed = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'failed'),
+           credits = (SELECT COALESCE(SUM(i.credits), 0) FROM events e JOIN items i ON i.id = e.item_id
+                      WHERE e.run_id = runs.id AND e.to_state = 'downloading' AND e.from_state IN ('running', 'submitting'))
+         WHERE outcome IS NULL AND id <> ?`,
+      )
+      .run(exceptId).changes;
   }
 
   // ---- renditions ----------------------------------------------------------------

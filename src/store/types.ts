@@ -62,13 +62,14 @@ export type ItemPatch = Partial<
   >
 >;
 
-export type RunOutcome = "done" | "some-failed" | "stopped" | "fatal";
+/** "died": the process ended without closing its run (killed, crashed); set by the next run. */
+export type RunOutcome = "done" | "some-failed" | "stopped" | "fatal" | "died";
 
 export interface RunRecord {
   id: number;
   startedAt: number;
   endedAt: number | null;
-  /** null: still running, or the process died without closing the run. */
+  /** null: still running, or the process died and no run has started since. */
   outcome: RunOutcome | null;
   exitCode: number | null;
   stopReason: string | null;

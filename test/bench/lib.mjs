@@ -1,0 +1,227 @@
+// Shared helpers of the benchmark: scratch folders, manifests, the simulator with small
+// images, child processes, and the measurements read from /proc.
+import { fork } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(BENCH_DIR, "..", "..");
+export const TMP = join(BENCH_DIR, ".tmp");
+export const DIST = join(ROOT, "dist");
+
+/** A fresh scratch folder under test/bench/.tmp/. */
+export function scratch(name) {
+  const dir = join(TMP, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * A CSV manifest of `n` rows, one item each, every prompt distinct (CSV is what a list of
+ * this size is exported as; YAML is measured separately where the format matters).
+ */
+export function writeCsvManifest(dir, n, { name = "bench", model = "flux-schnell" } = {}) {
+  const lines = ["id,prompt,model,aspectRatio"];
+  for (let i = 0; i < n; i++) lines.push(`r${i},Poster number ${i} of a quiet harbour town at dusk,${model},1:1`);
+  const path = join(dir, `${name}.csv`);
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+/** The same items as a YAML manifest (one row per item). */
+export function writeYamlManifest(dir, n, { name = "bench", model = "flux-schnell", extra = [] } = {}) {
+  const lines = [`name: ${name}`, "provider: pictory", "defaults:", `  model: ${model}`, "  aspectRatio: '1:1'", ...extra, "rows:"];
+  for (let i = 0; i < n; i++) lines.push(`  - id: r${i}`, `    prompt: Poster number ${i} of a quiet harbour town at dusk`);
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+/**
+ * Starts the simulator in this process. `imagePx` shrinks the 1:1 image the simulator
+ * serves (RATIO_PIXELS is a plain object shared by the simulator and the job's reported
+ * size), so the pipeline's image stage costs little when latencies are scaled down.
+ */
+export async function startSim(options, { imagePx = 64 } = {}) {
+  const { RATIO_PIXELS } = await import(join(DIST, "providers/catalog.js"));
+  RATIO_PIXELS["1:1"] = { width: imagePx, height: imagePx };
+  const { startSimulator } = await import(join(DIST, "sim/index.js"));
+  const sim = await startSimulator({ creditsLimit: 1e9, jitterMs: 0, ...options });
+  // When each job was created: the first submit of a run, and creations per second.
+  const created = [];
+  const createJob = sim.state.createJob.bind(sim.state);
+  sim.state.createJob = (key, request) => {
+    created.push(Date.now());
+    return createJob(key, request);
+  };
+  sim.created = created;
+  const reset = sim.reset.bind(sim);
+  sim.reset = () => {
+    created.length = 0;
+    reset();
+  };
+  return sim;
+}
+
+/** Runs `script` in a child Node process with `input`; resolves with what it sends back. */
+export function runChild(script, input, { execArgv = [], env = {}, onMessage } = {}) {
+  return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
+    const child = fork(join(BENCH_DIR, script), [], {
+      execArgv,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+    let result = null;
+    child.on("message", (message) => {
+      if (message?.type === "result") result = message.value;
+      else onMessage?.(message, child);
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (result) resolve({ ...result, spawnedAt: startedAt });
+      else reject(new Error(`${script} exited ${code ?? signal} without a result`));
+    });
+    child.send({ type: "input", value: input });
+  });
+}
+
+/** In a child: waits for the input sent by runChild. */
+export function childInput() {
+  return new Promise((resolve) => process.once("message", (message) => resolve(message.value)));
+}
+
+/** In a child: sends the result back and lets the process end. */
+export function childResult(value) {
+  return new Promise((resolve) => process.send({ type: "result", value }, () => resolve()));
+}
+
+/** Peak resident set of this process, in MiB, from /proc (VmHWM) and from getrusage. */
+export function peakRssMiB() {
+  const status = readFileSync("/proc/self/status", "utf8");
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return { vmHwmMiB: hwm / 1024, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time of each thread of this process so far, in ms, summed by thread name. */
+export function cpuByThread() {
+  const out = {};
+  for (const tid of readdirSync("/proc/self/task")) {
+    let stat;
+    let comm;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      comm = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    const name = String(process.pid) === tid ? "main" : comm.replace(/[0-9]+$/, "");
+    out[name] = (out[name] ?? 0) + ms;
+  }
+  return out;
+}
+
+export function diffThreads(after, before) {
+  const out = {};
+  for (const [k, v] of Object.entries(after)) out[k] = v - (before[k] ?? 0);
+  return out;
+}
+
+/**
+ * Counts SQLite commits made through better-sqlite3 in this process: every outermost
+ * `db.transaction(...)` call that returns, and every write statement run outside a
+ * transaction (autocommit). Must run before the store opens its database.
+ */
+const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i;
+
+export async function countSqliteCommits() {
+  const { default: Database } = await import("better-sqlite3");
+  const counter = { commits: 0, transactions: 0, autocommits: 0 };
+  const probe = new Database(":memory:");
+  const Statement = Object.getPrototypeOf(probe.prepare("SELECT 1"));
+  probe.close();
+  const run = Statement.run;
+  Statement.run = function (...args) {
+    const outside = !this.database.inTransaction;
+    const result = run.apply(this, args);
+    // better-sqlite3 runs its own BEGIN/COMMIT as statements: those are counted by the
+    // transaction wrapper below, not here.
+    if (outside && !this.reader && !TRANSACTION_CONTROL.test(this.source)) {
+      counter.commits++;
+      counter.autocommits++;
+    }
+    return result;
+  };
+  const transaction = Database.prototype.transaction;
+  Database.prototype.transaction = function (fn) {
+    const db = this;
+    const wrapped = transaction.call(this, fn);
+    const wrap = (variant) =>
+      function (...args) {
+        const outer = !db.inTransaction;
+        const result = variant.apply(this, args);
+        if (outer) {
+          counter.commits++;
+          counter.transactions++;
+        }
+        return result;
+      };
+    const main = wrap(wrapped);
+    for (const name of ["deferred", "immediate", "exclusive"]) main[name] = wrap(wrapped[name]);
+    main.default = main;
+    return main;
+  };
+  return counter;
+}
+
+/** A CommandContext for runCommand whose logs go nowhere (as `2>/dev/null` would). */
+export async function benchContext(env, level = "info") {
+  const { createWriteStream } = await import("node:fs");
+  const { createLogger } = await import(join(DIST, "log.js"));
+  const { readEnvironment } = await import(join(DIST, "env.js"));
+  const stopListeners = new Set();
+  const ctx = {
+    logger: createLogger({ level, destination: createWriteStream("/dev/null") }),
+    env: readEnvironment(env),
+    stdout: createWriteStream("/dev/null"),
+    terminal: null,
+    now: Date.now,
+    onStopSignal(listener) {
+      stopListeners.add(listener);
+      return () => stopListeners.delete(listener);
+    },
+  };
+  return { ctx, signal: (name = "SIGINT") => [...stopListeners].forEach((l) => l(name)) };
+}
+
+/** Most events in any window of `windowMs` over sorted times. */
+export function maxInWindow(times, windowMs) {
+  let best = 0;
+  let lo = 0;
+  for (let hi = 0; hi < times.length; hi++) {
+    while (times[hi] - times[lo] >= windowMs) lo++;
+    best = Math.max(best, hi - lo + 1);
+  }
+  return best;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function mean(values) {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+export function percentile(values, p) {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const round = (x, digits = 2) => (Number.isFinite(x) ? Math.round(x * 10 ** digits) / 10 ** digits : x);
