@@ -151,85 +151,66 @@ export class PictoryProvider implements Provider {
 
   async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, signal?: AbortSignal): Promise<LostJobSearch> {
     const since = submittedAtMs - this.options.clockSkewMs;
-    // 1. Finished images that echo this request, made after the submit, owned by no item.
-    const candidates: { imageRef: string; url: string; width: number | null; height: number | null }[] = [];
-    let pageKey: string | null = null;
-    for (let page = 0; page < 20; page++) {
-      const json = await this.call("GET", `/v1/aistudio/images${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
-      const items = Array.isArray(json.items) ? json.items : [];
-      let older = false;
-      for (const raw of items) {
-        const image = asObject(raw);
-        if (!image) continue;
-        const created = Date.parse(str(image.createdDate) ?? "");
-        if (!Number.isNaN(created) && created < since) {
-          older = true;
-          continue;
-        }
-        const id = str(image.id);
-        const url = str(image.url);
-        if (!id || !url || claimed.has(id) || claimed.has(imageIdFromUrl(url) ?? "")) continue;
-        if (
-          image.prompt === request.prompt &&
-          image.model === request.model &&
-          image.aspectRatio === request.aspectRatio &&
-          (str(image.style) ?? undefined) === request.style &&
-          (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
-        ) {
-          candidates.push({ imageRef: id, url, width: num(image.width), height: num(image.height) });
-        }
-      }
-      pageKey = str(json.nextPageKey);
-      if (older || !pageKey) break;
-    }
-    // 2. The job list, read after the images, newest first: jobs of unknown owner still
-    // running (one may be ours), and which job made each candidate. A candidate made by a job
-    // another item owns (a variant whose submit succeeded but that has not read its job yet)
-    // is not ours: adopting it would deliver one picture twice. The first candidate made by
-    // an unclaimed job is adopted at once, so a fresh loss costs one page of each list.
-    const byImageId = new Map<string, (typeof candidates)[number]>();
-    for (const c of candidates) {
-      byImageId.set(c.imageRef, c);
-      const fromUrl = imageIdFromUrl(c.url);
-      if (fromUrl) byImageId.set(fromUrl, c);
-    }
-    const owned = new Set<(typeof candidates)[number]>();
-    pageKey = null;
+    // 1. The job list first, newest first back to the submit. Read in this order, a job
+    // that finishes between the two reads is in progress here and its image is listed
+    // below: never missed by both (the reverse order loses it). Unclaimed jobs still
+    // running may be ours; unclaimed finished ones are matched to images below.
+    const unclaimedDone = new Map<string, string>(); // image id → job id
+    const ownedImages = new Set<string>();
     let pending = 0;
-    for (let page = 0; page < 20; page++) {
-      const json = await this.call("GET", `/v1/jobs${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
-      const items = Array.isArray(json.items) ? json.items : [];
-      let older = false;
-      for (const raw of items) {
-        const item = asObject(raw);
-        const data = asObject(item?.data);
-        if (!item || !data) continue;
-        const created = Date.parse(str(data.createdAt) ?? str(item.created_at) ?? "");
-        if (!Number.isNaN(created) && created < since) {
-          older = true;
-          continue;
-        }
-        const jobId = str(data.jobId) ?? str(item.job_id);
-        if (!jobId) continue;
-        const url = str(data.url);
-        const candidate = url ? byImageId.get(imageIdFromUrl(url) ?? "") : undefined;
-        if (claimed.has(jobId)) {
-          if (candidate) owned.add(candidate);
-        } else if (candidate) {
-          return { found: "image", ...candidate, jobId };
-        } else if (str(data.status) === "in-progress") {
-          pending++;
-        }
+    for await (const item of this.pages("/v1/jobs", signal)) {
+      const data = asObject(item.data);
+      if (!data) continue;
+      if (createdBefore(str(data.createdAt) ?? str(item.created_at), since)) break;
+      const jobId = str(data.jobId) ?? str(item.job_id);
+      if (!jobId) continue;
+      const url = str(data.url);
+      const imageId = url ? imageIdFromUrl(url) : null;
+      if (claimed.has(jobId)) {
+        if (imageId) ownedImages.add(imageId);
+      } else if (str(data.status) === "in-progress") {
+        pending++;
+      } else if (imageId) {
+        unclaimedDone.set(imageId, jobId);
       }
-      pageKey = str(json.nextPageKey);
-      if (older || !pageKey) break;
     }
-    // The job list did not name the job of every candidate (its item shape is undocumented).
-    const adopt = candidates.find((c) => !owned.has(c));
-    if (adopt) return { found: "image", ...adopt, jobId: null };
+    // 2. Finished images that echo this request, made after the submit, owned by no item.
+    // One made by a job another item owns (a variant that has not read its job yet) is
+    // not ours: adopting it would deliver one picture twice.
+    let unnamed: Extract<LostJobSearch, { found: "image" }> | null = null;
+    for await (const image of this.pages("/v1/aistudio/images", signal)) {
+      if (createdBefore(str(image.createdDate), since)) break;
+      const id = str(image.id);
+      const url = str(image.url);
+      if (!id || !url || !sameRequest(image, request)) continue;
+      const ids = [id, imageIdFromUrl(url) ?? id];
+      if (ids.some((i) => claimed.has(i) || ownedImages.has(i))) continue;
+      const found = { found: "image" as const, imageRef: id, url, width: num(image.width), height: num(image.height) };
+      const jobId = ids.map((i) => unclaimedDone.get(i)).find((j) => j !== undefined);
+      if (jobId) return { ...found, jobId };
+      unnamed ??= { ...found, jobId: null };
+    }
+    // A match whose job the list did not name (its item shape is undocumented): adopt it
+    // only when no unknown job is still running, which could be the one that made it.
     if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
+    if (unnamed) return unnamed;
     return { found: "none", detail: "no matching image and no unknown job in progress" };
   }
+
+  /** The items of a listing, page by page (at most 20 pages: a lost submit is recent). */
+  private async *pages(route: string, signal?: AbortSignal): AsyncGenerator<Json> {
+    let pageKey: string | null = null;
+    for (let page = 0; page < 20; page++) {
+      const json = await this.call("GET", `${route}${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
+      for (const raw of Array.isArray(json.items) ? json.items : []) {
+        const item = asObject(raw);
+        if (item) yield item;
+      }
+      pageKey = str(json.nextPageKey);
+      if (!pageKey) return;
+    }
+  }
+
 
   /** `GET /v1/quota` (a bare object, PICTORY.md §4.3): checks the key, reads the credits left. */
   async preflight(signal?: AbortSignal): Promise<{ creditsRemaining: number | null }> {
@@ -305,6 +286,23 @@ export class PictoryProvider implements Provider {
       cause: error,
     });
   }
+}
+
+/** Whether a listing's timestamp is before `sinceMs` (newest-first listings stop there). */
+function createdBefore(timestamp: string | null, sinceMs: number): boolean {
+  const at = Date.parse(timestamp ?? "");
+  return !Number.isNaN(at) && at < sinceMs;
+}
+
+/** An image of the history echoes the request exactly (PICTORY.md §4.2 lists these fields). */
+function sameRequest(image: Json, request: ImageRequest): boolean {
+  return (
+    image.prompt === request.prompt &&
+    image.model === request.model &&
+    image.aspectRatio === request.aspectRatio &&
+    (str(image.style) ?? undefined) === request.style &&
+    (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
+  );
 }
 
 function safeJson(text: string): Json | null {

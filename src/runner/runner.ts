@@ -397,9 +397,8 @@ export class Runner {
           return this.retryAfterReconcile(item, `reconcile: nothing matched after ${Math.round(waited / 1000)} s (${search.detail}); unreconcilable, submitting again`);
         }
         case "none":
-          // The two listings of one look are read one after the other, not as one snapshot: a
-          // job that finishes between them shows in neither as ours (measured in the chaos test),
-          // and a request the service took late shows in none. A second, later look must agree.
+          // A create the service took late (our side timed out first) shows in no listing
+          // yet: a second, later look must agree before paying again.
           if (!this.foundNothingOnce.has(item.id)) {
             this.foundNothingOnce.add(item.id);
             const againMs = Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
