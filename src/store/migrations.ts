@@ -98,4 +98,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN error_code TEXT;
   CREATE INDEX events_run ON events(run_id, to_state);
   `,
+  // 4: the queue read walks this index in order and stops at its LIMIT. Ordered by id alone,
+  // it sorted every eligible row on each read: ~1 ms per slot refill at 5,000 queued (measured).
+  `
+  DROP INDEX items_queue;
+  CREATE INDEX items_queue ON items(state, next_attempt_at, id) WHERE superseded_at IS NULL;
+  `,
 ];

@@ -236,10 +236,13 @@ export class Store {
     );
   }
 
-  /** Queued items whose wait is over, in manifest order. */
+  /**
+   * Queued items whose wait is over: those eligible longest first, then in manifest order,
+   * so fresh items (never tried) go before retries waiting out a backoff.
+   */
   nextQueued(now: number, limit: number, excludeIds: ReadonlySet<number> = new Set()): ItemRecord[] {
     const rows = this.db
-      .prepare(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?`)
+      .prepare(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`)
       .all(now, limit + excludeIds.size) as Row[];
     return rows.map(toItem).filter((i) => !excludeIds.has(i.id)).slice(0, limit);
   }
