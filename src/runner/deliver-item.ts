@@ -4,7 +4,7 @@
 import { relative } from "node:path";
 import { writeFileAtomic } from "../assets/atomic-file.js";
 import type { Downloader } from "../assets/download.js";
-import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type OutputLayout } from "../assets/image-stage.js";
+import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { Store } from "../store/store.js";
@@ -39,8 +39,8 @@ export async function deliverItemImage(input: {
       ? input.source
       : { kind: "file" as const, file: await input.downloader.download(input.source.url, join(layout.imagesDir, `${item.key}.download`), input.signal) };
   const image = await deliverImage({ layout, key: item.key, source, expected, maxInputPixels: options.maxInputPixels, provenance });
-  const thumbPath = await makeThumbnail({ layout, key: item.key, imagePath: image.filePath, spec: options.thumbnail, maxInputPixels: options.maxInputPixels });
-  const renditions = await ensureRenditions({ item, imagePath: image.filePath, layout, store: input.store, options, force: true });
+  const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels });
+  const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true });
   const deliveredAt = Date.now();
   const sidecar = {
     key: item.key,
@@ -76,7 +76,7 @@ export async function deliverItemImage(input: {
  */
 export async function ensureRenditions(input: {
   item: ItemRecord;
-  imagePath: string;
+  image: ImageInput;
   layout: OutputLayout;
   store: Store;
   options: Pick<RunnerOptions, "renditions" | "maxInputPixels">;
@@ -93,7 +93,7 @@ export async function ensureRenditions(input: {
       continue;
     }
     const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
-    const r = await makeRendition({ layout: input.layout, key: item.key, imagePath: input.imagePath, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance });
+    const r = await makeRendition({ layout: input.layout, key: item.key, image: input.image, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance });
     store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path: r.path, width: r.width, height: r.height });
     result.push({ name: spec.name, path: r.path });
   }

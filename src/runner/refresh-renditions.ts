@@ -18,7 +18,7 @@ export async function refreshRenditions(input: { store: Store; layout: OutputLay
     if (current.length === wanted.size && current.every((r) => wanted.get(r.name) === r.settingsHash)) continue;
     if (!item.filePath || !existsSync(item.filePath)) continue;
     const before = new Map(current.map((r) => [r.name, r.settingsHash]));
-    await ensureRenditions({ item, imagePath: item.filePath, layout: input.layout, store: input.store, options: input.options, force: false });
+    await ensureRenditions({ item, image: item.filePath, layout: input.layout, store: input.store, options: input.options, force: false });
     const after = input.store.renditionsOf(item.id);
     remade += after.filter((r) => before.get(r.name) !== r.settingsHash).length;
   }
