@@ -12,7 +12,7 @@ function settle(latencyMs: number, jobs: number, intervalMs = 10_000): { firstDe
       elapsed += schedule.delayMs("m", n);
       polls++;
       const complete = elapsed >= latencyMs;
-      schedule.observe("m", n, complete);
+      schedule.observe("m", n, complete, elapsed);
       if (complete) break;
     }
     if (job >= jobs / 2) detectionDelay += elapsed - latencyMs;
@@ -47,10 +47,19 @@ describe("PollSchedule", () => {
     expect(schedule.delayMs("m", 9)).toBe(10_000);
   });
 
+  it("moves once for a wave of jobs read together, not once per job", () => {
+    const schedule = new PollSchedule({ intervalMs: 1_000, floorMs: 50 });
+    // 50 jobs submitted together, all still running at their first read after 1 s.
+    for (let i = 0; i < 50; i++) schedule.observe("m", 0, false, 1_000);
+    expect(schedule.delayMs("m", 0)).toBe(1_100);
+    for (let i = 0; i < 50; i++) schedule.observe("m", 0, true, 1_100);
+    expect(schedule.delayMs("m", 0)).toBe(1_089);
+  });
+
   it("keeps one estimate per model", () => {
     const schedule = new PollSchedule({ intervalMs: 10_000, floorMs: 500 });
-    for (let i = 0; i < 100; i++) schedule.observe("flux-schnell", 0, true);
-    expect(schedule.delayMs("flux-schnell", 0)).toBeLessThan(4_000);
+    schedule.observe("flux-schnell", 0, true, 3_000);
+    expect(schedule.delayMs("flux-schnell", 0)).toBe(2_970);
     expect(schedule.delayMs("nanobanana-pro", 0)).toBe(10_000);
   });
 });

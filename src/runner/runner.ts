@@ -460,7 +460,7 @@ export class Runner {
 
   private afterPoll(item: ItemRecord, job: JobState): ItemRecord {
     const polls = this.pollsSoFar.get(item.id) ?? 0;
-    this.pollSchedule.observe(item.request.model, polls, job.status !== "in-progress");
+    this.pollSchedule.observe(item.request.model, polls, job.status !== "in-progress", this.now() - (item.submittedAt ?? this.now()));
     if (job.status === "in-progress") this.pollsSoFar.set(item.id, polls + 1);
     else this.pollsSoFar.delete(item.id);
     switch (job.status) {
