@@ -2,15 +2,21 @@
 // that the parent hosts. Sends back wall time, CPU (whole process and per thread), peak RSS
 // and the SQLite commit count, so runs never share a heap, a JIT or an RSS high-water mark.
 import { join } from "node:path";
-import { benchContext, childInput, childResult, countSqliteCommits, cpuByThread, diffThreads, DIST, peakRssMiB } from "./lib.mjs";
+import { applyWhatIf, benchContext, childInput, childResult, countSqliteCommits, cpuByThread, diffThreads, DIST, peakRssMiB } from "./lib.mjs";
 
 const input = await childInput();
 const counter = input.countCommits ? await countSqliteCommits() : null;
+if (input.whatIf?.length) await applyWhatIf(input.whatIf, { rpm: input.rpm });
 const { runCommand } = await import(join(DIST, "commands/run.js"));
 const { ctx } = await benchContext({ PICTORY_API_KEY: input.apiKey, PICTORY_BASE_URL: input.simUrl });
 
 globalThis.gc?.();
 const rssBefore = peakRssMiB();
+// RSS every 50 ms when asked, to tell which phase holds the peak (load, sync, run, report).
+const rssTrace = [];
+const tracer = input.traceRss
+  ? setInterval(() => { const m = process.memoryUsage(); rssTrace.push([Date.now(), Math.round(m.rss / 2 ** 20), Math.round(m.heapUsed / 2 ** 20), Math.round(m.heapTotal / 2 ** 20), Math.round(m.external / 2 ** 20), Math.round(m.arrayBuffers / 2 ** 20)]); }, 50)
+  : null;
 const threadsBefore = cpuByThread();
 const cpuBefore = process.cpuUsage();
 const startedAt = Date.now();
@@ -26,6 +32,7 @@ try {
       concurrency: input.concurrency,
       pollIntervalMs: input.pollIntervalMs,
       rpm: input.rpm,
+      maxRuntimeMs: input.maxRuntimeMs,
       quiet: true,
       tuning: input.tuning,
     },
@@ -36,6 +43,7 @@ try {
   exitCode = e?.exitCode ?? -1;
 }
 const endedAt = Date.now();
+if (tracer) clearInterval(tracer);
 const cpu = process.cpuUsage(cpuBefore);
 await childResult({
   exitCode,
@@ -50,4 +58,5 @@ await childResult({
   rssBeforeMiB: rssBefore.vmHwmMiB,
   ...peakRssMiB(),
   sqlite: counter,
+  rssTrace: input.traceRss ? rssTrace : undefined,
 });

@@ -44,11 +44,25 @@ export function writeYamlManifest(dir, n, { name = "bench", model = "flux-schnel
  * serves (RATIO_PIXELS is a plain object shared by the simulator and the job's reported
  * size), so the pipeline's image stage costs little when latencies are scaled down.
  */
+const apiTimes = [];
+
 export async function startSim(options, { imagePx = 64 } = {}) {
   const { RATIO_PIXELS } = await import(join(DIST, "providers/catalog.js"));
   RATIO_PIXELS["1:1"] = { width: imagePx, height: imagePx };
   const { startSimulator } = await import(join(DIST, "sim/index.js"));
+  const { LedgerRecorder } = await import(join(DIST, "sim/ledger.js"));
+  // The time of every API request the simulator counts, for windows shorter than its minute.
+  if (!LedgerRecorder.prototype.benchTimes) {
+    const apiRequest = LedgerRecorder.prototype.apiRequest;
+    LedgerRecorder.prototype.benchTimes = true;
+    LedgerRecorder.prototype.apiRequest = function (now) {
+      apiTimes.push(now);
+      return apiRequest.call(this, now);
+    };
+  }
   const sim = await startSimulator({ creditsLimit: 1e9, jitterMs: 0, ...options });
+  apiTimes.length = 0;
+  sim.apiTimes = apiTimes;
   // When each job was created: the first submit of a run, and creations per second.
   const created = [];
   const createJob = sim.state.createJob.bind(sim.state);
@@ -60,6 +74,7 @@ export async function startSim(options, { imagePx = 64 } = {}) {
   const reset = sim.reset.bind(sim);
   sim.reset = () => {
     created.length = 0;
+    apiTimes.length = 0;
     reset();
   };
   return sim;
@@ -179,6 +194,92 @@ export async function countSqliteCommits() {
     return main;
   };
   return counter;
+}
+
+/**
+ * Diagnosis only (test/bench/what-if.mjs, never the figures of `npm run bench`): patches that
+ * approximate a proposed change to src/ from outside, to estimate its effect before it is made.
+ * - "sqlite-normal": WAL with synchronous = NORMAL (commits without fsync)
+ * - "statement-cache": each SQL text prepared once per connection
+ * - "no-dir-fsync": no fsync of the folder after each atomic rename
+ * - "poll-probe": every 10th first read of a model comes early, at `probe` × the learned
+ *   delay; a probe that finds the job complete moves the delay there (the schedule's own
+ *   min(), so a delay far above the latency halves per wave instead of creeping down 1%);
+ *   a probe that finds it running brings the next probes closer (0.5 → 0.75 → 0.875 → 0.9).
+ * - "no-global-pause": a 429 delays only the request that got it (by its Retry-After), not
+ *   every request to the provider
+ * - "short-listings": a lost-submit search reads at most 3 pages of each listing (what a walk
+ *   bounded by jobs known to be older than the lost submit would read at C = 50)
+ * - "rpm-per-request": every request of the Pictory adapter also waits for a token of a
+ *   bucket at `rpm` (the runner takes one token per operation; a lost-submit search is many requests)
+ */
+export async function applyWhatIf(names, { rpm = 0 } = {}) {
+  const { default: Database } = await import("better-sqlite3");
+  for (const name of names) {
+    if (name === "sqlite-normal") {
+      const pragma = Database.prototype.pragma;
+      Database.prototype.pragma = function (source, options) {
+        return pragma.call(this, /^\s*synchronous\s*=\s*FULL\s*$/i.test(source) ? "synchronous = NORMAL" : source, options);
+      };
+    } else if (name === "statement-cache") {
+      const prepare = Database.prototype.prepare;
+      const caches = new WeakMap();
+      Database.prototype.prepare = function (source) {
+        let cache = caches.get(this);
+        if (!cache) caches.set(this, (cache = new Map()));
+        let statement = cache.get(source);
+        if (!statement) cache.set(source, (statement = prepare.call(this, source)));
+        return statement;
+      };
+    } else if (name === "no-dir-fsync") {
+      const fs = await import("node:fs");
+      const { syncBuiltinESMExports } = await import("node:module");
+      fs.default.fsyncSync = () => {};
+      syncBuiltinESMExports();
+    } else if (name === "poll-probe") {
+      const { PollSchedule } = await import(join(DIST, "runner/poll-schedule.js"));
+      const { delayMs, observe } = PollSchedule.prototype;
+      PollSchedule.prototype.delayMs = function (model, pollsSoFar) {
+        const delay = delayMs.call(this, model, pollsSoFar);
+        if (pollsSoFar !== 0) return delay;
+        this.firstReads = (this.firstReads ?? 0) + 1;
+        this.probe ??= 0.5;
+        return this.firstReads % 10 === 0 ? Math.max(this.options.floorMs, Math.round(delay * this.probe)) : delay;
+      };
+      PollSchedule.prototype.observe = function (model, pollsSoFar, complete, elapsedMs) {
+        const first = this.firstDelayMs.get(model) ?? this.options.intervalMs;
+        if (pollsSoFar === 0 && elapsedMs < first * 0.95) this.probe = complete ? 0.5 : Math.min(0.9, this.probe + (1 - this.probe) / 2);
+        return observe.call(this, model, pollsSoFar, complete, elapsedMs);
+      };
+    } else if (name === "no-global-pause") {
+      const { Runner } = await import(join(DIST, "runner/runner.js"));
+      Runner.prototype.pauseProvider = function (retryAfterMs) {
+        return this.now() + (retryAfterMs ?? this.options.throttleFallbackMs);
+      };
+    } else if (name === "short-listings") {
+      const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
+      const pages = PictoryProvider.prototype.pages;
+      PictoryProvider.prototype.pages = async function* (route, signal) {
+        let read = 0;
+        let pageKey = null;
+        for await (const item of pages.call(this, route, signal)) {
+          yield item;
+          if (++read % 20 === 0 && read >= 60) return;
+        }
+      };
+    } else if (name === "rpm-per-request") {
+      const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
+      const { TokenBucket } = await import(join(DIST, "runner/token-bucket.js"));
+      const bucket = new TokenBucket(rpm, 1);
+      const call = PictoryProvider.prototype.call;
+      PictoryProvider.prototype.call = async function (method, route, body, signal) {
+        await bucket.take(signal);
+        return call.call(this, method, route, body, signal);
+      };
+    } else {
+      throw new Error(`unknown what-if ${name}`);
+    }
+  }
 }
 
 /** A CommandContext for runCommand whose logs go nowhere (as `2>/dev/null` would). */

@@ -1,0 +1,21 @@
+// Child process: CPU per image of the image work the pipeline does on the simulator's tiny
+// image (full decode to verify, then the thumbnail), done bare, to subtract from scenario 3.
+import { join } from "node:path";
+import sharp from "sharp";
+import { childInput, childResult, DIST } from "./lib.mjs";
+
+const input = await childInput();
+const { RATIO_PIXELS } = await import(join(DIST, "providers/catalog.js"));
+RATIO_PIXELS["1:1"] = { width: input.imagePx, height: input.imagePx };
+const { renderSimImage } = await import(join(DIST, "sim/png.js"));
+const bytes = await renderSimImage("1:1", "png", "job", "image");
+const once = async () => {
+  await sharp(bytes, { failOn: "truncated" }).raw().toBuffer();
+  await sharp(bytes).resize(input.thumbnail.size, input.thumbnail.size, { fit: "inside", withoutEnlargement: true }).toFormat(input.thumbnail.format, { quality: input.thumbnail.quality }).toBuffer();
+};
+for (let i = 0; i < 50; i++) await once();
+const before = process.cpuUsage();
+const startedAt = performance.now();
+for (let i = 0; i < input.iterations; i++) await once();
+const cpu = process.cpuUsage(before);
+await childResult({ cpuMsPerImage: (cpu.user + cpu.system) / 1000 / input.iterations, wallMsPerImage: (performance.now() - startedAt) / input.iterations, bytes: bytes.length });

@@ -1,0 +1,58 @@
+// Scenario 4: peak RSS of a whole run at N = 100 and N = 20,000, same concurrency, each in
+// a fresh process (VmHWM from /proc/self/status at the end of the run).
+import Database from "better-sqlite3";
+import { round, startSim } from "./lib.mjs";
+import { pipelineChild } from "./s3-overhead.mjs";
+
+export const PARAMS = { sizes: [100, 20_000], concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64 };
+
+/**
+ * Highest RSS sampled (every 50 ms) in each phase of the run: start-up (manifest, sync,
+ * preflight: up to the first submit), the run (to the last item done) and the end (report).
+ */
+function rssByPhase(r, firstSubmitAt) {
+  const db = new Database(r.dbPath, { readonly: true });
+  const lastDoneAt = db.prepare(`SELECT MAX(at) AS at FROM events WHERE to_state = 'done'`).get().at ?? r.endedAt;
+  db.close();
+  const phases = {};
+  for (const [at, rssMiB, heapMiB] of r.rssTrace) {
+    const phase = at < (firstSubmitAt ?? Infinity) ? "startUp" : at <= lastDoneAt ? "run" : "end";
+    if (!phases[phase] || rssMiB > phases[phase].rssMiB) phases[phase] = { rssMiB, heapUsedMiB: heapMiB };
+  }
+  return phases;
+}
+
+function phaseNote(phases) {
+  const part = (name, label) => (phases[name] ? `${label} ${phases[name].rssMiB}` : null);
+  return `highest sample by phase, MiB: ${[part("startUp", "start-up"), part("run", "run"), part("end", "report")].filter(Boolean).join(", ")}`;
+}
+
+export async function run({ log }) {
+  const p = PARAMS;
+  const sim = await startSim({ latencyMs: { "flux-schnell": p.latencyMs } }, { imagePx: p.imagePx });
+  try {
+    const runs = [];
+    for (const n of p.sizes) {
+      log(`  pipeline: N=${n} C=${p.concurrency}, zero latency, CSV manifest`);
+      const r = await pipelineChild(sim, { n, concurrency: p.concurrency, pollIntervalMs: p.pollIntervalMs, name: `s4-n${n}`, traceRss: true });
+      const phases = rssByPhase(r, sim.created[0]);
+      log(`    ${(r.wallMs / 1000).toFixed(1)} s, exit ${r.exitCode}, peak RSS ${r.vmHwmMiB.toFixed(1)} MiB; by phase ${JSON.stringify(phases)}`);
+      runs.push({ n, exitCode: r.exitCode, wallMs: r.wallMs, peakRssMiB: r.vmHwmMiB, maxRssMiB: r.maxRssMiB, rssAfterImportsMiB: r.rssBeforeMiB, phases });
+    }
+    const [small, large] = runs;
+    const ratio = large.peakRssMiB / small.peakRssMiB;
+    const rows = [
+      { figure: `peak RSS at N=${small.n}`, value: round(small.peakRssMiB, 0), unit: "MiB" },
+      { figure: `peak RSS at N=${large.n}`, value: round(large.peakRssMiB, 0), unit: "MiB", note: phaseNote(large.phases) },
+      { figure: `peak RSS N=${large.n} ÷ N=${small.n}`, value: round(ratio), unit: "×", target: "≤ 1.2", pass: ratio <= 1.2 },
+    ];
+    return {
+      params: p,
+      rows,
+      notes: ["Peak RSS is VmHWM of the pipeline's own process at the end of `runCommand`; RSS is also sampled every 50 ms to tell start-up (up to the first submit), run and end (report) apart."],
+      details: { runs },
+    };
+  } finally {
+    await sim.stop();
+  }
+}
