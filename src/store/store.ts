@@ -69,6 +69,17 @@ function toItem(row: Row): ItemRecord {
   };
 }
 
+function toRendition(row: Row): RenditionRecord {
+  return {
+    itemId: row.item_id as number,
+    name: row.name as string,
+    settingsHash: row.settings_hash as string,
+    path: row.path as string,
+    width: row.width as number,
+    height: row.height as number,
+  };
+}
+
 function toRun(row: Row): RunRecord {
   return {
     id: row.id as number,
@@ -432,21 +443,14 @@ export class Store {
   // ---- renditions ----------------------------------------------------------------
 
   renditionsOf(itemId: number): RenditionRecord[] {
-    return (this.db.prepare(`SELECT * FROM renditions WHERE item_id = ? ORDER BY name`).all(itemId) as Row[]).map((r) => ({
-      itemId: r.item_id as number,
-      name: r.name as string,
-      settingsHash: r.settings_hash as string,
-      path: r.path as string,
-      width: r.width as number,
-      height: r.height as number,
-    }));
+    return (this.db.prepare(`SELECT * FROM renditions WHERE item_id = ? ORDER BY name`).all(itemId) as Row[]).map(toRendition);
   }
 
   /** Every item's renditions in one query, by item id (for reports over many items). */
   renditionsByItem(): Map<number, RenditionRecord[]> {
     const byItem = new Map<number, RenditionRecord[]>();
     for (const r of this.db.prepare(`SELECT * FROM renditions ORDER BY item_id, name`).all() as Row[]) {
-      const record = { itemId: r.item_id as number, name: r.name as string, settingsHash: r.settings_hash as string, path: r.path as string, width: r.width as number, height: r.height as number };
+      const record = toRendition(r);
       const list = byItem.get(record.itemId);
       if (list) list.push(record);
       else byItem.set(record.itemId, [record]);
