@@ -456,6 +456,22 @@ describe("lost creates and reconciliation", () => {
     expect((await p.findLostJob(REQUEST, submittedAtMs, new Set([variantJob, lost.imageId]))).found).toBe("none");
   });
 
+  it("asks the rate bucket before every listing request it sends", async () => {
+    const { s, p } = await simAndProvider({ pageSize: 2 });
+    const submittedAtMs = s.now();
+    for (let i = 0; i < 5; i++) await p.submit({ ...REQUEST, prompt: `Recent image number ${i}` });
+    s.advance(LATENCY_MS);
+    const before = s.ledger().requestsByRoute;
+    let tokens = 0;
+    await p.findLostJob(REQUEST, submittedAtMs, new Set(), undefined, async () => {
+      tokens++;
+    });
+    const after = s.ledger().requestsByRoute;
+    const sent = ["GET /v1/jobs", "GET /v1/aistudio/images"].reduce((n, route) => n + (after[route] ?? 0) - (before[route] ?? 0), 0);
+    expect(sent).toBeGreaterThan(2); // several pages of jobs
+    expect(tokens).toBe(sent);
+  });
+
   it("a fresh loss costs one page of each listing, however many jobs ran before it", async () => {
     const { s, p } = await simAndProvider({ pageSize: 2 });
     for (let i = 0; i < 6; i++) await p.submit({ ...REQUEST, prompt: `Older image number ${i}` });

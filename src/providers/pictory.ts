@@ -149,7 +149,13 @@ export class PictoryProvider implements Provider {
     }
   }
 
-  async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, signal?: AbortSignal): Promise<LostJobSearch> {
+  async findLostJob(
+    request: ImageRequest,
+    submittedAtMs: number,
+    claimed: ReadonlySet<string>,
+    signal?: AbortSignal,
+    beforeRequest: () => Promise<void> = async () => {},
+  ): Promise<LostJobSearch> {
     const since = submittedAtMs - this.options.clockSkewMs;
     // 1. The job list first, newest first back to the submit. Read in this order, a job
     // that finishes between the two reads is in progress here and its image is listed
@@ -158,7 +164,7 @@ export class PictoryProvider implements Provider {
     const unclaimedDone = new Map<string, string>(); // image id → job id
     const ownedImages = new Set<string>();
     let pending = 0;
-    for await (const item of this.pages("/v1/jobs", signal)) {
+    for await (const item of this.pages("/v1/jobs", beforeRequest, signal)) {
       const data = asObject(item.data);
       if (!data) continue;
       if (createdBefore(str(data.createdAt) ?? str(item.created_at), since)) break;
@@ -178,7 +184,7 @@ export class PictoryProvider implements Provider {
     // One made by a job another item owns (a variant that has not read its job yet) is
     // not ours: adopting it would deliver one picture twice.
     let unnamed: Extract<LostJobSearch, { found: "image" }> | null = null;
-    for await (const image of this.pages("/v1/aistudio/images", signal)) {
+    for await (const image of this.pages("/v1/aistudio/images", beforeRequest, signal)) {
       if (createdBefore(str(image.createdDate), since)) break;
       const id = str(image.id);
       const url = str(image.url);
@@ -198,9 +204,10 @@ export class PictoryProvider implements Provider {
   }
 
   /** The items of a listing, page by page (at most 20 pages: a lost submit is recent). */
-  private async *pages(route: string, signal?: AbortSignal): AsyncGenerator<Json> {
+  private async *pages(route: string, beforeRequest: () => Promise<void>, signal?: AbortSignal): AsyncGenerator<Json> {
     let pageKey: string | null = null;
     for (let page = 0; page < 20; page++) {
+      await beforeRequest();
       const json = await this.call("GET", `${route}${pageKey ? `?nextPageKey=${encodeURIComponent(pageKey)}` : ""}`, undefined, signal);
       for (const raw of Array.isArray(json.items) ? json.items : []) {
         const item = asObject(raw);

@@ -66,6 +66,8 @@ export interface Provider {
     submittedAtMs: number,
     claimed: ReadonlySet<string>,
     signal?: AbortSignal,
+    /** Awaited before each request the search sends: the run's rate bucket (`--rpm`). */
+    beforeRequest?: () => Promise<void>,
   ): Promise<LostJobSearch>;
   /**
    * One cheap request before any submit, so a bad key costs one request instead of one per

@@ -361,10 +361,11 @@ export class Runner {
     const signal = this.hardStop.signal;
     try {
       await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
-      await this.bucket.take(this.softStop.signal);
       const claimed = this.store.claimedRefs();
       this.openLooks.add(claimed);
-      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, signal).finally(() => this.openLooks.delete(claimed));
+      // Every listing page takes a token: a search may page through dozens (--rpm holds).
+      const takeToken = () => this.bucket.take(this.softStop.signal);
+      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, signal, takeToken).finally(() => this.openLooks.delete(claimed));
       switch (search.found) {
         case "image":
           this.foundNothingOnce.delete(item.id);
@@ -575,10 +576,9 @@ export class Runner {
   private async freshImageSource(item: ItemRecord): Promise<ImageSource | null> {
     if (item.jobId === null) {
       // An adopted image whose job the job list did not name: its URL comes from the image list.
-      await this.bucket.take(this.hardStop.signal);
       const claimed = this.store.claimedRefs();
       if (item.imageRef) claimed.delete(item.imageRef);
-      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, this.hardStop.signal);
+      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, this.hardStop.signal, () => this.bucket.take(this.hardStop.signal));
       if (search.found === "image" && search.imageRef === item.imageRef) {
         this.store.update(item, { resultUrl: search.url });
         return { kind: "url", url: search.url };
