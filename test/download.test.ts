@@ -13,7 +13,7 @@ import { isTempName } from "../src/assets/atomic-file.js";
 import { PermanentError, ServiceError } from "../src/errors.js";
 import { classifyFailure } from "../src/runner/retry-policy.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
-import { closeServer, useCleanup } from "./helpers/cleanup.js";
+import { closeServer, sameLatencyForAllModels, useCleanup } from "./helpers/cleanup.js";
 
 const LATENCY_MS = 1_000;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -28,11 +28,7 @@ async function tempDir(): Promise<string> {
 }
 
 async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
-  const handle = await startSimulator({
-    latencyMs: { "seedream3.0": LATENCY_MS, "flux-schnell": LATENCY_MS, nanobanana: LATENCY_MS, "nanobanana-pro": LATENCY_MS },
-    jitterMs: 0,
-    ...options,
-  });
+  const handle = await startSimulator({ ...sameLatencyForAllModels(LATENCY_MS), ...options });
   cleanup(handle, (h) => h.stop());
   return handle;
 }

@@ -9,18 +9,14 @@ import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider, imageIdFromUrl } from "..
 import type { ImageRequest, JobState, LostJobSearch, Provider } from "../src/providers/provider.js";
 import { RETRYABLE_ERROR_CODES, classifyFailure } from "../src/runner/retry-policy.js";
 import { simRequestHash, startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
-import { closeServer, useCleanup } from "./helpers/cleanup.js";
+import { closeServer, sameLatencyForAllModels, useCleanup } from "./helpers/cleanup.js";
 
 const LATENCY_MS = 5_000;
 
 const cleanup = useCleanup();
 
 async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
-  const handle = await startSimulator({
-    latencyMs: { "seedream3.0": LATENCY_MS, "flux-schnell": LATENCY_MS, nanobanana: LATENCY_MS, "nanobanana-pro": LATENCY_MS },
-    jitterMs: 0,
-    ...options,
-  });
+  const handle = await startSimulator({ ...sameLatencyForAllModels(LATENCY_MS), ...options });
   cleanup(handle, (h) => h.stop());
   return handle;
 }

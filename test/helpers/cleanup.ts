@@ -26,3 +26,8 @@ export function closeServer(server: { close(cb: () => void): void; closeAllConne
     server.closeAllConnections();
   });
 }
+
+/** The same latency for every model, no jitter: jobs finish exactly when a test says. */
+export function sameLatencyForAllModels(latencyMs: number): { latencyMs: Record<string, number>; jitterMs: number } {
+  return { latencyMs: { "seedream3.0": latencyMs, "flux-schnell": latencyMs, nanobanana: latencyMs, "nanobanana-pro": latencyMs }, jitterMs: 0 };
+}
