@@ -42,8 +42,3 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     pino.multistream(streams),
   );
 }
-
-/** A logger that writes nothing, for tests and library use. */
-export function silentLogger(): Logger {
-  return pino({ level: "silent" });
-}

@@ -10,6 +10,7 @@ import { jsonLines, runCli } from "./helpers/cli.js";
 import { readDb, stateCounts } from "./helpers/db.js";
 import { useCleanup } from "./helpers/cleanup.js";
 import { useTempDir } from "./helpers/tmp.js";
+import type { StatusReport } from "../src/commands/status.js";
 
 const tempDir = useTempDir();
 const track = useCleanup();
@@ -39,23 +40,8 @@ rows:
     referenceImageUrl: https://example.com/tram.png
 `;
 
-interface StatusJson {
-  counts: Record<string, number>;
-  credits: number;
-  failed: { key: string; code: string; message: string }[];
-  failureReasons: { code: string; count: number; example: string }[];
-  runs: {
-    id: number;
-    startedAt: string;
-    endedAt: string | null;
-    outcome: string;
-    exitCode: number | null;
-    itemsDone: number;
-    itemsFailed: number;
-    credits: number;
-    failureReasons: { code: string; count: number }[];
-  }[];
-}
+/** The `status --json` shape, as status.ts builds it. */
+type StatusJson = StatusReport;
 
 function itemStates(db: string): Record<string, string> {
   return Object.fromEntries(readDb(db, (conn) => conn.prepare("SELECT key, state FROM items").all() as { key: string; state: string }[])!.map((r) => [r.key, r.state]));

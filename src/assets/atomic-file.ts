@@ -31,18 +31,6 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Moves a finished temporary file into place durably. */
-export async function commitTempFile(tempPath: string, finalPath: string): Promise<void> {
-  const handle = await open(tempPath, "r+");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tempPath, finalPath);
-  fsyncDir(dirname(finalPath));
-}
-
 export async function writeFileAtomic(finalPath: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(finalPath), { recursive: true });
   const temp = tempPathFor(finalPath);

@@ -137,7 +137,3 @@ export async function makeRendition(input: {
   return { path, width: info.width, height: info.height };
 }
 
-/** Removes a temporary download that will not be delivered. */
-export async function discardDownload(file: DownloadedFile): Promise<void> {
-  await rm(file.tempPath, { force: true });
-}

@@ -3,9 +3,6 @@
 export const ITEM_STATES = ["queued", "submitting", "running", "downloading", "done", "failed"] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
 
-/** States in which the item holds one of the `concurrency` slots at the service. */
-export const AT_SERVICE_STATES: readonly ItemState[] = ["submitting", "running"];
-
 const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   queued: ["submitting", "failed"],
   // running: job id known. downloading: a lost submit reconciled to a finished image.
@@ -20,8 +17,4 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
 
 export function canTransition(from: ItemState, to: ItemState): boolean {
   return ALLOWED[from].includes(to);
-}
-
-export function isItemState(value: string): value is ItemState {
-  return (ITEM_STATES as readonly string[]).includes(value);
 }
