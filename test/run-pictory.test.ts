@@ -153,16 +153,13 @@ describe("run --provider pictory against the simulator", () => {
     // Permanent job failures keep the service's code.
     expect(failedCodes.has("CONTENT_POLICY_VIOLATION")).toBe(true);
 
-    // Nothing paid twice: a request hash appears more than once only where two variants share
-    // it, or where a lost submit could not be reconciled (logged as "unreconcilable").
+    // Nothing paid twice. Failed jobs are free at the service (Unknown 10) and retried, so a
+    // request hash may legitimately have several jobs; only completed (paid) jobs count. A paid
+    // job that no item delivered must be explained: an item that failed after its image was
+    // made (download/verify), or a lost submit logged as "unreconcilable".
     const unreconcilable = (conn.prepare("SELECT COUNT(*) n FROM events WHERE detail LIKE '%unreconcilable%'").get() as { n: number }).n;
     const adopted = (conn.prepare("SELECT COUNT(*) n FROM events WHERE detail LIKE 'reconciled: adopted%'").get() as { n: number }).n;
     const ledger = sim.ledger();
-    const extra = Object.values(ledger.jobsByRequestHash).reduce((sum, n) => sum + Math.max(0, n - 2), 0);
-    // Failed jobs are free at the service (Unknown 10) and are retried: they create a new job
-    // legitimately. Count completed jobs per hash instead: those are the ones paid for.
-    // A completed (paid) job is wasted when no item delivered it. Each must be explained:
-    // an item that failed after its image was made (download/verify), or an unreconcilable submit.
     const owners = new Map<string, Record<string, string | number | null>>();
     for (const item of items) {
       if (item.job_id) owners.set(String(item.job_id), item);
@@ -178,6 +175,5 @@ describe("run --provider pictory against the simulator", () => {
     expect(filesUnder(join(dir, "out")).filter((f) => f.includes(".imgbatch-tmp"))).toEqual([]);
     expect(conn.pragma("integrity_check", { simple: true })).toBe("ok");
     conn.close();
-    void extra;
   }, 180_000);
 });
