@@ -452,6 +452,55 @@ describe("lost creates and reconciliation", () => {
     expect((await p.findLostJob(REQUEST, submittedAtMs, new Set([variantJob, lost.imageId]))).found).toBe("none");
   });
 
+  it("stops walking the listings at a job or image known to be older than the lost submit", async () => {
+    const { s, p } = await simAndProvider({ pageSize: 2 });
+    const older: string[] = [];
+    for (let i = 0; i < 12; i++) older.push((await p.submit({ ...REQUEST, prompt: `Older image number ${i}` })).jobId);
+    s.advance(LATENCY_MS);
+    const olderImages = new Set<string>();
+    for (const jobId of older) {
+      const job = await p.getJob({ jobId, request: REQUEST });
+      if (job.status === "completed" && job.imageRef) olderImages.add(job.imageRef);
+    }
+    const submittedAtMs = s.now();
+    const lost = await p.submit(REQUEST);
+    s.advance(LATENCY_MS);
+    const listingRequests = () => ["GET /v1/jobs", "GET /v1/aistudio/images"].reduce((n, route) => n + (s.ledger().requestsByRoute[route] ?? 0), 0);
+    const claimed = new Set([...older, ...olderImages]);
+
+    const before = listingRequests();
+    const walked = expectImage(await p.findLostJob(REQUEST, submittedAtMs, claimed));
+    const fullWalk = listingRequests() - before;
+    const early = expectImage(await p.findLostJob(REQUEST, submittedAtMs, claimed, { knownBefore: (ref) => claimed.has(ref) }));
+    const shortWalk = listingRequests() - before - fullWalk;
+
+    expect({ ...early, url: null }).toEqual({ ...walked, url: null }); // the signed URL differs per read
+    expect(early.jobId).toBe(lost.jobId);
+    expect(fullWalk).toBe(8); // every page of the job list (13 jobs, 2 a page), one of images
+    expect(shortWalk).toBe(2); // the first page of each listing holds the lost job and an older one
+  });
+
+  it("reads only the job list when every job since the submit belongs to another item", async () => {
+    const { s, p } = await simAndProvider({ pageSize: 5 });
+    const older = (await p.submit({ ...REQUEST, prompt: "Made before the lost submit" })).jobId;
+    const submittedAtMs = s.now();
+    // The lost submit made nothing (a 503 before the job); two other items' submits did.
+    const others = [(await p.submit({ ...REQUEST, prompt: "Another item" })).jobId, (await p.submit({ ...REQUEST, prompt: "A third item" })).jobId];
+    s.advance(LATENCY_MS);
+    const routes = () => ({ ...s.ledger().requestsByRoute });
+    const knownBefore = (ref: string) => ref === older;
+
+    const before = routes();
+    expect(await p.findLostJob(REQUEST, submittedAtMs, new Set([older, ...others]), { knownBefore })).toMatchObject({ found: "none" });
+    const after = routes();
+    expect((after["GET /v1/jobs"] ?? 0) - (before["GET /v1/jobs"] ?? 0)).toBe(1);
+    expect((after["GET /v1/aistudio/images"] ?? 0) - (before["GET /v1/aistudio/images"] ?? 0)).toBe(0);
+
+    // One job since the submit that no item owns: it may be ours, so the images are read.
+    expect(await p.findLostJob(REQUEST, submittedAtMs, new Set([older, others[0]!]), { knownBefore })).toMatchObject({ found: "none" });
+    expect((routes()["GET /v1/aistudio/images"] ?? 0) - (after["GET /v1/aistudio/images"] ?? 0)).toBe(1);
+  });
+
   it("asks the rate bucket before every listing request it sends", async () => {
     const { s, p } = await simAndProvider({ pageSize: 2 });
     const submittedAtMs = s.now();
@@ -459,8 +508,10 @@ describe("lost creates and reconciliation", () => {
     s.advance(LATENCY_MS);
     const before = s.ledger().requestsByRoute;
     let tokens = 0;
-    await p.findLostJob(REQUEST, submittedAtMs, new Set(), undefined, async () => {
-      tokens++;
+    await p.findLostJob(REQUEST, submittedAtMs, new Set(), {
+      beforeRequest: async () => {
+        tokens++;
+      },
     });
     const after = s.ledger().requestsByRoute;
     const sent = ["GET /v1/jobs", "GET /v1/aistudio/images"].reduce((n, route) => n + (after[route] ?? 0) - (before[route] ?? 0), 0);

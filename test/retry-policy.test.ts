@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../src/errors.js";
 import { backoffDelayMs, canRetry, classifyFailure } from "../src/runner/retry-policy.js";
-import { TokenBucket } from "../src/runner/token-bucket.js";
+import { TokenBucket, rpmBucketShape } from "../src/runner/token-bucket.js";
 import { parseDeadline, parseDuration } from "../src/commands/option-values.js";
 
 describe("backoff", () => {
@@ -62,6 +62,27 @@ describe("TokenBucket", () => {
     t = 50;
     await paused;
     expect(order).toEqual([1, 50]);
+  });
+});
+
+describe("TokenBucket.forRpm", () => {
+  it("lets a tenth of a second's worth through at once, then spaces the rest", async () => {
+    let t = 0;
+    const bucket = TokenBucket.forRpm(6_000, () => t); // 100 a second: a burst of 10
+    for (let i = 0; i < 10; i++) await bucket.take();
+    let eleventh = false;
+    const pending = bucket.take().then(() => (eleventh = true));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(eleventh).toBe(false);
+    t = 60_000 / rpmBucketShape(6_000).perMinute;
+    await pending;
+    expect(eleventh).toBe(true);
+  });
+
+  it.each([1, 60, 599, 1_200, 9_000, 100_000])("--rpm %i: burst − 1 + earned a minute is exactly --rpm", (rpm) => {
+    const { burst, perMinute } = rpmBucketShape(rpm);
+    expect(burst).toBeGreaterThanOrEqual(1);
+    expect(burst - 1 + perMinute).toBe(rpm);
   });
 });
 

@@ -177,3 +177,34 @@ describe("run --provider pictory against the simulator", () => {
     conn.close();
   }, 180_000);
 });
+
+describe("429s: a throttled key against stray refusals", () => {
+  function throttledRun(sim: SimHandle, rows: number) {
+    const dir = tempDir();
+    const path = manifest(dir, rows);
+    const t = testContext({ PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url });
+    const done = runCommand(path, { provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out"), concurrency: 10, pollIntervalMs: 25, tuning: FAST_TUNING }, t.ctx);
+    return { t, done };
+  }
+  const pauses = (logs: string) => logs.split("\n").filter((line) => line.includes("pausing all requests")).length;
+
+  it("a key the service throttles pauses every request for the Retry-After, and the run still finishes", async () => {
+    // 5 requests a second for the key, while 10 slots polling every 25 ms ask for far more.
+    sim = await startSimulator({ ...FAST, rpm: 300, rpmBurst: 5 });
+    const { t, done } = throttledRun(sim, 20);
+    expect(await done, t.logs()).toBe(0);
+    const ledger = sim.ledger();
+    expect(ledger.faultsInjected.throttled ?? 0).toBeGreaterThan(0);
+    expect(pauses(t.logs())).toBeGreaterThan(0);
+    expect(ledger.jobsCreated).toBe(20);
+  }, 60_000);
+
+  it("stray 429s (5 % of requests) delay only the requests that got them", async () => {
+    sim = await startSimulator({ ...FAST, rate429: 0.05, retryAfterSeconds: 1 });
+    const { t, done } = throttledRun(sim, 60);
+    expect(await done, t.logs()).toBe(0);
+    expect(sim.ledger().faultsInjected["429"] ?? 0).toBeGreaterThan(0);
+    expect(pauses(t.logs())).toBe(0);
+    expect(sim.ledger().jobsCreated).toBe(60);
+  }, 60_000);
+});

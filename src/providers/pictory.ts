@@ -6,7 +6,7 @@ import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../runner/retry-policy.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
-import { INSUFFICIENT_CREDITS, type ImageRequest, type JobState, type LostJobSearch, type Provider } from "./provider.js";
+import { INSUFFICIENT_CREDITS, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -149,13 +149,8 @@ export class PictoryProvider implements Provider {
     }
   }
 
-  async findLostJob(
-    request: ImageRequest,
-    submittedAtMs: number,
-    claimed: ReadonlySet<string>,
-    signal?: AbortSignal,
-    beforeRequest: () => Promise<void> = async () => {},
-  ): Promise<LostJobSearch> {
+  async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, options: LostJobSearchOptions = {}): Promise<LostJobSearch> {
+    const { signal, beforeRequest = async () => {}, knownBefore = () => false } = options;
     const since = submittedAtMs - this.options.clockSkewMs;
     // 1. The job list first, newest first back to the submit. Read in this order, a job
     // that finishes between the two reads is in progress here and its image is listed
@@ -164,22 +159,35 @@ export class PictoryProvider implements Provider {
     const unclaimedDone = new Map<string, string>(); // image id → job id
     const ownedImages = new Set<string>();
     let pending = 0;
+    // Jobs listed since the submit that may be ours: unclaimed, or without an id to tell.
+    let unaccounted = 0;
+    let reachedOlder = false;
     for await (const item of this.pages("/v1/jobs", beforeRequest, signal)) {
       const data = asObject(item.data);
-      if (!data) continue;
-      if (createdBefore(str(data.createdAt) ?? str(item.created_at), since)) break;
-      const jobId = str(data.jobId) ?? str(item.job_id);
-      if (!jobId) continue;
+      const jobId = data ? (str(data.jobId) ?? str(item.job_id)) : null;
+      if (jobId && knownBefore(jobId)) {
+        reachedOlder = true;
+        break;
+      }
+      if (data && createdBefore(str(data.createdAt) ?? str(item.created_at), since)) break;
+      if (!data || !jobId) {
+        unaccounted++;
+        continue;
+      }
       const url = str(data.url);
       const imageId = url ? imageIdFromUrl(url) : null;
       if (claimed.has(jobId)) {
         if (imageId) ownedImages.add(imageId);
-      } else if (str(data.status) === "in-progress") {
-        pending++;
-      } else if (imageId) {
-        unclaimedDone.set(imageId, jobId);
+        continue;
       }
+      unaccounted++;
+      if (str(data.status) === "in-progress") pending++;
+      else if (imageId) unclaimedDone.set(imageId, jobId);
     }
+    // The job list covers every job of the key (PICTORY.md §4.1): when it was read back to a
+    // job older than the submit and each one since belongs to another item, the submit made
+    // no job, so no image either; the image list need not be read.
+    if (reachedOlder && unaccounted === 0) return { found: "none", detail: "every job since the submit belongs to another item" };
     // 2. Finished images that echo this request, made after the submit, owned by no item.
     // One made by a job another item owns (a variant that has not read its job yet) is
     // not ours: adopting it would deliver one picture twice.
@@ -188,8 +196,10 @@ export class PictoryProvider implements Provider {
       if (createdBefore(str(image.createdDate), since)) break;
       const id = str(image.id);
       const url = str(image.url);
-      if (!id || !url || !sameRequest(image, request)) continue;
+      if (!id || !url) continue;
       const ids = [id, imageIdFromUrl(url) ?? id];
+      if (ids.some((ref) => knownBefore(ref))) break;
+      if (!sameRequest(image, request)) continue;
       if (ids.some((i) => claimed.has(i) || ownedImages.has(i))) continue;
       const found = { found: "image" as const, imageRef: id, url, width: num(image.width), height: num(image.height) };
       const jobId = ids.map((i) => unclaimedDone.get(i)).find((j) => j !== undefined);

@@ -49,6 +49,18 @@ export type LostJobSearch =
   | { found: "pending"; detail: string }
   | { found: "none"; detail: string };
 
+export interface LostJobSearchOptions {
+  signal?: AbortSignal;
+  /** Awaited before each request the search sends: the run's rate bucket (`--rpm`). */
+  beforeRequest?: () => Promise<void>;
+  /**
+   * True for a job id or image ref this run learned of before the lost submit was sent: it
+   * existed at the service then, so everything listed after it (newest first) is older than
+   * the submit. Ends a listing walk after a page or two instead of at the clock-skew margin.
+   */
+  knownBefore?: (ref: string) => boolean;
+}
+
 export interface Provider {
   readonly name: ProviderName;
   /** How long after a submit (and between polls) the first read of a job waits. */
@@ -61,14 +73,7 @@ export interface Provider {
    * sending). `claimed` holds the job ids and image refs other items already own, so two
    * identical requests (variants) never adopt the same image.
    */
-  findLostJob(
-    request: ImageRequest,
-    submittedAtMs: number,
-    claimed: ReadonlySet<string>,
-    signal?: AbortSignal,
-    /** Awaited before each request the search sends: the run's rate bucket (`--rpm`). */
-    beforeRequest?: () => Promise<void>,
-  ): Promise<LostJobSearch>;
+  findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, options?: LostJobSearchOptions): Promise<LostJobSearch>;
   /**
    * One cheap request before any submit, so a bad key costs one request instead of one per
    * slot, and the run knows the credits left. Throws FatalRunError on a refused key.

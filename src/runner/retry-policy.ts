@@ -27,6 +27,17 @@ const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "ERO
 /** HTTP statuses worth another attempt. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
+/**
+ * Codes of an answer the service gave once it was done with the request (500, 503), unlike a
+ * gateway's 502/504, a timeout or a reset, after which it may still be working on it. A job
+ * a lost submit made shows in the listings at once after the former.
+ */
+const ORIGIN_ANSWER_CODES: ReadonlySet<string> = new Set(["HTTP_500", "HTTP_503"]);
+
+export function originAnswered(code: string | null): boolean {
+  return code !== null && ORIGIN_ANSWER_CODES.has(code);
+}
+
 export interface BackoffPolicy {
   backoffBaseMs: number;
   backoffCapMs: number;

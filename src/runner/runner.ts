@@ -15,9 +15,11 @@ import type { ItemState } from "../store/states.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import { deliverItemImage } from "./deliver-item.js";
 import type { RunnerOptions } from "./options.js";
-import { backoffDelayMs, canRetry, classifyFailure } from "./retry-policy.js";
+import { LearnedRefs } from "./learned-refs.js";
+import { backoffDelayMs, canRetry, classifyFailure, originAnswered } from "./retry-policy.js";
 import { PollSchedule } from "./poll-schedule.js";
 import { sleepMs } from "./sleep.js";
+import { ThrottleWatch } from "./throttle-watch.js";
 import { TokenBucket } from "./token-bucket.js";
 
 export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
@@ -67,6 +69,10 @@ export class Runner {
   private readonly pollSchedule: PollSchedule;
   /** Reads of each running job so far in this process (a resumed job starts again at 0). */
   private readonly pollsSoFar = new Map<number, number>();
+  /** Consecutive failed reads of each running job, for the backoff of the next read. */
+  private readonly pollFailures = new Map<number, number>();
+  private readonly throttle = new ThrottleWatch();
+  private readonly learned = new LearnedRefs();
   /** Lost submits whose last look found nothing: a second look must agree before paying again. */
   private readonly foundNothingOnce = new Set<number>();
   /**
@@ -99,7 +105,7 @@ export class Runner {
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
-    this.bucket = new TokenBucket(this.options.rpm, 1, this.now);
+    this.bucket = TokenBucket.forRpm(this.options.rpm, this.now);
     const pollFloorMs = Math.max(10, this.options.pollIntervalMs / 20);
     this.pollSchedule = new PollSchedule({ intervalMs: this.options.pollIntervalMs, floorMs: pollFloorMs });
     // At most `concurrency` polls per floor interval, evenly spaced: no bursts, and no queue.
@@ -278,6 +284,8 @@ export class Runner {
 
   private move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord {
     const updated = this.store.transition(item, to, patch, detail);
+    this.learned.learned(updated.jobId, this.now());
+    this.learned.learned(updated.imageRef, this.now());
     for (const look of this.openLooks) {
       if (updated.jobId) look.add(updated.jobId);
       if (updated.imageRef) look.add(updated.imageRef);
@@ -304,7 +312,7 @@ export class Runner {
     // which the next run reconciles instead of paying again.
     let item = this.move(queued, "submitting", { attempts: attempt, submittedAt: this.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.options.maxAttempts}`);
     try {
-      const { jobId } = await this.provider.submit(item.request, signal);
+      const { jobId } = await this.watched(this.provider.submit(item.request, signal));
       item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.pollSchedule.delayMs(item.request.model, 0) }, `job ${jobId}`);
       return item;
     } catch (error) {
@@ -324,13 +332,17 @@ export class Runner {
         this.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, `${failure.error.code}: ${failure.error.message}`);
         throw failure.error;
       case "throttled": {
-        const until = this.pauseProvider(failure.retryAfterMs);
-        return this.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: until }, `throttled (429): provider paused until ${new Date(until).toISOString()}`);
+        // Refused, so nothing was made: the attempt is not counted.
+        const delayMs = this.retryAfterMs(failure.retryAfterMs);
+        return this.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: this.now() + delayMs }, `throttled (429): submitting again in ${delayMs} ms`);
       }
       case "retryable":
         if ((error as { maybeCreated?: boolean }).maybeCreated) {
+          // An answer from the service itself (500, 503) means it is done with the request:
+          // a job it made is listed now. After a timeout, a reset or a gateway's 502/504 it
+          // may still be making one, so the first look waits a poll interval.
           return this.store.note(item, `submit response lost (${failure.code}): reconcile before submitting again`, {
-            nextAttemptAt: this.now() + this.options.pollIntervalMs,
+            nextAttemptAt: this.now() + (originAnswered(failure.code) ? 0 : this.options.pollIntervalMs),
             errorCode: failure.code,
             errorMessage: failure.message,
           });
@@ -341,11 +353,32 @@ export class Runner {
     }
   }
 
-  private pauseProvider(retryAfterMs: number | null): number {
-    const until = this.now() + (retryAfterMs ?? this.options.throttleFallbackMs);
-    this.bucket.pauseUntil(until);
-    this.log.warn({ retryAfterMs }, `provider throttled (429): pausing all requests for ${Math.round((until - this.now()) / 100) / 10} s`);
-    return until;
+  /**
+   * Tells the throttle watch how a request was answered; a 429 that shows the key itself is
+   * throttled pauses every request to the provider (see throttle-watch.ts). The caller
+   * still delays its own request by the Retry-After (`retryAfterMs`).
+   */
+  private async watched<T>(request: Promise<T>): Promise<T> {
+    const sentAt = this.now();
+    try {
+      const answer = await request;
+      this.throttle.answered(sentAt);
+      return answer;
+    } catch (error) {
+      const failure = classifyFailure(error);
+      if (failure.kind === "throttled" && this.throttle.throttled(sentAt, this.now())) {
+        const until = this.now() + this.retryAfterMs(failure.retryAfterMs);
+        this.bucket.pauseUntil(until);
+        this.log.warn({ retryAfterMs: failure.retryAfterMs }, `provider throttled (429 on many requests): pausing all requests for ${Math.round((until - this.now()) / 100) / 10} s`);
+      } else if (failure.kind === "retryable" || failure.kind === "permanent") {
+        this.throttle.answered(sentAt);
+      }
+      throw error;
+    }
+  }
+
+  private retryAfterMs(retryAfterMs: number | null): number {
+    return retryAfterMs ?? this.options.throttleFallbackMs;
   }
 
   private retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord {
@@ -365,7 +398,7 @@ export class Runner {
       this.openLooks.add(claimed);
       // Every listing page takes a token: a search may page through dozens (--rpm holds).
       const takeToken = () => this.bucket.take(this.softStop.signal);
-      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, signal, takeToken).finally(() => this.openLooks.delete(claimed));
+      const search = await this.watched(this.findLostJob(item, claimed, signal, takeToken)).finally(() => this.openLooks.delete(claimed));
       switch (search.found) {
         case "image":
           this.foundNothingOnce.delete(item.id);
@@ -402,7 +435,9 @@ export class Runner {
           // yet: a second, later look must agree before paying again.
           if (!this.foundNothingOnce.has(item.id)) {
             this.foundNothingOnce.add(item.id);
-            const againMs = Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
+            // After an answer from the service itself the second look only guards against a
+            // listing that lags; otherwise it waits as long as a job of this model runs.
+            const againMs = originAnswered(item.errorCode) ? 250 : Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
             return this.store.note(item, `reconcile: ${search.detail}; looking once more before submitting again`, { nextAttemptAt: this.now() + againMs });
           }
           this.foundNothingOnce.delete(item.id);
@@ -417,9 +452,14 @@ export class Runner {
         // and let a person decide (imgbatch retry resubmits).
         return this.move(item, "failed", { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, failure.code);
       }
-      if (failure.kind === "throttled") this.pauseProvider(failure.retryAfterMs);
-      return this.store.update(item, { nextAttemptAt: this.now() + backoffDelayMs(2, this.options, this.random) + 250 });
+      const delayMs = failure.kind === "throttled" ? this.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(2, this.options, this.random) + 250;
+      return this.store.update(item, { nextAttemptAt: this.now() + delayMs });
     }
+  }
+
+  private findLostJob(item: ItemRecord, claimed: ReadonlySet<string>, signal: AbortSignal, beforeRequest: () => Promise<void>) {
+    const submittedAt = item.submittedAt ?? 0;
+    return this.provider.findLostJob(item.request, submittedAt, claimed, { signal, beforeRequest, knownBefore: (ref) => this.learned.knownBefore(ref, submittedAt) });
   }
 
   private retryAfterReconcile(item: ItemRecord, detail: string): ItemRecord {
@@ -436,15 +476,17 @@ export class Runner {
       await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
       await this.pollPacer.take(this.softStop.signal);
       await this.bucket.take(this.softStop.signal);
-      job = await this.provider.getJob({ jobId: item.jobId!, request: item.request }, signal);
+      job = await this.watched(this.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
+      this.pollFailures.delete(item.id);
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
       if (failure.kind === "fatal") throw failure.error;
-      const delayMs =
-        failure.kind === "throttled"
-          ? this.pauseProvider(failure.retryAfterMs) - this.now()
-          : backoffDelayMs(3, this.options, this.random) + this.options.pollIntervalMs;
+      // A read is free and changes nothing: after a 5xx or a reset it is tried again soon,
+      // backing off while the failures go on (an outage is not hammered).
+      const failures = (this.pollFailures.get(item.id) ?? 0) + 1;
+      this.pollFailures.set(item.id, failures);
+      const delayMs = failure.kind === "throttled" ? this.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(failures, this.options, this.random);
       this.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${delayMs} ms`);
       return this.later(item, delayMs);
     }
@@ -512,7 +554,6 @@ export class Runner {
         // download or a 429 never stalls the rest. The job is re-read inside the slot, right
         // before the download: a URL read before waiting for a slot could expire during the
         // wait (hundreds of images may be queued), and a local re-read renders (CPU work).
-        if (!source) await sleepMs(this.bucket.pausedUntilMs - this.now(), this.hardStop.signal);
         const delivered = await this.imagePool(async () => {
           if (this.hardStop.signal.aborted) return null;
           if (!source) {
@@ -551,9 +592,14 @@ export class Runner {
         if (failure.kind === "aborted") return;
         if (failure.kind === "fatal") throw failure.error;
         if (failure.kind === "throttled") {
-          // Re-reading the job was throttled: the whole provider waits, the attempt is not used.
-          this.pauseProvider(failure.retryAfterMs);
+          // Re-reading the job was throttled: it waits its Retry-After outside the pool slot,
+          // and the attempt is not used.
           attempt--;
+          try {
+            await sleepMs(this.retryAfterMs(failure.retryAfterMs), this.hardStop.signal);
+          } catch {
+            return;
+          }
           continue;
         }
         if (failure.kind === "retryable" && attempt < this.options.maxAttempts) {
@@ -578,7 +624,7 @@ export class Runner {
       // An adopted image whose job the job list did not name: its URL comes from the image list.
       const claimed = this.store.claimedRefs();
       if (item.imageRef) claimed.delete(item.imageRef);
-      const search = await this.provider.findLostJob(item.request, item.submittedAt ?? 0, claimed, this.hardStop.signal, () => this.bucket.take(this.hardStop.signal));
+      const search = await this.watched(this.findLostJob(item, claimed, this.hardStop.signal, () => this.bucket.take(this.hardStop.signal)));
       if (search.found === "image" && search.imageRef === item.imageRef) {
         this.store.update(item, { resultUrl: search.url });
         return { kind: "url", url: search.url };
@@ -587,7 +633,7 @@ export class Runner {
       return null;
     }
     await this.bucket.take(this.hardStop.signal);
-    const job = await this.provider.getJob({ jobId: item.jobId, request: item.request }, this.hardStop.signal);
+    const job = await this.watched(this.provider.getJob({ jobId: item.jobId, request: item.request }, this.hardStop.signal));
     switch (job.status) {
       case "completed":
         if (job.image.kind === "url") this.store.update(item, { resultUrl: job.image.url });

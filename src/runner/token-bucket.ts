@@ -1,6 +1,18 @@
-// One token bucket over every request to a provider (submits and polls alike). A 429
-// pauses the whole bucket, not one item, because the service throttles the key.
+// One token bucket over every request to a provider (submits and polls alike). When the
+// service shows the key is throttled (throttle-watch.ts), the whole bucket pauses.
 import { sleepMs } from "./sleep.js";
+
+/**
+ * A bucket that never lets more than `rpm` requests into any 60 s window, with a burst of a
+ * tenth of a second's worth: a wave of polls due together goes out at once instead of
+ * queueing one token interval apart, each holding its slot meanwhile (scenario 2 of the
+ * benchmark: 1.28 → 1.25 × the ideal at --rpm 9000).
+ */
+export function rpmBucketShape(rpm: number): { perMinute: number; burst: number } {
+  if (rpm <= 0) return { perMinute: 0, burst: 1 };
+  const burst = Math.max(1, Math.floor(rpm / 600));
+  return { perMinute: rpm - burst + 1, burst };
+}
 
 export class TokenBucket {
   private tokens: number;
@@ -10,24 +22,29 @@ export class TokenBucket {
   /** Requests waiting, served in order so polls cannot starve submits or the reverse. */
   private tail: Promise<void> = Promise.resolve();
 
-  /** `rpm` ≤ 0 means unlimited. `burst` tokens may be spent at once after idling. */
+  /**
+   * `perMinute` tokens are earned a minute, ≤ 0 means unlimited; `burst` may be spent at once
+   * after idling. Any 60 s window then holds at most burst − 1 + perMinute requests.
+   */
   constructor(
-    readonly rpm: number,
+    perMinute: number,
     private readonly burst = 1,
     private readonly now: () => number = Date.now,
   ) {
-    this.intervalMs = rpm > 0 ? 60_000 / rpm : 0;
+    this.intervalMs = perMinute > 0 ? 60_000 / perMinute : 0;
     this.tokens = burst;
     this.refilledAt = now();
+  }
+
+  /** The bucket of `--rpm` (see rpmBucketShape). */
+  static forRpm(rpm: number, now: () => number = Date.now): TokenBucket {
+    const { perMinute, burst } = rpmBucketShape(rpm);
+    return new TokenBucket(perMinute, burst, now);
   }
 
   /** Pause every request until `untilMs` (a Retry-After). Never shortens a longer pause. */
   pauseUntil(untilMs: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, untilMs);
-  }
-
-  get pausedUntilMs(): number {
-    return this.pausedUntil;
   }
 
   /** Resolves when one request may be sent. */

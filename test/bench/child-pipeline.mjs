@@ -6,7 +6,7 @@ import { applyWhatIf, benchContext, childInput, childResult, countSqliteCommits,
 
 const input = await childInput();
 const counter = input.countCommits ? await countSqliteCommits() : null;
-if (input.whatIf?.length) await applyWhatIf(input.whatIf, { rpm: input.rpm });
+if (input.whatIf?.length) await applyWhatIf(input.whatIf);
 const { runCommand } = await import(join(DIST, "commands/run.js"));
 const { ctx } = await benchContext({ PICTORY_API_KEY: input.apiKey, PICTORY_BASE_URL: input.simUrl });
 

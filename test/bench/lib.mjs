@@ -206,14 +206,9 @@ export async function countSqliteCommits() {
  *   delay; a probe that finds the job complete moves the delay there (the schedule's own
  *   min(), so a delay far above the latency halves per wave instead of creeping down 1%);
  *   a probe that finds it running brings the next probes closer (0.5 → 0.75 → 0.875 → 0.9).
- * - "no-global-pause": a 429 delays only the request that got it (by its Retry-After), not
- *   every request to the provider
- * - "short-listings": a lost-submit search reads at most 3 pages of each listing (what a walk
- *   bounded by jobs known to be older than the lost submit would read at C = 50)
- * - "rpm-per-request": every request of the Pictory adapter also waits for a token of a
- *   bucket at `rpm` (the runner takes one token per operation; a lost-submit search is many requests)
+ * - "short-listings": a lost-submit search reads at most 3 pages of each listing
  */
-export async function applyWhatIf(names, { rpm = 0 } = {}) {
+export async function applyWhatIf(names) {
   const { default: Database } = await import("better-sqlite3");
   for (const name of names) {
     if (name === "sqlite-normal") {
@@ -251,11 +246,6 @@ export async function applyWhatIf(names, { rpm = 0 } = {}) {
         if (pollsSoFar === 0 && elapsedMs < first * 0.95) this.probe = complete ? 0.5 : Math.min(0.9, this.probe + (1 - this.probe) / 2);
         return observe.call(this, model, pollsSoFar, complete, elapsedMs);
       };
-    } else if (name === "no-global-pause") {
-      const { Runner } = await import(join(DIST, "runner/runner.js"));
-      Runner.prototype.pauseProvider = function (retryAfterMs) {
-        return this.now() + (retryAfterMs ?? this.options.throttleFallbackMs);
-      };
     } else if (name === "short-listings") {
       const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
       const pages = PictoryProvider.prototype.pages;
@@ -266,15 +256,6 @@ export async function applyWhatIf(names, { rpm = 0 } = {}) {
           yield item;
           if (++read % 20 === 0 && read >= 60) return;
         }
-      };
-    } else if (name === "rpm-per-request") {
-      const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
-      const { TokenBucket } = await import(join(DIST, "runner/token-bucket.js"));
-      const bucket = new TokenBucket(rpm, 1);
-      const call = PictoryProvider.prototype.call;
-      PictoryProvider.prototype.call = async function (method, route, body, signal) {
-        await bucket.take(signal);
-        return call.call(this, method, route, body, signal);
       };
     } else {
       throw new Error(`unknown what-if ${name}`);
