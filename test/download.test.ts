@@ -1,15 +1,11 @@
 // The Downloader against the simulator's CloudFront side (signed, expiring file URLs with
-// download faults): whole files hashed as they stream, no temporary file left behind by
-// any failure, and each failure classified the way the runner relies on.
+// download faults): whole files read into memory under a size cap, and each failure
+// classified the way the runner relies on.
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Downloader, ResultUrlExpiredError, type DownloadOptions } from "../src/assets/download.js";
-import { isTempName } from "../src/assets/atomic-file.js";
 import { PermanentError, ServiceError } from "../src/errors.js";
 import { classifyFailure } from "../src/runner/retry-policy.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
@@ -20,12 +16,6 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 
 const cleanup = useCleanup();
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "imgbatch-download-"));
-  cleanup(dir, (d) => rm(d, { recursive: true, force: true }));
-  return dir;
-}
 
 async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
   const handle = await startSimulator({ ...sameLatencyForAllModels(LATENCY_MS), ...options });
@@ -75,86 +65,54 @@ async function server(handler: Parameters<typeof createServer>[1]): Promise<stri
 }
 
 describe("Downloader", () => {
-  it("downloads a whole PNG to a temp file beside the destination, with its sha256, size and head", async () => {
+  it("downloads a whole PNG into memory and writes nothing anywhere", async () => {
     const s = await sim();
     const url = await resultUrl(s);
-    const dir = await tempDir();
-    const finalPath = join(dir, "harbour.png");
-
-    const file = await downloader().download(url, finalPath);
+    const bytes = await downloader().download(url);
     const expected = Buffer.from(await (await fetch(url)).arrayBuffer());
-
-    expect(file.tempPath.startsWith(dir)).toBe(true);
-    expect(file.tempPath).not.toBe(finalPath);
-    expect(isTempName(file.tempPath.slice(dir.length + 1))).toBe(true);
-    const written = await readFile(file.tempPath);
-    expect(file.bytes).toBe(expected.length);
-    expect(written.length).toBe(expected.length);
-    expect(file.sha256).toBe(sha256(expected));
-    expect(sha256(written)).toBe(file.sha256);
-    expect(file.head.length).toBe(16);
-    expect(file.head.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
-    expect(file.head.equals(expected.subarray(0, 16))).toBe(true);
-    // The caller commits: the final name does not exist yet.
-    expect(await readdir(dir)).toEqual([file.tempPath.slice(dir.length + 1)]);
-  });
-
-  it("two downloads to the same destination get distinct temp files", async () => {
-    const s = await sim();
-    const url = await resultUrl(s);
-    const dir = await tempDir();
-    const d = downloader();
-    const [a, b] = await Promise.all([d.download(url, join(dir, "x.png")), d.download(url, join(dir, "x.png"))]);
-    expect(a.tempPath).not.toBe(b.tempPath);
-    expect(a.sha256).toBe(b.sha256);
+    expect(bytes.length).toBe(expected.length);
+    expect(sha256(bytes)).toBe(sha256(expected));
+    expect(bytes.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
   });
 
   it("an expired URL is ResultUrlExpiredError (403), not retryable as is", async () => {
     const s = await sim({ urlTtlMs: 60_000 });
     const url = await resultUrl(s);
     s.advance(60_001);
-    const dir = await tempDir();
-    const error = await rejection(downloader().download(url, join(dir, "a.png")));
+    const error = await rejection(downloader().download(url));
     expect(error).toBeInstanceOf(ResultUrlExpiredError);
     expect(error).toMatchObject({ code: "RESULT_URL_EXPIRED", httpStatus: 403, retryable: false });
-    expect(await readdir(dir)).toEqual([]);
   });
 
   it("a tampered signature and a cleaned job's file are refused the same way", async () => {
     const s = await sim({ jobRetentionMs: 5_000 });
     const url = await resultUrl(s);
-    const dir = await tempDir();
     const d = downloader();
-    await expect(d.download(url.replace(/sig=[0-9a-f]/, "sig=g"), join(dir, "a.png"))).rejects.toBeInstanceOf(ResultUrlExpiredError);
+    await expect(d.download(url.replace(/sig=[0-9a-f]/, "sig=g"))).rejects.toBeInstanceOf(ResultUrlExpiredError);
     s.advance(5_000);
-    await expect(d.download(url, join(dir, "a.png"))).rejects.toBeInstanceOf(ResultUrlExpiredError);
-    expect(await readdir(dir)).toEqual([]);
+    await expect(d.download(url)).rejects.toBeInstanceOf(ResultUrlExpiredError);
   });
 
-  it("a truncated download is a retryable error and leaves no temp file", async () => {
+  it("a truncated download is a retryable error", async () => {
     const s = await sim({ rateTruncatedDownload: 1 });
     const url = await resultUrl(s);
-    const dir = await tempDir();
-    const error = await rejection(downloader().download(url, join(dir, "a.png")));
+    const error = await rejection(downloader().download(url));
     expect(classifyFailure(error).kind).toBe("retryable");
     expect(error).toBeInstanceOf(ServiceError);
     expect(error).toMatchObject({ retryable: true, code: "UND_ERR_SOCKET" });
     expect(s.ledger().faultsInjected["download:truncated"]).toBe(1);
-    expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a file over maxBytes (declared length) is PermanentError DOWNLOAD_TOO_LARGE and leaves no temp file", async () => {
+  it("a file over maxBytes (declared length) is PermanentError DOWNLOAD_TOO_LARGE", async () => {
     const s = await sim();
     const url = await resultUrl(s);
-    const dir = await tempDir();
-    const error = await rejection(downloader({ maxBytes: 100 }).download(url, join(dir, "a.png")));
+    const error = await rejection(downloader({ maxBytes: 100 }).download(url));
     expect(error).toBeInstanceOf(PermanentError);
     expect(error).toMatchObject({ code: "DOWNLOAD_TOO_LARGE", retryable: false, message: expect.stringMatching(/^image is \d+ bytes, over the 100-byte limit$/) });
     expect(classifyFailure(error).kind).toBe("permanent");
-    expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a chunked body that grows over maxBytes is stopped mid-stream and leaves no temp file", async () => {
+  it("a chunked body that grows over maxBytes is stopped mid-stream", async () => {
     const url = await server((_req, res) => {
       res.writeHead(200, { "Content-Type": "image/png" }); // no Content-Length: chunked
       res.write(Buffer.concat([PNG_SIGNATURE, Buffer.alloc(4000, 1)]));
@@ -163,60 +121,47 @@ describe("Downloader", () => {
       }, 5);
       res.on("close", () => clearInterval(timer));
     });
-    const dir = await tempDir();
-    const error = await rejection(downloader({ maxBytes: 20_000 }).download(url, join(dir, "a.png")));
+    const error = await rejection(downloader({ maxBytes: 20_000 }).download(url));
     expect(error).toBeInstanceOf(PermanentError);
     expect(error).toMatchObject({ code: "DOWNLOAD_TOO_LARGE", message: "image is over the 20000-byte limit" });
-    expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a first chunk already over maxBytes leaves no temp file either", async () => {
+  it("a first chunk already over maxBytes is stopped too", async () => {
     const url = await server((_req, res) => {
       res.writeHead(200, { "Content-Type": "image/png" });
       res.write(Buffer.alloc(50_000, 7)); // chunked: no declared length to refuse up front
       res.end();
     });
-    const dir = await tempDir();
-    const error = await rejection(downloader({ maxBytes: 1_000 }).download(url, join(dir, "a.png")));
+    const error = await rejection(downloader({ maxBytes: 1_000 }).download(url));
     expect(error).toMatchObject({ code: "DOWNLOAD_TOO_LARGE", message: "image is over the 1000-byte limit" });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(await readdir(dir)).toEqual([]);
   });
 
   it("JPEG bytes labelled image/png still download (the format is read from the bytes later)", async () => {
     const s = await sim({ rateWrongContentType: 1 });
     const url = await resultUrl(s);
-    const dir = await tempDir();
-    const file = await downloader().download(url, join(dir, "a.png"));
+    const bytes = await downloader().download(url);
     expect(s.ledger().faultsInjected["download:wrong-content-type"]).toBe(1);
-    expect([...file.head.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
-    const written = await readFile(file.tempPath);
-    expect(written.length).toBe(file.bytes);
-    expect(sha256(written)).toBe(file.sha256);
+    expect([...bytes.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
   });
 
   it("a slow download whose chunks arrive within bodyTimeout completes", async () => {
     const s = await sim({ rateSlowDownload: 1, slowDownloadChunkDelayMs: 60 });
     const url = await resultUrl(s, "1:1");
-    const dir = await tempDir();
     const startedAt = Date.now();
-    const file = await downloader({ bodyTimeoutMs: 1_000 }).download(url, join(dir, "a.png"));
+    const bytes = await downloader({ bodyTimeoutMs: 1_000 }).download(url);
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(300);
     expect(s.ledger().faultsInjected["download:slow"]).toBe(1);
-    expect(file.head.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
-    expect(sha256(await readFile(file.tempPath))).toBe(file.sha256);
+    expect(sha256(bytes)).toBe(sha256(Buffer.from(await (await fetch(url)).arrayBuffer())));
   });
 
-  it("a download stalled longer than bodyTimeout is retryable and leaves no temp file", async () => {
+  it("a download stalled longer than bodyTimeout is retryable", async () => {
     // undici checks body timeouts on a ~1 s clock: a 500 ms timeout fires within 1-1.5 s.
     const s = await sim({ rateSlowDownload: 1, slowDownloadChunkDelayMs: 3_000 });
     const url = await resultUrl(s);
-    const dir = await tempDir();
-    const error = await rejection(downloader({ bodyTimeoutMs: 500 }).download(url, join(dir, "a.png")));
+    const error = await rejection(downloader({ bodyTimeoutMs: 500 }).download(url));
     expect(error).toBeInstanceOf(ServiceError);
     expect(error).toMatchObject({ code: "UND_ERR_BODY_TIMEOUT", retryable: true });
     expect(classifyFailure(error).kind).toBe("retryable");
-    expect(await readdir(dir)).toEqual([]);
   });
 
   it.each([
@@ -226,11 +171,9 @@ describe("Downloader", () => {
     const s = await sim();
     const url = await resultUrl(s);
     s.configure({ ...rates, faultRoutes: ["file"] });
-    const dir = await tempDir();
-    const error = await rejection(downloader().download(url, join(dir, "a.png")));
+    const error = await rejection(downloader().download(url));
     expect(error).toBeInstanceOf(ServiceError);
     expect(error).toMatchObject({ code: `HTTP_${status}`, httpStatus: status, retryable });
-    expect(await readdir(dir)).toEqual([]);
   });
 
   it("connection refused is a retryable ServiceError", async () => {
@@ -238,34 +181,18 @@ describe("Downloader", () => {
     await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
     const { port } = srv.address() as AddressInfo;
     await new Promise<void>((resolve) => srv.close(() => resolve()));
-    const dir = await tempDir();
-    const error = await rejection(downloader().download(`http://127.0.0.1:${port}/files/x.png`, join(dir, "a.png")));
+    const error = await rejection(downloader().download(`http://127.0.0.1:${port}/files/x.png`));
     expect(error).toBeInstanceOf(ServiceError);
     expect(error).toMatchObject({ code: "ECONNREFUSED", retryable: true });
-    expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a disk error while writing is not turned into a retryable network error", async () => {
-    const s = await sim();
-    const url = await resultUrl(s);
-    const dir = await tempDir();
-    // The destination folder's name is taken by a file: nothing can be written there.
-    await writeFile(join(dir, "blocker"), "x");
-    const error = await rejection(downloader().download(url, join(dir, "blocker", "a.png")));
-    expect(error).not.toBeInstanceOf(ServiceError);
-    expect(["ENOTDIR", "EEXIST"]).toContain((error as { code?: string }).code);
-    expect(await readdir(dir)).toEqual(["blocker"]);
-  });
-
-  it("an abort stops the download, is classified as an abort, and leaves no temp file", async () => {
+  it("an abort stops the download, is classified as an abort,", async () => {
     const s = await sim({ rateSlowDownload: 1, slowDownloadChunkDelayMs: 100 });
     const url = await resultUrl(s);
-    const dir = await tempDir();
     const controller = new AbortController();
-    const pending = rejection(downloader().download(url, join(dir, "a.png"), controller.signal));
+    const pending = rejection(downloader().download(url, controller.signal));
     setTimeout(() => controller.abort(), 150);
     const error = await pending;
     expect(classifyFailure(error).kind).toBe("aborted");
-    expect(await readdir(dir)).toEqual([]);
   });
 });

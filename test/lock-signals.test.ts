@@ -2,7 +2,7 @@
 // manifest exits 4 naming the holder; a dead holder's lock is taken over (and the log says so);
 // SIGINT/SIGTERM exit 3 within 2 s with the database consistent; a second signal exits at once.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -193,13 +193,15 @@ describe("signals", () => {
     const run = start(cwd, ["--poll-interval", "50ms"]);
     expect(await waitForLock(db, run.pid, run.exited)).toBe(true);
     await waitUntil(() => (stateCounts(db).downloading ?? 0) === 4, run.exited);
-    // Bytes are arriving: the partial files exist.
-    await waitUntil(() => tempFiles(join(cwd, "output")).length > 0, run.exited);
+    // Bytes are arriving (two downloads at a time).
+    await waitUntil(() => (sim!.ledger().requestsByRoute["GET /files"] ?? 0) >= 2, run.exited);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
 
     const { result, ms } = await signalAndTime(run, "SIGTERM");
     expect(result.code, result.stderr).toBe(3);
     expect(ms).toBeLessThan(2_000);
     expect(tempFiles(cwd)).toEqual([]);
+    expect(existsSync(join(cwd, "output", "night", "images")) ? readdirSync(join(cwd, "output", "night", "images")) : []).toEqual([]);
     expect(lastRun(db)).toMatchObject({ outcome: "stopped", exit_code: 3, stop_reason: "signal" });
     expect(lockRow(db)).toBeUndefined();
     const items = readDb(db, (conn) => conn.prepare("SELECT state, result_url, credits FROM items").all() as { state: string; result_url: string | null; credits: number }[])!;
@@ -211,24 +213,28 @@ describe("signals", () => {
     expect(sim.ledger().jobsCreated).toBe(4);
   }, 30_000);
 
-  it("SIGKILL mid-download leaves partial files; the next run removes them and says so", async () => {
+  it("SIGKILL mid-download leaves no file; a temp file a kill left mid-write is removed by the next run, which says so", async () => {
     sim = await simulator({ latencyMs: { "flux-schnell": 20 }, jitterMs: 0, rateSlowDownload: 1, slowDownloadChunkDelayMs: 1_000 });
     const cwd = tempDir();
     writeManifest(cwd, 3, "flux-schnell");
     const db = join(cwd, "jobs", "night.sqlite");
     const run = start(cwd, ["--poll-interval", "50ms"]);
     expect(await waitForLock(db, run.pid, run.exited)).toBe(true);
-    await waitUntil(() => tempFiles(join(cwd, "output")).length > 0, run.exited);
+    await waitUntil(() => (sim!.ledger().requestsByRoute["GET /files"] ?? 0) >= 2, run.exited);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     process.kill(run.pid, "SIGKILL");
     await run.result;
-    const left = tempFiles(join(cwd, "output"));
-    expect(left.length).toBeGreaterThan(0);
-    expect(left.every((f) => /\/\.[^/]+\.[0-9a-f]{12}\.imgbatch-tmp$/.test(f))).toBe(true);
+    // Downloads are read into memory: a kill during one leaves nothing on disk.
+    expect(tempFiles(join(cwd, "output"))).toEqual([]);
+    // A kill in the middle of an atomic write leaves its temporary file, named like this.
+    const imagesDir = join(cwd, "output", "night", "images");
+    mkdirSync(imagesDir, { recursive: true });
+    writeFileSync(join(imagesDir, ".r0.png.0123456789ab.imgbatch-tmp"), "half an image");
 
     sim.configure({ rateSlowDownload: 0 });
     const next = await runCli(["run", "night.yaml", "--poll-interval", "50ms"], { cwd, env: { PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url } });
     expect(next.code, next.stderr).toBe(0);
-    expect(jsonLines(next.stderr).some((l) => new RegExp(`^removed ${left.length} partial file\\(s\\) left by an interrupted run$`).test(String(l.msg)))).toBe(true);
+    expect(jsonLines(next.stderr).some((l) => /^removed 1 partial file\(s\) left by an interrupted run$/.test(String(l.msg)))).toBe(true);
     expect(tempFiles(cwd)).toEqual([]);
     expect(sim.ledger().jobsCreated).toBe(3);
   }, 30_000);

@@ -90,6 +90,43 @@ describe("Store", () => {
     store.close();
   });
 
+  it("returns exactly the record the row now holds after a transition, an update or a note", () => {
+    const clock = { t: 1_000 };
+    const store = openStore(clock);
+    store.syncManifest([planned("a")], "local");
+    let item = store.byKey("a")!;
+    const steps: (() => typeof item)[] = [
+      () => store.transition(item, "submitting", { attempts: 1, submittedAt: 2_000, errorCode: null }, "attempt 1"),
+      () => store.note(item, "reconcile: looking again", { nextAttemptAt: 9_000, errorCode: "HTTP_503", errorMessage: "lost" }),
+      () => store.transition(item, "running", { jobId: "job-1", nextAttemptAt: 3_000, errorCode: undefined }),
+      () => store.update(item, { resultUrl: "https://x/y.png" }),
+      () => store.transition(item, "downloading", { credits: 0.6, imageRef: "img-1", resultWidth: 64, resultHeight: 64 }),
+      () => store.transition(item, "done", { filePath: "/o/a.png", sha256: "ab", width: 64, height: 64, format: "png", bytes: 10, completedAt: 5_000 }),
+    ];
+    for (const step of steps) {
+      clock.t += 500;
+      item = step();
+      expect(item).toEqual(store.get(item.id));
+    }
+    store.close();
+  });
+
+  it("fsyncs the submitting commit and the run's bookkeeping, not an item's later steps", () => {
+    const store = openStore();
+    const synchronous = () => store.db.pragma("synchronous", { simple: true });
+    store.syncManifest([planned("a")], "local");
+    expect(synchronous()).toBe(2); // FULL
+    const submitting = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
+    expect(synchronous()).toBe(2);
+    const running = store.transition(submitting, "running", { jobId: "job-1" });
+    expect(synchronous()).toBe(1); // NORMAL
+    store.transition(running, "failed", { errorCode: "X" });
+    expect(synchronous()).toBe(1);
+    store.requeueFailed();
+    expect(synchronous()).toBe(2);
+    store.close();
+  });
+
   it("supersedes an item whose request changed and never touches an unchanged done item", () => {
     const store = openStore();
     store.syncManifest([planned("a"), planned("b")], "local");

@@ -1,15 +1,11 @@
-// Streams a result URL to a temporary file beside its destination, hashing as it goes and
-// refusing more than `maxBytes`. HTTP here and in providers only.
-import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { dirname } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+// Reads a result URL into memory, refusing more than `maxBytes` as the bytes arrive. The
+// image stage decodes the whole image from memory anyway, and downloads run in a pool of
+// `downloadConcurrency` (2), so at most that many images are held; a temporary file per
+// image cost a file create, a read and an unlink each (benchmark scenario 3). HTTP here and
+// in providers only.
 import { Agent, request } from "undici";
 import { PermanentError, ServiceError } from "../errors.js";
 import { RETRYABLE_ERROR_CODES, RETRYABLE_STATUSES } from "../runner/retry-policy.js";
-import { tempPathFor } from "./atomic-file.js";
 
 export interface DownloadOptions {
   maxBytes: number;
@@ -17,13 +13,6 @@ export interface DownloadOptions {
   bodyTimeoutMs: number;
   connectTimeoutMs: number;
   signal?: AbortSignal;
-}
-
-export interface DownloadedFile {
-  tempPath: string;
-  sha256: string;
-  bytes: number;
-  head: Buffer;
 }
 
 /** The result URL no longer works (403/404): re-read the job for a fresh one. */
@@ -45,8 +34,8 @@ export class Downloader {
     });
   }
 
-  /** Downloads `url` next to `finalPath` under a temporary name; the caller commits or removes it. */
-  async download(url: string, finalPath: string, signal?: AbortSignal): Promise<DownloadedFile> {
+  /** Downloads `url` whole into memory, or throws (nothing is written anywhere). */
+  async download(url: string, signal?: AbortSignal): Promise<Buffer> {
     let response;
     try {
       response = await request(url, { method: "GET", dispatcher: this.agent, signal, headers: { "user-agent": "imgbatch" } });
@@ -72,32 +61,26 @@ export class Downloader {
       response.body.destroy();
       throw new PermanentError(`image is ${declared} bytes, over the ${this.options.maxBytes}-byte limit`, "DOWNLOAD_TOO_LARGE");
     }
-    await mkdir(dirname(finalPath), { recursive: true });
-    const tempPath = tempPathFor(finalPath);
-    const hash = createHash("sha256");
-    let bytes = 0;
-    let head = Buffer.alloc(0);
-    const maxBytes = this.options.maxBytes;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        if (bytes > maxBytes) return done(new PermanentError(`image is over the ${maxBytes}-byte limit`, "DOWNLOAD_TOO_LARGE"));
-        if (head.length < 16) head = Buffer.concat([head, chunk.subarray(0, 16 - head.length)]);
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const chunks: Buffer[] = [];
+    let received = 0;
     try {
-      await pipeline(response.body, meter, createWriteStream(tempPath, { flags: "wx" }), { signal });
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        if (received > this.options.maxBytes) {
+          response.body.on("error", () => {});
+          response.body.destroy();
+          throw new PermanentError(`image is over the ${this.options.maxBytes}-byte limit`, "DOWNLOAD_TOO_LARGE");
+        }
+        chunks.push(chunk);
+      }
     } catch (error) {
-      await rm(tempPath, { force: true });
-      throw networkError(`download failed after ${bytes} of ${Number.isFinite(declared) ? declared : "?"} bytes`, error);
+      if (error instanceof PermanentError) throw error;
+      throw networkError(`download failed after ${received} of ${Number.isFinite(declared) ? declared : "?"} bytes`, error);
     }
-    if (Number.isFinite(declared) && bytes !== declared) {
-      await rm(tempPath, { force: true });
-      throw new ServiceError(`download ended after ${bytes} of ${declared} bytes`, "DOWNLOAD_TRUNCATED", { retryable: true });
+    if (Number.isFinite(declared) && received !== declared) {
+      throw new ServiceError(`download ended after ${received} of ${declared} bytes`, "DOWNLOAD_TRUNCATED", { retryable: true });
     }
-    return { tempPath, sha256: hash.digest("hex"), bytes, head };
+    return Buffer.concat(chunks, received);
   }
 
   async close(): Promise<void> {

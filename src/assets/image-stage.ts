@@ -1,13 +1,11 @@
 // The image stage of the pipeline: verify what arrived, move it into place, make the
 // thumbnail and renditions. sharp is used here and in the local renderer only.
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { PermanentError } from "../errors.js";
 import type { OutputFormat, RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
-import { writeFileAtomic } from "./atomic-file.js";
-import type { DownloadedFile } from "./download.js";
+import { writeFileAtomicSync } from "./atomic-file.js";
 import { EXTENSION, sniffImageFormat, type ImageFormat } from "./image-format.js";
 import { embedXmp, provenanceXmp, type Provenance } from "./provenance.js";
 
@@ -60,39 +58,35 @@ export function outputExtension(format: OutputFormat): string {
 export async function deliverImage(input: {
   layout: OutputLayout;
   key: string;
-  source: { kind: "bytes"; bytes: Buffer } | { kind: "file"; file: DownloadedFile };
+  /** The image as it arrived (downloaded, or rendered locally). */
+  original: Buffer;
   expected: { width: number; height: number } | null;
   maxInputPixels: number;
   provenance: Provenance;
 }): Promise<DeliveredImage> {
-  await mkdir(input.layout.imagesDir, { recursive: true });
-  const original = input.source.kind === "bytes" ? input.source.bytes : await readFile(input.source.file.tempPath);
+  const { original } = input;
+  const format = sniffImageFormat(original.subarray(0, 16));
+  if (!format) throw new PermanentError("the service delivered something that is not a PNG, JPEG or WebP image", "NOT_AN_IMAGE");
+  let pixels: DecodedPixels;
   try {
-    const format = sniffImageFormat(original.subarray(0, 16));
-    if (!format) throw new PermanentError("the service delivered something that is not a PNG, JPEG or WebP image", "NOT_AN_IMAGE");
-    let pixels: DecodedPixels;
-    try {
-      // A full decode (not just the header) catches truncated and corrupt files; its pixels
-      // then feed the thumbnail and every rendition (one decode per image, measured in bench 5).
-      const { data, info } = await sharp(original, { limitInputPixels: input.maxInputPixels, failOn: "truncated" }).raw().toBuffer({ resolveWithObject: true });
-      pixels = { data, width: info.width, height: info.height, channels: info.channels };
-    } catch (error) {
-      throw new PermanentError(`image does not decode: ${(error as Error).message}`, "IMAGE_CORRUPT");
-    }
-    const { width, height } = pixels;
-    if (input.expected && (input.expected.width !== width || input.expected.height !== height)) {
-      throw new PermanentError(
-        `image is ${width}×${height}, the job said ${input.expected.width}×${input.expected.height}`,
-        "IMAGE_SIZE_MISMATCH",
-      );
-    }
-    const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
-    const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
-    await writeFileAtomic(filePath, stamped);
-    return { pixels, filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
-  } finally {
-    if (input.source.kind === "file") await rm(input.source.file.tempPath, { force: true });
+    // A full decode (not just the header) catches truncated and corrupt files; its pixels
+    // then feed the thumbnail and every rendition (one decode per image, measured in bench 5).
+    const { data, info } = await sharp(original, { limitInputPixels: input.maxInputPixels, failOn: "truncated" }).raw().toBuffer({ resolveWithObject: true });
+    pixels = { data, width: info.width, height: info.height, channels: info.channels };
+  } catch (error) {
+    throw new PermanentError(`image does not decode: ${(error as Error).message}`, "IMAGE_CORRUPT");
   }
+  const { width, height } = pixels;
+  if (input.expected && (input.expected.width !== width || input.expected.height !== height)) {
+    throw new PermanentError(
+      `image is ${width}×${height}, the job said ${input.expected.width}×${input.expected.height}`,
+      "IMAGE_SIZE_MISMATCH",
+    );
+  }
+  const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
+  const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
+  writeFileAtomicSync(filePath, stamped);
+  return { pixels, filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
 }
 
 export async function makeThumbnail(input: {
@@ -102,13 +96,12 @@ export async function makeThumbnail(input: {
   spec: ThumbnailSpec;
   maxInputPixels: number;
 }): Promise<string> {
-  await mkdir(input.layout.thumbsDir, { recursive: true });
   const path = join(input.layout.thumbsDir, `${input.key}.${outputExtension(input.spec.format)}`);
   const data = await open(input.image, input.maxInputPixels)
     .resize(input.spec.size, input.spec.size, { fit: "inside", withoutEnlargement: true })
     .toFormat(input.spec.format, { quality: input.spec.quality })
     .toBuffer();
-  await writeFileAtomic(path, data);
+  writeFileAtomicSync(path, data);
   return path;
 }
 
@@ -125,7 +118,6 @@ export async function makeRendition(input: {
   provenance: Provenance;
 }): Promise<{ path: string; width: number; height: number }> {
   const dir = join(input.layout.renditionsDir, input.spec.name);
-  await mkdir(dir, { recursive: true });
   const path = join(dir, `${input.key}.${outputExtension(input.spec.format)}`);
   const position = input.spec.position === "attention" ? sharp.strategy.attention : input.spec.position === "entropy" ? sharp.strategy.entropy : "centre";
   const { data, info } = await open(input.image, input.maxInputPixels)
@@ -133,7 +125,7 @@ export async function makeRendition(input: {
     .toFormat(input.spec.format, { quality: input.spec.quality })
     .withXmp(provenanceXmp(input.provenance))
     .toBuffer({ resolveWithObject: true });
-  await writeFileAtomic(path, data);
+  writeFileAtomicSync(path, data);
   return { path, width: info.width, height: info.height };
 }
 

@@ -2,7 +2,7 @@
 // place, thumbnail, renditions, sidecar. Everything it writes is atomic, so a kill at any
 // point leaves either the old files or the new ones, and the item still `downloading`.
 import { relative } from "node:path";
-import { writeFileAtomic } from "../assets/atomic-file.js";
+import { writeFileAtomicSync } from "../assets/atomic-file.js";
 import type { Downloader } from "../assets/download.js";
 import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
@@ -34,11 +34,8 @@ export async function deliverItemImage(input: {
   const { item, layout, options } = input;
   const expected = item.resultWidth !== null && item.resultHeight !== null ? { width: item.resultWidth, height: item.resultHeight } : null;
   const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
-  const source =
-    input.source.kind === "bytes"
-      ? input.source
-      : { kind: "file" as const, file: await input.downloader.download(input.source.url, join(layout.imagesDir, `${item.key}.download`), input.signal) };
-  const image = await deliverImage({ layout, key: item.key, source, expected, maxInputPixels: options.maxInputPixels, provenance });
+  const original = input.source.kind === "bytes" ? input.source.bytes : await input.downloader.download(input.source.url, input.signal);
+  const image = await deliverImage({ layout, key: item.key, original, expected, maxInputPixels: options.maxInputPixels, provenance });
   const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels });
   const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true });
   const deliveredAt = Date.now();
@@ -66,7 +63,7 @@ export async function deliverItemImage(input: {
       delivered: new Date(deliveredAt).toISOString(),
     },
   };
-  await writeFileAtomic(join(layout.imagesDir, `${item.key}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
+  writeFileAtomicSync(join(layout.imagesDir, `${item.key}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
   return { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes };
 }
 

@@ -158,7 +158,13 @@ const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b
 
 export async function countSqliteCommits() {
   const { default: Database } = await import("better-sqlite3");
-  const counter = { commits: 0, transactions: 0, autocommits: 0 };
+  // `fsynced`: commits made while PRAGMA synchronous was FULL (the store switches it per write).
+  const counter = { commits: 0, transactions: 0, autocommits: 0, fsynced: 0 };
+  const fullSync = new WeakMap(); // connection → synchronous is FULL (the store opens it so)
+  const commit = (db) => {
+    counter.commits++;
+    if (fullSync.get(db) !== false) counter.fsynced++;
+  };
   const probe = new Database(":memory:");
   const Statement = Object.getPrototypeOf(probe.prepare("SELECT 1"));
   probe.close();
@@ -166,10 +172,15 @@ export async function countSqliteCommits() {
   Statement.run = function (...args) {
     const outside = !this.database.inTransaction;
     const result = run.apply(this, args);
+    const pragma = /^\s*PRAGMA\s+synchronous\s*=\s*(\w+)/i.exec(this.source);
+    if (pragma) {
+      fullSync.set(this.database, /^(FULL|2|EXTRA|3)$/i.test(pragma[1]));
+      return result;
+    }
     // better-sqlite3 runs its own BEGIN/COMMIT as statements: those are counted by the
     // transaction wrapper below, not here.
     if (outside && !this.reader && !TRANSACTION_CONTROL.test(this.source)) {
-      counter.commits++;
+      commit(this.database);
       counter.autocommits++;
     }
     return result;
@@ -183,7 +194,7 @@ export async function countSqliteCommits() {
         const outer = !db.inTransaction;
         const result = variant.apply(this, args);
         if (outer) {
-          counter.commits++;
+          commit(db);
           counter.transactions++;
         }
         return result;
