@@ -157,6 +157,16 @@ describe("Store", () => {
     store.close();
   });
 
+  it("hands out queued items in order, skipping those the runner already holds", () => {
+    const store = openStore();
+    store.syncManifest(["a", "b", "c", "d"].map((k) => planned(k)), "local");
+    const ids = new Map(["a", "b", "c", "d"].map((k) => [k, store.byKey(k)!.id]));
+    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 2).map((i) => i.key)).toEqual(["a", "b"]);
+    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 2, new Set([ids.get("a")!, ids.get("c")!])).map((i) => i.key)).toEqual(["b", "d"]);
+    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 5, new Set(ids.values()))).toEqual([]);
+    store.close();
+  });
+
   it("re-queues failed items by row and by code with fresh attempts", () => {
     const store = openStore();
     store.syncManifest([planned("a--v1"), planned("a--v2"), planned("b")], "local");
