@@ -9,7 +9,7 @@ function settle(latencyMs: number, jobs: number, intervalMs = 10_000): { firstDe
   for (let job = 0; job < jobs; job++) {
     let elapsed = 0;
     for (let n = 0; ; n++) {
-      elapsed += schedule.delayMs("m", n);
+      elapsed += n === 0 ? schedule.firstReadMs("m") : schedule.delayMs("m", n, elapsed);
       polls++;
       const complete = elapsed >= latencyMs;
       schedule.observe("m", n, complete, elapsed);
@@ -54,6 +54,37 @@ describe("PollSchedule", () => {
     expect(schedule.delayMs("m", 0)).toBe(1_100);
     for (let i = 0; i < 50; i++) schedule.observe("m", 0, true, 1_100);
     expect(schedule.delayMs("m", 0)).toBe(1_089);
+  });
+
+  it("probes below a delay far above the latency, so it comes down in a few waves, not hundreds", () => {
+    const latencyMs = 1_000;
+    const schedule = new PollSchedule({ intervalMs: 5_000, floorMs: 250 });
+    let reads = 0;
+    const wave = () => {
+      // 50 jobs submitted together; each first read waits what the schedule hands out.
+      const delays = Array.from({ length: 50 }, () => schedule.firstReadMs("m"));
+      for (const delay of delays) {
+        reads++;
+        schedule.observe("m", 0, delay >= latencyMs, delay);
+        if (delay < latencyMs) {
+          // Read again where the estimate says (not sooner), then as often as it takes.
+          expect(schedule.delayMs("m", 1, delay)).toBe(Math.max(250, schedule.delayMs("m", 0) - delay));
+          reads++;
+        }
+      }
+    };
+    for (let w = 0; w < 10; w++) wave();
+    expect(schedule.delayMs("m", 0)).toBeLessThan(1_300);
+    expect(schedule.delayMs("m", 0)).toBeGreaterThanOrEqual(latencyMs * 0.9);
+    // Probes that found their job running cost few extra reads.
+    expect(reads / 500).toBeLessThan(1.1);
+    // Without probes the same ten waves only creep down 1 % each.
+    const plain = new PollSchedule({ intervalMs: 5_000, floorMs: 250 });
+    for (let w = 0; w < 10; w++) {
+      const delay = plain.delayMs("m", 0);
+      for (let i = 0; i < 50; i++) plain.observe("m", 0, true, delay);
+    }
+    expect(plain.delayMs("m", 0)).toBeGreaterThan(4_500);
   });
 
   it("keeps one estimate per model", () => {

@@ -313,7 +313,7 @@ export class Runner {
     let item = this.move(queued, "submitting", { attempts: attempt, submittedAt: this.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.options.maxAttempts}`);
     try {
       const { jobId } = await this.watched(this.provider.submit(item.request, signal));
-      item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.pollSchedule.delayMs(item.request.model, 0) }, `job ${jobId}`);
+      item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
       return item;
     } catch (error) {
       return this.afterSubmitFailure(item, error);
@@ -508,7 +508,7 @@ export class Runner {
     else this.pollsSoFar.delete(item.id);
     switch (job.status) {
       case "in-progress":
-        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1));
+        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, this.now() - (item.submittedAt ?? this.now())));
       case "completed": {
         this.summary.creditsThisRun += job.credits;
         const updated = this.move(

@@ -210,13 +210,8 @@ export async function countSqliteCommits() {
 /**
  * Diagnosis only (test/bench/what-if.mjs, never the figures of `npm run bench`): patches that
  * approximate a proposed change to src/ from outside, to estimate its effect before it is made.
- * - "sqlite-normal": WAL with synchronous = NORMAL (commits without fsync)
- * - "statement-cache": each SQL text prepared once per connection
+ * - "sqlite-normal": WAL with synchronous = NORMAL for every commit (no fsync at all)
  * - "no-dir-fsync": no fsync of the folder after each atomic rename
- * - "poll-probe": every 10th first read of a model comes early, at `probe` × the learned
- *   delay; a probe that finds the job complete moves the delay there (the schedule's own
- *   min(), so a delay far above the latency halves per wave instead of creeping down 1%);
- *   a probe that finds it running brings the next probes closer (0.5 → 0.75 → 0.875 → 0.9).
  * - "short-listings": a lost-submit search reads at most 3 pages of each listing
  */
 export async function applyWhatIf(names) {
@@ -227,36 +222,16 @@ export async function applyWhatIf(names) {
       Database.prototype.pragma = function (source, options) {
         return pragma.call(this, /^\s*synchronous\s*=\s*FULL\s*$/i.test(source) ? "synchronous = NORMAL" : source, options);
       };
-    } else if (name === "statement-cache") {
+      // The store switches per write with a prepared PRAGMA statement.
       const prepare = Database.prototype.prepare;
-      const caches = new WeakMap();
       Database.prototype.prepare = function (source) {
-        let cache = caches.get(this);
-        if (!cache) caches.set(this, (cache = new Map()));
-        let statement = cache.get(source);
-        if (!statement) cache.set(source, (statement = prepare.call(this, source)));
-        return statement;
+        return prepare.call(this, /^\s*PRAGMA\s+synchronous\s*=\s*FULL\s*$/i.test(source) ? "PRAGMA synchronous = NORMAL" : source);
       };
     } else if (name === "no-dir-fsync") {
       const fs = await import("node:fs");
       const { syncBuiltinESMExports } = await import("node:module");
       fs.default.fsyncSync = () => {};
       syncBuiltinESMExports();
-    } else if (name === "poll-probe") {
-      const { PollSchedule } = await import(join(DIST, "runner/poll-schedule.js"));
-      const { delayMs, observe } = PollSchedule.prototype;
-      PollSchedule.prototype.delayMs = function (model, pollsSoFar) {
-        const delay = delayMs.call(this, model, pollsSoFar);
-        if (pollsSoFar !== 0) return delay;
-        this.firstReads = (this.firstReads ?? 0) + 1;
-        this.probe ??= 0.5;
-        return this.firstReads % 10 === 0 ? Math.max(this.options.floorMs, Math.round(delay * this.probe)) : delay;
-      };
-      PollSchedule.prototype.observe = function (model, pollsSoFar, complete, elapsedMs) {
-        const first = this.firstDelayMs.get(model) ?? this.options.intervalMs;
-        if (pollsSoFar === 0 && elapsedMs < first * 0.95) this.probe = complete ? 0.5 : Math.min(0.9, this.probe + (1 - this.probe) / 2);
-        return observe.call(this, model, pollsSoFar, complete, elapsedMs);
-      };
     } else if (name === "short-listings") {
       const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
       const pages = PictoryProvider.prototype.pages;

@@ -1,18 +1,17 @@
 // Diagnosis, not part of `npm run bench`: re-runs a scenario's pipeline with patches that
 // approximate a proposed change to src/ from outside (lib.mjs applyWhatIf), to estimate its
 // effect before anyone changes the code. Each line is one fresh child process.
-//   node test/bench/what-if.mjs overhead [N]   scenario 3's run: statement cache, fsyncs
-//   node test/bench/what-if.mjs polls [N]      scenario 1 with --poll-interval 5× L: early probes
+//   node test/bench/what-if.mjs overhead [N]   scenario 3's run without any fsync (SQLite, folders)
 //   node test/bench/what-if.mjs faults [N]     scenario 2: listing walks capped at 60 items
 import { join } from "node:path";
 import { maxInWindow, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
-import { PARAMS as S1, pipelineRun } from "./s1-makespan.mjs";
+import { pipelineRun } from "./s1-makespan.mjs";
 import { PARAMS as S2 } from "./s2-faults.mjs";
 
 const [mode = "overhead", nArg] = process.argv.slice(2);
 
 async function overhead(n) {
-  const variants = [[], ["statement-cache"], ["sqlite-normal"], ["no-dir-fsync"], ["statement-cache", "sqlite-normal", "no-dir-fsync"], []];
+  const variants = [[], ["sqlite-normal"], ["no-dir-fsync"], ["sqlite-normal", "no-dir-fsync"], []];
   const sim = await startSim({ latencyMs: { "flux-schnell": 0 } });
   try {
     console.log(`scenario 3 at N=${n}, C=50, zero latency, 64×64 PNG`);
@@ -22,23 +21,6 @@ async function overhead(n) {
       sim.reset();
       const r = await runChild("child-pipeline.mjs", { manifest, db: join(dir, "state.sqlite"), out: join(dir, "out"), concurrency: 50, pollIntervalMs: 0, apiKey: sim.apiKey, simUrl: sim.url, whatIf });
       console.log(`${(whatIf.join(" + ") || "as is").padEnd(50)} ${round(r.cpuMs / n)} ms CPU/item (main thread ${round((r.threadsMs.main ?? 0) / n)}), ${round(n / (r.wallMs / 1000), 0)} items/s`);
-    }
-  } finally {
-    await sim.stop();
-  }
-}
-
-async function polls(n) {
-  const sim = await startSim({ latencyMs: { "flux-schnell": S1.latencyMs } });
-  try {
-    for (const [pollIntervalMs, whatIf] of [
-      [5 * S1.latencyMs, []],
-      [5 * S1.latencyMs, ["poll-probe"]],
-      [S1.latencyMs, []],
-      [S1.latencyMs, ["poll-probe"]],
-    ]) {
-      const r = await pipelineRun(sim, { ...S1, n, pollIntervalMs, whatIf, name: "what-if" });
-      console.log(`--poll-interval ${pollIntervalMs}ms ${(whatIf.join(" + ") || "as is").padEnd(12)} N=${n}: ${round(r.ratio)}× ideal, ${round(r.requests.perItem)} req/item, delay ${Math.round(r.meanDelayMs)} ms`);
     }
   } finally {
     await sim.stop();
@@ -63,7 +45,7 @@ async function faults(n) {
   }
 }
 
-const runs = { overhead: [overhead, 3_000], polls: [polls, 500], faults: [faults, 2_000] };
-if (!runs[mode]) throw new Error(`usage: node test/bench/what-if.mjs overhead|polls|faults [N]`);
+const runs = { overhead: [overhead, 3_000], faults: [faults, 2_000] };
+if (!runs[mode]) throw new Error(`usage: node test/bench/what-if.mjs overhead|faults [N]`);
 const [fn, n] = runs[mode];
 await fn(Number(nArg ?? n));
