@@ -292,7 +292,8 @@ export class Runner {
     }
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
-    this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
+    // Four transitions per item: the message is only built when someone reads it.
+    if (this.log.isLevelEnabled("debug")) this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
     this.deps.onTransition?.({ item: updated, from: item.state, to, detail });
     return updated;
   }
@@ -574,10 +575,12 @@ export class Runner {
         if (!delivered) return;
         this.move(item, "done", { ...delivered, completedAt: this.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
         // Per item at debug: people follow the status line or the 30-second summary.
-        this.log.debug(
-          { item: item.key, provider: item.provider, attempts: item.attempts },
-          `done ${item.key} (${item.provider}, ${((this.now() - (item.submittedAt ?? item.createdAt)) / 1000).toFixed(1)} s, attempt ${item.attempts} of ${this.options.maxAttempts})`,
-        );
+        if (this.log.isLevelEnabled("debug")) {
+          this.log.debug(
+            { item: item.key, provider: item.provider, attempts: item.attempts },
+            `done ${item.key} (${item.provider}, ${((this.now() - (item.submittedAt ?? item.createdAt)) / 1000).toFixed(1)} s, attempt ${item.attempts} of ${this.options.maxAttempts})`,
+          );
+        }
         return;
       } catch (error) {
         // A URL read in this very slot that fails at once is broken, not stale: that fails the item.
