@@ -1,11 +1,11 @@
 // The scheduler: walks items through queued → submitting → running → downloading → done
-// with at most `concurrency` of them at the service, one token bucket over all requests,
-// retries as data, and a stop that always leaves the database consistent.
+// with at most `concurrency` of them at the service, retries as data, and a stop that always
+// leaves the database consistent. Here: the slots and each item's service side (submit, poll,
+// lost-submit looks, decided by lost-submit.ts). The key's rate, throttling and lost-submit
+// searches are in service-gate.ts; downloads and image work in image-stage-driver.ts.
 import { setMaxListeners } from "node:events";
-import pLimit from "p-limit";
-import { FatalRunError, errorMessage } from "../errors.js";
+import { FatalRunError, InternalError, errorMessage } from "../errors.js";
 import type { Downloader } from "../assets/download.js";
-import { ResultUrlExpiredError } from "../assets/download.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import { MODEL_SPECS } from "../providers/catalog.js";
@@ -13,13 +13,13 @@ import { INSUFFICIENT_CREDITS, type ImageSource, type JobState, type Provider } 
 import type { Store } from "../store/store.js";
 import type { ItemState } from "../store/states.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
-import { deliverItemImage } from "./deliver-item.js";
 import type { RunnerOptions } from "./options.js";
-import { LearnedRefs } from "./learned-refs.js";
 import { backoffDelayMs, canRetry, classifyFailure, originAnswered } from "./retry-policy.js";
+import { ImageStageDriver } from "./image-stage-driver.js";
+import { nextLostSubmitStep } from "./lost-submit.js";
 import { PollSchedule } from "./poll-schedule.js";
+import { ServiceGate } from "./service-gate.js";
 import { sleepMs } from "./sleep.js";
-import { ThrottleWatch } from "./throttle-watch.js";
 import { TokenBucket } from "./token-bucket.js";
 
 export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
@@ -63,7 +63,7 @@ export class Runner {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly bucket: TokenBucket;
+  private readonly gate: ServiceGate;
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
@@ -71,18 +71,9 @@ export class Runner {
   private readonly pollsSoFar = new Map<number, number>();
   /** Consecutive failed reads of each running job, for the backoff of the next read. */
   private readonly pollFailures = new Map<number, number>();
-  private readonly throttle = new ThrottleWatch();
-  private readonly learned = new LearnedRefs();
   /** Lost submits whose last look found nothing: a second look must agree before paying again. */
   private readonly foundNothingOnce = new Set<number>();
-  /**
-   * The claimed refs of each reconcile look in progress. A job this process learns of while a
-   * look pages through the listings is claimed for that look too; otherwise every submit
-   * answered during a look reads as "a job of unknown owner still in progress", and in a busy
-   * run a lost submit waits until the run goes quiet (measured in the chaos test).
-   */
-  private readonly openLooks = new Set<Set<string>>();
-  private readonly imagePool: ReturnType<typeof pLimit>;
+  private readonly imageStage: ImageStageDriver;
   private readonly atService = new Map<number, Promise<void>>();
   private readonly inImageStage = new Map<number, Promise<void>>();
   /** Aborted by a hard stop (signal): sleeps and requests end at once. */
@@ -105,13 +96,20 @@ export class Runner {
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
-    this.bucket = TokenBucket.forRpm(this.options.rpm, this.now);
+    this.gate = new ServiceGate(this.provider, this.store, this.options, this.log, this.now);
     const pollFloorMs = Math.max(10, this.options.pollIntervalMs / 20);
     this.pollSchedule = new PollSchedule({ intervalMs: this.options.pollIntervalMs, floorMs: pollFloorMs });
     // At most `concurrency` polls per floor interval, evenly spaced: no bursts, and no queue.
     const pollsPerMinute = this.options.pollIntervalMs > 0 ? (this.options.concurrency * 60_000) / pollFloorMs : 0;
     this.pollPacer = new TokenBucket(pollsPerMinute, 1, this.now);
-    this.imagePool = pLimit(Math.max(1, this.options.downloadConcurrency));
+    this.imageStage = new ImageStageDriver(
+      { ...deps, gate: this.gate, options: this.options, log: this.log, now: this.now, random: this.random, signal: this.hardStop.signal },
+      {
+        move: (item, to, patch, detail) => this.move(item, to, patch, detail),
+        retryOrFail: (item, code, message) => this.retryOrFail(item, code, message),
+        backToService: (item) => this.startAtService(item),
+      },
+    );
     // Every wait and request listens to these: hundreds at once is normal here.
     setMaxListeners(0, this.hardStop.signal, this.softStop.signal);
   }
@@ -205,7 +203,7 @@ export class Runner {
 
   private startImageStage(item: ItemRecord, image: ImageSource | null): void {
     if (this.inImageStage.has(item.id)) return;
-    const task = this.deliver(item, image)
+    const task = this.imageStage.deliver(item, image)
       .catch((error: unknown) => this.onDriverCrash(item, error))
       .finally(() => {
         this.inImageStage.delete(item.id);
@@ -284,12 +282,7 @@ export class Runner {
 
   private move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord {
     const updated = this.store.transition(item, to, patch, detail);
-    this.learned.learned(updated.jobId, this.now());
-    this.learned.learned(updated.imageRef, this.now());
-    for (const look of this.openLooks) {
-      if (updated.jobId) look.add(updated.jobId);
-      if (updated.imageRef) look.add(updated.imageRef);
-    }
+    this.gate.noted(updated);
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
     // Four transitions per item: the message is only built when someone reads it.
@@ -301,7 +294,7 @@ export class Runner {
   private async submit(queued: ItemRecord): Promise<ItemRecord> {
     const signal = this.hardStop.signal;
     try {
-      await this.bucket.take(this.softStop.signal);
+      await this.gate.take(this.softStop.signal);
     } catch {
       return queued;
     }
@@ -313,7 +306,7 @@ export class Runner {
     // which the next run reconciles instead of paying again.
     let item = this.move(queued, "submitting", { attempts: attempt, submittedAt: this.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.options.maxAttempts}`);
     try {
-      const { jobId } = await this.watched(this.provider.submit(item.request, signal));
+      const { jobId } = await this.gate.send(this.provider.submit(item.request, signal));
       item = this.move(item, "running", { jobId, nextAttemptAt: this.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
       return item;
     } catch (error) {
@@ -334,7 +327,7 @@ export class Runner {
         throw failure.error;
       case "throttled": {
         // Refused, so nothing was made: the attempt is not counted.
-        const delayMs = this.retryAfterMs(failure.retryAfterMs);
+        const delayMs = this.gate.retryAfterMs(failure.retryAfterMs);
         return this.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: this.now() + delayMs }, `throttled (429): submitting again in ${delayMs} ms`);
       }
       case "retryable":
@@ -354,34 +347,6 @@ export class Runner {
     }
   }
 
-  /**
-   * Tells the throttle watch how a request was answered; a 429 that shows the key itself is
-   * throttled pauses every request to the provider (see throttle-watch.ts). The caller
-   * still delays its own request by the Retry-After (`retryAfterMs`).
-   */
-  private async watched<T>(request: Promise<T>): Promise<T> {
-    const sentAt = this.now();
-    try {
-      const answer = await request;
-      this.throttle.answered(sentAt);
-      return answer;
-    } catch (error) {
-      const failure = classifyFailure(error);
-      if (failure.kind === "throttled" && this.throttle.throttled(sentAt, this.now())) {
-        const until = this.now() + this.retryAfterMs(failure.retryAfterMs);
-        this.bucket.pauseUntil(until);
-        this.log.warn({ retryAfterMs: failure.retryAfterMs }, `provider throttled (429 on many requests): pausing all requests for ${Math.round((until - this.now()) / 100) / 10} s`);
-      } else if (failure.kind === "retryable" || failure.kind === "permanent") {
-        this.throttle.answered(sentAt);
-      }
-      throw error;
-    }
-  }
-
-  private retryAfterMs(retryAfterMs: number | null): number {
-    return retryAfterMs ?? this.options.throttleFallbackMs;
-  }
-
   private retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord {
     if (!canRetry(item.attempts, this.options)) {
       return this.move(item, "failed", { errorCode: code, errorMessage: `${message} (after ${item.attempts} attempts)` }, message);
@@ -395,55 +360,24 @@ export class Runner {
     const signal = this.hardStop.signal;
     try {
       await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
-      const claimed = this.store.claimedRefs();
-      this.openLooks.add(claimed);
-      // Every listing page takes a token: a search may page through dozens (--rpm holds).
-      const takeToken = () => this.bucket.take(this.softStop.signal);
-      const search = await this.watched(this.findLostJob(item, claimed, signal, takeToken)).finally(() => this.openLooks.delete(claimed));
-      switch (search.found) {
-        case "image":
-          this.foundNothingOnce.delete(item.id);
-          // Paid like a polled completion: it counts toward this run's credits (and --max-credits).
-          this.summary.creditsThisRun += priceOf(item);
-          return this.move(
-            item,
-            "downloading",
-            {
-              imageRef: search.imageRef,
-              jobId: search.jobId,
-              resultUrl: search.url,
-              resultWidth: search.width,
-              resultHeight: search.height,
-              // The image list carries no price: the model's is what the service charged.
-              credits: priceOf(item),
-              nextAttemptAt: 0,
-            },
-            `reconciled: adopted image ${search.imageRef}${search.jobId ? ` (job ${search.jobId})` : ""} made by the lost submit`,
-          );
-        case "pending": {
-          this.foundNothingOnce.delete(item.id);
-          const waited = this.now() - (item.submittedAt ?? 0);
-          if (waited < this.options.reconcileWindowMs) {
-            // An unknown job runs about as long as the model's jobs do: look again then,
-            // not sooner (each look pages through two listings).
-            const againMs = Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
-            return this.store.note(item, `reconcile: ${search.detail}; looking again later`, { nextAttemptAt: this.now() + againMs });
-          }
-          return this.retryAfterReconcile(item, `reconcile: nothing matched after ${Math.round(waited / 1000)} s (${search.detail}); unreconcilable, submitting again`);
-        }
-        case "none":
-          // A create the service took late (our side timed out first) shows in no listing
-          // yet: a second, later look must agree before paying again.
-          if (!this.foundNothingOnce.has(item.id)) {
-            this.foundNothingOnce.add(item.id);
-            // After an answer from the service itself the second look only guards against a
-            // listing that lags; otherwise it waits as long as a job of this model runs.
-            const againMs = originAnswered(item.errorCode) ? 250 : Math.max(250, this.pollSchedule.delayMs(item.request.model, 0));
-            return this.store.note(item, `reconcile: ${search.detail}; looking once more before submitting again`, { nextAttemptAt: this.now() + againMs });
-          }
-          this.foundNothingOnce.delete(item.id);
-          return this.retryAfterReconcile(item, `reconcile: ${search.detail}; the submit created nothing, submitting again`);
-      }
+      const search = await this.gate.findLostJob(item, { signal, tokenSignal: this.softStop.signal });
+      const next = nextLostSubmitStep(search, {
+        waitedMs: this.now() - (item.submittedAt ?? 0),
+        foundNothingBefore: this.foundNothingOnce.has(item.id),
+        originAnswered: originAnswered(item.errorCode),
+        jobRunsMs: this.pollSchedule.delayMs(item.request.model, 0),
+        reconcileWindowMs: this.options.reconcileWindowMs,
+      });
+      if (search.found === "none" && next.step === "look-again") this.foundNothingOnce.add(item.id);
+      else this.foundNothingOnce.delete(item.id);
+      if (next.step === "look-again") return this.store.note(item, next.detail, { nextAttemptAt: this.now() + next.afterMs });
+      if (next.step === "submit-again") return this.retryAfterReconcile(item, next.detail);
+      if (search.found !== "image") throw new InternalError(`adopting without an image (${search.found})`);
+      // Paid like a polled completion: it counts toward this run's credits (and --max-credits).
+      this.summary.creditsThisRun += priceOf(item);
+      const patch = { imageRef: search.imageRef, jobId: search.jobId, resultUrl: search.url, resultWidth: search.width, resultHeight: search.height, nextAttemptAt: 0 };
+      // The image list carries no price: the model's is what the service charged.
+      return this.move(item, "downloading", { ...patch, credits: priceOf(item) }, next.detail);
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
@@ -453,14 +387,9 @@ export class Runner {
         // and let a person decide (imgbatch retry resubmits).
         return this.move(item, "failed", { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, failure.code);
       }
-      const delayMs = failure.kind === "throttled" ? this.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(2, this.options, this.random) + 250;
+      const delayMs = failure.kind === "throttled" ? this.gate.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(2, this.options, this.random) + 250;
       return this.store.update(item, { nextAttemptAt: this.now() + delayMs });
     }
-  }
-
-  private findLostJob(item: ItemRecord, claimed: ReadonlySet<string>, signal: AbortSignal, beforeRequest: () => Promise<void>) {
-    const submittedAt = item.submittedAt ?? 0;
-    return this.provider.findLostJob(item.request, submittedAt, claimed, { signal, beforeRequest, knownBefore: (ref) => this.learned.knownBefore(ref, submittedAt) });
   }
 
   private retryAfterReconcile(item: ItemRecord, detail: string): ItemRecord {
@@ -476,8 +405,8 @@ export class Runner {
     try {
       await sleepMs(item.nextAttemptAt - this.now(), this.softStop.signal);
       await this.pollPacer.take(this.softStop.signal);
-      await this.bucket.take(this.softStop.signal);
-      job = await this.watched(this.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
+      await this.gate.take(this.softStop.signal);
+      job = await this.gate.send(this.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
       this.pollFailures.delete(item.id);
     } catch (error) {
       const failure = classifyFailure(error);
@@ -487,7 +416,7 @@ export class Runner {
       // backing off while the failures go on (an outage is not hammered).
       const failures = (this.pollFailures.get(item.id) ?? 0) + 1;
       this.pollFailures.set(item.id, failures);
-      const delayMs = failure.kind === "throttled" ? this.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(failures, this.options, this.random);
+      const delayMs = failure.kind === "throttled" ? this.gate.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(failures, this.options, this.random);
       this.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${delayMs} ms`);
       return this.later(item, delayMs);
     }
@@ -538,116 +467,6 @@ export class Runner {
         return this.move(item, "failed", { errorCode: job.code, errorMessage: job.message }, `${job.code}: ${job.message}`);
       case "gone":
         return this.retryOrFail(item, job.code, `${job.message}: the service no longer has this job`);
-    }
-  }
-
-  // ---- the image stage ------------------------------------------------------------
-
-  private async deliver(start: ItemRecord, image: ImageSource | null): Promise<void> {
-    let item = start;
-    let source = image;
-    let refreshes = 0;
-    for (let attempt = 1; ; attempt++) {
-      if (this.hardStop.signal.aborted) return;
-      let readInSlot = false;
-      try {
-        // Waits (backoff, a throttled provider) happen outside a pool slot, so one flaky
-        // download or a 429 never stalls the rest. The job is re-read inside the slot, right
-        // before the download: a URL read before waiting for a slot could expire during the
-        // wait (hundreds of images may be queued), and a local re-read renders (CPU work).
-        const delivered = await this.imagePool(async () => {
-          if (this.hardStop.signal.aborted) return null;
-          if (!source) {
-            readInSlot = true;
-            source = await this.freshImageSource(item);
-          }
-          if (!source) return null; // the job went back to the queue or failed
-          return deliverItemImage({
-            item,
-            source,
-            downloader: this.deps.downloader,
-            layout: this.deps.layout,
-            store: this.store,
-            options: this.options,
-            signal: this.hardStop.signal,
-          });
-        });
-        if (!delivered) return;
-        this.move(item, "done", { ...delivered, completedAt: this.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
-        // Per item at debug: people follow the status line or the 30-second summary.
-        if (this.log.isLevelEnabled("debug")) {
-          this.log.debug(
-            { item: item.key, provider: item.provider, attempts: item.attempts },
-            `done ${item.key} (${item.provider}, ${((this.now() - (item.submittedAt ?? item.createdAt)) / 1000).toFixed(1)} s, attempt ${item.attempts} of ${this.options.maxAttempts})`,
-          );
-        }
-        return;
-      } catch (error) {
-        // A URL read in this very slot that fails at once is broken, not stale: that fails the item.
-        if (error instanceof ResultUrlExpiredError && !readInSlot && refreshes < this.options.maxAttempts) {
-          refreshes++;
-          source = null;
-          this.store.note(item, "result URL expired: reading the job for a fresh one");
-          attempt--;
-          continue;
-        }
-        const failure = classifyFailure(error);
-        if (failure.kind === "aborted") return;
-        if (failure.kind === "fatal") throw failure.error;
-        if (failure.kind === "throttled") {
-          // Re-reading the job was throttled: it waits its Retry-After outside the pool slot,
-          // and the attempt is not used.
-          attempt--;
-          try {
-            await sleepMs(this.retryAfterMs(failure.retryAfterMs), this.hardStop.signal);
-          } catch {
-            return;
-          }
-          continue;
-        }
-        if (failure.kind === "retryable" && attempt < this.options.maxAttempts) {
-          const delayMs = backoffDelayMs(attempt, this.options, this.random);
-          this.log.debug({ item: item.key, code: failure.code }, `download of ${item.key} failed (${failure.code}); again in ${delayMs} ms`);
-          try {
-            await sleepMs(delayMs, this.hardStop.signal);
-          } catch {
-            return;
-          }
-          continue;
-        }
-        item = this.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
-        return;
-      }
-    }
-  }
-
-  /** Reads the job again: after a restart (local bytes are not kept) or when a URL expired. */
-  private async freshImageSource(item: ItemRecord): Promise<ImageSource | null> {
-    if (item.jobId === null) {
-      // An adopted image whose job the job list did not name: its URL comes from the image list.
-      const claimed = this.store.claimedRefs();
-      if (item.imageRef) claimed.delete(item.imageRef);
-      const search = await this.watched(this.findLostJob(item, claimed, this.hardStop.signal, () => this.bucket.take(this.hardStop.signal)));
-      if (search.found === "image" && search.imageRef === item.imageRef) {
-        this.store.update(item, { resultUrl: search.url });
-        return { kind: "url", url: search.url };
-      }
-      this.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
-      return null;
-    }
-    await this.bucket.take(this.hardStop.signal);
-    const job = await this.watched(this.provider.getJob({ jobId: item.jobId, request: item.request }, this.hardStop.signal));
-    switch (job.status) {
-      case "completed":
-        if (job.image.kind === "url") this.store.update(item, { resultUrl: job.image.url });
-        return job.image;
-      case "in-progress":
-        this.startAtService(this.move(item, "running", { nextAttemptAt: this.now() + this.options.pollIntervalMs }, "job reads in-progress again"));
-        return null;
-      case "failed":
-      case "gone":
-        this.retryOrFail(item, job.code, job.message);
-        return null;
     }
   }
 }

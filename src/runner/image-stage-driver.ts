@@ -1,0 +1,157 @@
+// The image stage's driver: carries each finished job's image through download, verify,
+// thumbnail, renditions and sidecar (deliver-item.ts), `downloadConcurrency` at a time, with
+// retries of its own: a backoff for a flaky download, a fresh URL for an expired one, the
+// Retry-After of a throttled re-read. The runner starts it and keeps the bookkeeping.
+import pLimit from "p-limit";
+import type { Downloader } from "../assets/download.js";
+import { ResultUrlExpiredError } from "../assets/download.js";
+import type { OutputLayout } from "../assets/image-stage.js";
+import type { Logger } from "../log.js";
+import type { ImageSource, Provider } from "../providers/provider.js";
+import type { ItemState } from "../store/states.js";
+import type { Store } from "../store/store.js";
+import type { ItemPatch, ItemRecord } from "../store/types.js";
+import { deliverItemImage } from "./deliver-item.js";
+import type { RunnerOptions } from "./options.js";
+import { backoffDelayMs, classifyFailure } from "./retry-policy.js";
+import type { ServiceGate } from "./service-gate.js";
+import { sleepMs } from "./sleep.js";
+
+/** What the stage asks of the runner: its transitions keep the run's counts and events. */
+export interface ImageStageHost {
+  move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord;
+  retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord;
+  /** A job that reads in-progress again goes back to the service side of the run. */
+  backToService(item: ItemRecord): void;
+}
+
+export interface ImageStageDeps {
+  store: Store;
+  provider: Provider;
+  gate: ServiceGate;
+  downloader: Downloader;
+  layout: OutputLayout;
+  options: RunnerOptions;
+  log: Logger;
+  now: () => number;
+  random: () => number;
+  /** The run's hard stop: aborts downloads and waits. */
+  signal: AbortSignal;
+}
+
+export class ImageStageDriver {
+  private readonly pool: ReturnType<typeof pLimit>;
+
+  constructor(
+    private readonly deps: ImageStageDeps,
+    private readonly host: ImageStageHost,
+  ) {
+    this.pool = pLimit(Math.max(1, deps.options.downloadConcurrency));
+  }
+
+  async deliver(start: ItemRecord, image: ImageSource | null): Promise<void> {
+    let item = start;
+    let source = image;
+    let refreshes = 0;
+    for (let attempt = 1; ; attempt++) {
+      if (this.deps.signal.aborted) return;
+      let readInSlot = false;
+      try {
+        // Waits (backoff, a throttled provider) happen outside a pool slot, so one flaky
+        // download or a 429 never stalls the rest. The job is re-read inside the slot, right
+        // before the download: a URL read before waiting for a slot could expire during the
+        // wait (hundreds of images may be queued), and a local re-read renders (CPU work).
+        const delivered = await this.pool(async () => {
+          if (this.deps.signal.aborted) return null;
+          if (!source) {
+            readInSlot = true;
+            source = await this.freshImageSource(item);
+          }
+          if (!source) return null; // the job went back to the queue or failed
+          return deliverItemImage({
+            item,
+            source,
+            downloader: this.deps.downloader,
+            layout: this.deps.layout,
+            store: this.deps.store,
+            options: this.deps.options,
+            signal: this.deps.signal,
+          });
+        });
+        if (!delivered) return;
+        this.host.move(item, "done", { ...delivered, completedAt: this.deps.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
+        // Per item at debug: people follow the status line or the 30-second summary.
+        if (this.deps.log.isLevelEnabled("debug")) {
+          this.deps.log.debug(
+            { item: item.key, provider: item.provider, attempts: item.attempts },
+            `done ${item.key} (${item.provider}, ${((this.deps.now() - (item.submittedAt ?? item.createdAt)) / 1000).toFixed(1)} s, attempt ${item.attempts} of ${this.deps.options.maxAttempts})`,
+          );
+        }
+        return;
+      } catch (error) {
+        // A URL read in this very slot that fails at once is broken, not stale: that fails the item.
+        if (error instanceof ResultUrlExpiredError && !readInSlot && refreshes < this.deps.options.maxAttempts) {
+          refreshes++;
+          source = null;
+          this.deps.store.note(item, "result URL expired: reading the job for a fresh one");
+          attempt--;
+          continue;
+        }
+        const failure = classifyFailure(error);
+        if (failure.kind === "aborted") return;
+        if (failure.kind === "fatal") throw failure.error;
+        if (failure.kind === "throttled") {
+          // Re-reading the job was throttled: it waits its Retry-After outside the pool slot,
+          // and the attempt is not used.
+          attempt--;
+          try {
+            await sleepMs(this.deps.gate.retryAfterMs(failure.retryAfterMs), this.deps.signal);
+          } catch {
+            return;
+          }
+          continue;
+        }
+        if (failure.kind === "retryable" && attempt < this.deps.options.maxAttempts) {
+          const delayMs = backoffDelayMs(attempt, this.deps.options, this.deps.random);
+          this.deps.log.debug({ item: item.key, code: failure.code }, `download of ${item.key} failed (${failure.code}); again in ${delayMs} ms`);
+          try {
+            await sleepMs(delayMs, this.deps.signal);
+          } catch {
+            return;
+          }
+          continue;
+        }
+        item = this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
+        return;
+      }
+    }
+  }
+
+  /** Reads the job again: after a restart (local bytes are not kept) or when a URL expired. */
+  private async freshImageSource(item: ItemRecord): Promise<ImageSource | null> {
+    if (item.jobId === null) {
+      // An adopted image whose job the job list did not name: its URL comes from the image list.
+      const search = await this.deps.gate.findLostJob(item, { signal: this.deps.signal, tokenSignal: this.deps.signal, exceptRef: item.imageRef ?? undefined });
+      if (search.found === "image" && search.imageRef === item.imageRef) {
+        this.deps.store.update(item, { resultUrl: search.url });
+        return { kind: "url", url: search.url };
+      }
+      this.host.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
+      return null;
+    }
+    await this.deps.gate.take(this.deps.signal);
+    const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId, request: item.request }, this.deps.signal));
+    switch (job.status) {
+      case "completed":
+        if (job.image.kind === "url") this.deps.store.update(item, { resultUrl: job.image.url });
+        return job.image;
+      case "in-progress":
+        this.host.backToService(this.host.move(item, "running", { nextAttemptAt: this.deps.now() + this.deps.options.pollIntervalMs }, "job reads in-progress again"));
+        return null;
+      case "failed":
+      case "gone":
+        this.host.retryOrFail(item, job.code, job.message);
+        return null;
+    }
+  }
+}

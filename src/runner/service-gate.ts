@@ -1,0 +1,106 @@
+// Everything between one run and the service's API that is about the key rather than an
+// item: the --rpm bucket every request takes a token from, the watch that tells a throttled
+// key from a stray 429, and what the run has learned exists at the service (for lost-submit
+// searches). The runner's item drivers send through it; it holds no item state.
+import type { Logger } from "../log.js";
+import type { LostJobSearch, Provider } from "../providers/provider.js";
+import type { Store } from "../store/store.js";
+import type { ItemRecord } from "../store/types.js";
+import { LearnedRefs } from "./learned-refs.js";
+import { classifyFailure } from "./retry-policy.js";
+import { ThrottleWatch } from "./throttle-watch.js";
+import { TokenBucket } from "./token-bucket.js";
+
+export interface ServiceGateOptions {
+  rpm: number;
+  /** How long a 429 without Retry-After waits. */
+  throttleFallbackMs: number;
+}
+
+export class ServiceGate {
+  private readonly bucket: TokenBucket;
+  private readonly throttle = new ThrottleWatch();
+  private readonly learned = new LearnedRefs();
+  /**
+   * The claimed refs of each lost-submit search in progress. A job this process learns of
+   * while a search pages through the listings is claimed for that search too; otherwise
+   * every submit answered meanwhile reads as "a job of unknown owner still in progress", and
+   * in a busy run a lost submit waits until the run goes quiet (measured in the chaos test).
+   */
+  private readonly openSearches = new Set<Set<string>>();
+
+  constructor(
+    private readonly provider: Provider,
+    private readonly store: Store,
+    private readonly options: ServiceGateOptions,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    this.bucket = TokenBucket.forRpm(options.rpm, now);
+  }
+
+  /** Resolves when one more request may be sent (--rpm, or a throttled key's pause). */
+  take(signal?: AbortSignal): Promise<void> {
+    return this.bucket.take(signal);
+  }
+
+  /**
+   * Tells the throttle watch how a request was answered; a 429 that shows the key itself is
+   * throttled pauses every request to the provider (see throttle-watch.ts). The caller
+   * still delays its own request by the Retry-After (`retryAfterMs`).
+   */
+  async send<T>(request: Promise<T>): Promise<T> {
+    const sentAt = this.now();
+    try {
+      const answer = await request;
+      this.throttle.answered(sentAt);
+      return answer;
+    } catch (error) {
+      const failure = classifyFailure(error);
+      if (failure.kind === "throttled" && this.throttle.throttled(sentAt, this.now())) {
+        const pauseMs = this.retryAfterMs(failure.retryAfterMs);
+        this.bucket.pauseUntil(this.now() + pauseMs);
+        this.log.warn({ retryAfterMs: failure.retryAfterMs }, `provider throttled (429 on many requests): pausing all requests for ${Math.round(pauseMs / 100) / 10} s`);
+      } else if (failure.kind === "retryable" || failure.kind === "permanent") {
+        this.throttle.answered(sentAt);
+      }
+      throw error;
+    }
+  }
+
+  retryAfterMs(retryAfterMs: number | null): number {
+    return retryAfterMs ?? this.options.throttleFallbackMs;
+  }
+
+  /** An item's record after a transition: the job and image it holds now exist at the service. */
+  noted(item: ItemRecord): void {
+    for (const ref of [item.jobId, item.imageRef]) {
+      if (!ref) continue;
+      this.learned.learned(ref, this.now());
+      for (const claimed of this.openSearches) claimed.add(ref);
+    }
+  }
+
+  /**
+   * Looks for the job of `item`'s lost submit, every listing page taking a token (a search may
+   * page through dozens: --rpm holds). `exceptRef`: the item's own adopted image, searched
+   * for again to refresh its URL.
+   */
+  async findLostJob(item: ItemRecord, options: { signal: AbortSignal; tokenSignal: AbortSignal; exceptRef?: string }): Promise<LostJobSearch> {
+    const claimed = this.store.claimedRefs();
+    if (options.exceptRef) claimed.delete(options.exceptRef);
+    const submittedAt = item.submittedAt ?? 0;
+    this.openSearches.add(claimed);
+    try {
+      return await this.send(
+        this.provider.findLostJob(item.request, submittedAt, claimed, {
+          signal: options.signal,
+          beforeRequest: () => this.bucket.take(options.tokenSignal),
+          knownBefore: (ref) => this.learned.knownBefore(ref, submittedAt),
+        }),
+      );
+    } finally {
+      this.openSearches.delete(claimed);
+    }
+  }
+}
