@@ -57,7 +57,7 @@ function openNewFile(path: string): number {
  * (benchmark scenario 3: perf showed the kernel busy switching threads). The main thread
  * waits about as long here as the hand-offs made it wait, and spends less CPU doing it.
  */
-export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array): void {
+export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array, options: { syncDir?: boolean } = {}): void {
   const temp = tempPathFor(finalPath);
   try {
     const fd = openNewFile(temp);
@@ -72,7 +72,9 @@ export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array
     rmSync(temp, { force: true });
     throw error;
   }
-  fsyncDir(dirname(finalPath));
+  // `syncDir: false` when the caller writes another file into the same folder next and
+  // lets that write's folder fsync make both renames durable.
+  if (options.syncDir !== false) fsyncDir(dirname(finalPath));
 }
 
 export async function writeFileAtomic(finalPath: string, data: string | Uint8Array): Promise<void> {

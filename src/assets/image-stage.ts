@@ -85,7 +85,8 @@ export async function deliverImage(input: {
   }
   const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
   const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
-  writeFileAtomicSync(filePath, stamped);
+  // The folder is fsynced once the item's sidecar lands beside the image (deliver-item.ts).
+  writeFileAtomicSync(filePath, stamped, { syncDir: false });
   return { pixels, filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
 }
 

@@ -63,6 +63,7 @@ export async function deliverItemImage(input: {
       delivered: new Date(deliveredAt).toISOString(),
     },
   };
+  // Its folder fsync also makes the image's rename durable (written without one, above).
   writeFileAtomicSync(join(layout.imagesDir, `${item.key}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
   return { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes };
 }
