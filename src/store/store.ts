@@ -10,7 +10,7 @@ import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
 import { planSync, type PlannedWithHash, type SyncPlan } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
 
-type Row = Record<string, unknown>;
+export type Row = Record<string, unknown>;
 
 const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
   attempts: "attempts",
@@ -34,7 +34,7 @@ const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
   completedAt: "completed_at",
 };
 
-function toItem(row: Row): ItemRecord {
+export function toItem(row: Row): ItemRecord {
   return {
     id: row.id as number,
     key: row.key as string,
