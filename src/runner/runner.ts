@@ -8,8 +8,8 @@ import type { Downloader } from "../assets/download.js";
 import { ResultUrlExpiredError } from "../assets/download.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
-import { MODEL_SPECS } from "../providers/catalog.js";
-import { INSUFFICIENT_CREDITS, type ImageSource, type JobState, type Provider } from "../providers/provider.js";
+import { type ImageModel, MODEL_SPECS } from "../providers/catalog.js";
+import { INSUFFICIENT_CREDITS, type ImageSource, type JobState, type Provider, type ProviderName } from "../providers/provider.js";
 import type { Store } from "../store/store.js";
 import type { ItemState } from "../store/states.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
@@ -51,7 +51,11 @@ export interface RunnerDeps {
 
 /** Price of one image at the service, for the credit cap. The local renderer is free. */
 export function priceOf(item: ItemRecord): number {
-  return item.provider === "local" ? 0 : MODEL_SPECS[item.request.model].creditsPerImage;
+  return priceOfModel(item.provider, item.request.model);
+}
+
+export function priceOfModel(provider: ProviderName, model: ImageModel): number {
+  return provider === "local" ? 0 : MODEL_SPECS[model].creditsPerImage;
 }
 
 export class Runner {

@@ -4,10 +4,12 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { InternalError } from "../errors.js";
+import type { ImageModel } from "../providers/catalog.js";
 import type { ImageRequest, ProviderName } from "../providers/provider.js";
 import { MIGRATIONS } from "./migrations.js";
 import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
-import { planSync, type PlannedWithHash, type SyncPlan } from "./sync.js";
+import { type SyncSummary, syncManifestInChunks } from "./manifest-sync.js";
+import type { PlannedWithHash } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
 
 export type Row = Record<string, unknown>;
@@ -145,37 +147,12 @@ export class Store {
 
   // ---- manifest sync -------------------------------------------------------------
 
-  /** Brings the stored items in line with the manifest, in one transaction. */
-  syncManifest(planned: readonly PlannedWithHash[], provider: ProviderName): SyncPlan {
-    return this.db.transaction(() => {
-      const stored = (this.db.prepare(`SELECT id, key, request_hash, in_manifest FROM items WHERE ${LIVE}`).all() as Row[]).map((r) => ({
-        id: r.id as number,
-        key: r.key as string,
-        requestHash: r.request_hash as string,
-        inManifest: r.in_manifest === 1,
-      }));
-      const plan = planSync(planned, stored);
-      const now = this.now();
-      const supersede = this.db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
-      const stateOf = this.db.prepare(`SELECT state FROM items WHERE id = ?`);
-      for (const s of plan.supersede) {
-        supersede.run(now, now, s.id);
-        const state = (stateOf.get(s.id) as Row).state as ItemState;
-        this.appendEvent(s.id, state, state, `superseded: request changed (${s.oldHash.slice(0, 12)} → ${s.newHash.slice(0, 12)})`, now);
-      }
-      const insert = this.db.prepare(
-        `INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
-      );
-      for (const { item, requestHash } of plan.insert) {
-        const info = insert.run(item.key, item.rowId, item.source, provider, JSON.stringify(item.request), requestHash, now, now);
-        this.appendEvent(Number(info.lastInsertRowid), null, "queued", "planned from manifest", now);
-      }
-      const setPresence = this.db.prepare(`UPDATE items SET in_manifest = ?, updated_at = ? WHERE id = ?`);
-      for (const id of plan.markRemoved) setPresence.run(0, now, id);
-      for (const id of plan.markPresent) setPresence.run(1, now, id);
-      return plan;
-    })();
+  /**
+   * Brings the stored items in line with the manifest, in one transaction, a chunk at a time
+   * (manifest-sync.ts). Also keeps the manifest's item order for this connection's reports.
+   */
+  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName): SyncSummary {
+    return syncManifestInChunks(this.db, planned, provider, { now: this.now(), runId: this.runId });
   }
 
   // ---- transitions ---------------------------------------------------------------
@@ -262,6 +239,16 @@ export class Store {
   earliestQueuedAt(): number | null {
     const row = this.db.prepare(`SELECT MIN(next_attempt_at) AS t FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued'`).get() as Row;
     return (row.t as number | null) ?? null;
+  }
+
+  /** Items still to submit (queued, or submitted with no answer) by provider and model, for the credit estimate. */
+  toSubmitByModel(): { provider: ProviderName; model: ImageModel; count: number }[] {
+    return this.db
+      .prepare(
+        `SELECT provider, json_extract(request_json, '$.model') AS model, COUNT(*) AS count FROM items
+         WHERE ${LIVE} AND in_manifest = 1 AND state IN ('queued', 'submitting') GROUP BY 1, 2 ORDER BY 1, 2`,
+      )
+      .all() as { provider: ProviderName; model: ImageModel; count: number }[];
   }
 
   allLive(): ItemRecord[] {
