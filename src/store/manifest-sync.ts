@@ -38,8 +38,10 @@ export function syncManifestInChunks(
   // Prepared once per sync: a statement prepared per item keeps native memory until V8
   // collects its wrapper (tens of MB at 20,000 items, measured).
   const clearOrder = db.prepare(`DELETE FROM temp.manifest_order`);
-  const keepOrder = db.prepare(`INSERT OR IGNORE INTO temp.manifest_order (key, pos) VALUES (?, ?)`);
-  const storedByKey = db.prepare(`SELECT id, key, request_hash, in_manifest, state FROM items WHERE ${LIVE} AND key = ?`);
+  // A chunk's keys go in as one JSON array: one statement per chunk, not one per item (a
+  // resume of 100,000 items syncs in about the time one scan of every record took).
+  const keepOrder = db.prepare(`INSERT OR IGNORE INTO temp.manifest_order (key, pos) SELECT value, ? + key FROM json_each(?)`);
+  const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
   const supersede = db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
   const insert = db.prepare(
     `INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, created_at, updated_at)
@@ -51,12 +53,14 @@ export function syncManifestInChunks(
   const { now, runId } = at;
   const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0 };
 
+  let pos = 0;
   const applyChunk = (chunk: PlannedWithHash[]): void => {
+    const keys = JSON.stringify(chunk.map(({ item }) => item.key));
+    keepOrder.run(pos, keys);
+    pos += chunk.length;
     const stored: StoredItemDigest[] = [];
     const stateOf = new Map<number, ItemState>();
-    for (const { item } of chunk) {
-      const row = storedByKey.get(item.key) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState } | undefined;
-      if (!row) continue;
+    for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState }[]) {
       stored.push({ id: row.id, key: row.key, requestHash: row.request_hash, inManifest: row.in_manifest === 1 });
       stateOf.set(row.id, row.state);
     }
@@ -81,9 +85,7 @@ export function syncManifestInChunks(
   return db.transaction(() => {
     clearOrder.run();
     let chunk: PlannedWithHash[] = [];
-    let pos = 0;
     for (const entry of planned) {
-      keepOrder.run(entry.item.key, pos++);
       chunk.push(entry);
       if (chunk.length >= CHUNK_ITEMS) {
         applyChunk(chunk);
