@@ -16,7 +16,7 @@ export function isTempName(name: string): boolean {
   return name.startsWith(".") && name.endsWith(TEMP_SUFFIX);
 }
 
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   // Makes the rename itself durable. Some file systems refuse to open a folder: then the
   // rename is as durable as that file system allows.
   try {

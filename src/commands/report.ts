@@ -1,7 +1,7 @@
 // `imgbatch report <manifest>`: results.csv, results.jsonl and index.html from the database.
 import { existsSync } from "node:fs";
 import { EXIT, ExitError } from "../errors.js";
-import { writeReport } from "../report/index.js";
+import { keysOf, writeReport } from "../report/index.js";
 import { Store } from "../store/store.js";
 import type { CommandContext } from "./context.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
@@ -13,7 +13,7 @@ export async function reportCommand(manifestPath: string, options: { db?: string
   if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: run the manifest first (imgbatch run ${manifestPath})`);
   const store = Store.open(paths.db, { readonly: true });
   try {
-    await writeReport(store, manifest, paths.outDir);
+    await writeReport(store, manifest.name, paths.outDir, keysOf(manifest.items));
     ctx.stdout.write(`wrote ${paths.outDir}/results.csv, results.jsonl and index.html\n`);
     return EXIT.ok;
   } finally {

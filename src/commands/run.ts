@@ -7,16 +7,17 @@ import { outputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { requestHash } from "../manifest/index.js";
-import type { Manifest } from "../manifest/types.js";
+import type { Manifest, PlannedItem } from "../manifest/types.js";
 import { createProvider } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { writeReport } from "../report/index.js";
-import { priceOf, Runner, type RunSummary } from "../runner/runner.js";
+import { priceOfModel, Runner, type RunSummary } from "../runner/runner.js";
 import { classifyFailure } from "../runner/retry-policy.js";
 import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { Store } from "../store/store.js";
+import type { PlannedWithHash } from "../store/sync.js";
 import type { RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
@@ -45,6 +46,10 @@ export interface RunCommandOptions {
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
+  // The items go to the sync and no further: the run reads them back from the store, so a
+  // long run does not keep 20,000 of them in memory.
+  const toSync = { items: manifest.items };
+  manifest.items = [];
   const providerName: ProviderName = options.provider ?? manifest.provider ?? "local";
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
   const provider = createProvider(providerName, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency });
@@ -84,7 +89,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let summary: RunSummary | null = null;
     let thrown: unknown = null;
     try {
-      summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal);
+      summary = await execute(manifest, toSync, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal);
     } catch (error) {
       thrown = error;
       throw error;
@@ -114,6 +119,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
 
 async function execute(
   manifest: Manifest,
+  toSync: { items: readonly PlannedItem[] },
   providerName: ProviderName,
   store: Store,
   provider: ReturnType<typeof createProvider>,
@@ -124,12 +130,10 @@ async function execute(
   log: CommandContext["logger"],
   stopSignal: AbortSignal,
 ): Promise<RunSummary> {
-  const plan = store.syncManifest(
-    manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, providerName) })),
-    providerName,
-  );
+  const plan = store.syncManifest(withRequestHashes(toSync.items, providerName), providerName);
+  toSync.items = [];
   if (plan.supersede.length) log.info({ keys: plan.supersede.map((s) => s.key) }, `${plan.supersede.length} item(s) changed in the manifest: made anew`);
-  if (plan.markRemoved.length) log.info(`${plan.markRemoved.length} item(s) are no longer in the manifest: left alone`);
+  if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
   if (options.retryFailed || options.retryFilter) {
     const filter = options.retryFilter ?? {};
     const failedBefore = store.inStates(["failed"]);
@@ -175,15 +179,22 @@ async function execute(
     stopSignal.removeEventListener("abort", onStop);
     progress.stop();
   }
-  await writeReport(store, manifest, outDir);
+  // The sync kept the manifest's order in the store: the sheet follows it.
+  await writeReport(store, manifest.name, outDir, "as-synced");
   progress.finalLine(summary);
   return summary;
 }
 
+/** Each item with the hash of its request, made as the sync reads them (never a second array). */
+function* withRequestHashes(items: readonly PlannedItem[], provider: ProviderName): Generator<PlannedWithHash> {
+  for (const item of items) yield { item, requestHash: requestHash(item.request, provider) };
+}
+
 /** A refused key ends the run here, after one request; a quota outage only warns. */
 async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"], signal: AbortSignal): Promise<void> {
-  const toSubmit = store.inStates(["queued", "submitting"]);
-  if (toSubmit.length === 0) return;
+  const toSubmit = store.toSubmitByModel();
+  const count = toSubmit.reduce((sum, group) => sum + group.count, 0);
+  if (count === 0) return;
   let creditsRemaining: number | null = null;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -205,8 +216,8 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
     }
   }
   if (creditsRemaining === null) return;
-  const needed = toSubmit.reduce((sum, item) => sum + priceOf(item), 0);
-  const line = `account has ${creditsRemaining} AI credits left; the ${toSubmit.length} item(s) to make need about ${Math.round(needed * 100) / 100}`;
+  const needed = toSubmit.reduce((sum, group) => sum + group.count * priceOfModel(group.provider, group.model), 0);
+  const line = `account has ${creditsRemaining} AI credits left; the ${count} item(s) to make need about ${Math.round(needed * 100) / 100}`;
   if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
   else log.info(line);
 }

@@ -1,8 +1,10 @@
 // CSV manifest → DraftManifest. The header names the fields; every other column is a
 // variable. A `a|b` cell in a request-field or variable column is a matrix axis, so one
 // spreadsheet row can ask for a style × ratio grid just as a YAML row can.
-import { CsvError, parse } from "csv-parse/sync";
-import { type DraftManifest, type DraftRow, type FieldValues, isRequestField, type IssueList, type Located, type MatrixAxis, ROW_FIELDS, type Where } from "./draft.js";
+import { Readable } from "node:stream";
+import { parse as parseStream } from "csv-parse";
+import { CsvError, parse as parseSync } from "csv-parse/sync";
+import { type DraftHeader, type DraftRow, type FieldValues, isRequestField, IssueList, type Located, type MatrixAxis, ROW_FIELDS, type Where } from "./draft.js";
 import { defaultThumbnail } from "./outputs.js";
 import { suggestion, variantsProblem } from "./values.js";
 import type { SourceNames } from "./yaml.js";
@@ -14,95 +16,185 @@ interface Column {
   name: string;
 }
 
+/** A manifest-wide part of a CSV manifest: only rows, so the defaults of everything else. */
+export function csvHeader(names: SourceNames): DraftHeader {
+  return { name: names.defaultName, provider: null, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail() };
+}
+
+/** A header issue, or a nameless column whose data (if any, anywhere below) makes one. */
+type HeaderIssue = { at: Where; message: string } | { namelessColumn: number };
+
+/**
+ * CSV records → DraftRows, one record at a time (the first is the header). Issues are added
+ * to `issues` by finish(), in the order a whole-file pass finds them: the header's (which
+ * depend on every row: a nameless column is a mistake only where it has data), then the rows'.
+ */
+export class CsvManifestReader {
+  private header: { cells: string[]; line: number; columns: Column[] | null } | null = null;
+  /** The file is empty: nothing more is read. */
+  private empty = false;
+  private readonly headerIssues: HeaderIssue[] = [];
+  private readonly namelessWithData = new Set<number>();
+  private readonly rowIssues: IssueList;
+  private previousEnd = 0;
+  private dataIndex = 0;
+  private rows = 0;
+
+  constructor(
+    private readonly names: SourceNames,
+    private readonly issues: IssueList,
+  ) {
+    this.rowIssues = new IssueList(issues.file);
+  }
+
+  /** The row a record makes, or null (the header, a blank or malformed record, an unusable header). */
+  read(record: string[], lines: number): DraftRow | null {
+    if (this.empty) return null;
+    if (this.header === null) {
+      if (isBlank(record)) {
+        this.empty = true;
+        return null;
+      }
+      this.header = { cells: record, line: lines, columns: this.readHeader(record, lines) };
+      this.previousEnd = lines;
+      return null;
+    }
+    const header = this.header;
+    const index = this.dataIndex++;
+    for (const column of this.headerIssues) {
+      if ("namelessColumn" in column && (record[column.namelessColumn] ?? "").trim() !== "") this.namelessWithData.add(column.namelessColumn);
+    }
+    const at: Where = { field: "", row: index + 1, line: this.previousEnd + 1 };
+    this.previousEnd = lines;
+    if (header.columns === null || isBlank(record)) return null;
+    const extra = record.slice(header.cells.length);
+    if (record.length < header.cells.length || extra.some((cell) => cell.trim() !== "")) {
+      this.rowIssues.add(at, `has ${record.length} cells but the header has ${header.cells.length} columns`);
+      return null;
+    }
+    this.rows++;
+    return readRow(record, index, at, header.columns, this.names.base, this.rowIssues);
+  }
+
+  /** Adds the issues found; returns false when the file gave no usable header (nothing else counts). */
+  finish(): boolean {
+    if (this.header === null) {
+      this.issues.add({ field: "", line: 1 }, "the file is empty; expected a header row with at least a prompt column");
+      return false;
+    }
+    const { line, columns } = this.header;
+    for (const issue of this.headerIssues) {
+      if (!("namelessColumn" in issue)) this.issues.add(issue.at, issue.message);
+      else if (this.namelessWithData.has(issue.namelessColumn)) this.issues.add({ field: `column ${issue.namelessColumn + 1}`, line }, "has values but no name in the header");
+    }
+    if (columns === null) return false;
+    this.issues.items.push(...this.rowIssues.items);
+    if (this.rows === 0 && this.issues.items.length === 0) this.issues.add({ field: "", line }, "has no data rows below the header");
+    return true;
+  }
+
+  /** Known and variable columns; notes nameless, repeated and misspelt columns. */
+  private readHeader(cells: string[], line: number): Column[] | null {
+    const columns: Column[] = [];
+    const seen = new Map<string, number>();
+    const misspelt = new Set<string>();
+    const add = (at: Where, message: string) => this.headerIssues.push({ at, message });
+    cells.forEach((cell, index) => {
+      const name = cell.trim();
+      const at: Where = { field: name, line };
+      if (name === "") {
+        // Spreadsheets export trailing empty columns; only a nameless column with data is a mistake.
+        this.headerIssues.push({ namelessColumn: index });
+        return;
+      }
+      const earlier = seen.get(name);
+      if (earlier !== undefined) {
+        add(at, `column ${JSON.stringify(name)} appears twice in the header (columns ${earlier + 1} and ${index + 1})`);
+        return;
+      }
+      seen.set(name, index);
+      const close = KNOWN_COLUMNS.includes(name) ? undefined : suggestion(name, KNOWN_COLUMNS);
+      if (close !== undefined) {
+        misspelt.add(close);
+        add(at, `column ${JSON.stringify(name)} looks like ${JSON.stringify(close)}; columns are case-sensitive (known: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)`);
+        return;
+      }
+      columns.push({ index, name });
+    });
+    if (!seen.has("prompt")) {
+      if (misspelt.has("prompt")) return null;
+      add({ field: "prompt", line }, `the header has no prompt column (known columns: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)`);
+      return null;
+    }
+    return columns;
+  }
+}
+
+const CSV_OPTIONS = { info: true, bom: true, relax_column_count: true, skip_empty_lines: false } as const;
+
 interface CsvRecord {
   record: string[];
   info: { lines: number };
 }
 
-export function readCsvManifest(text: string, names: SourceNames, issues: IssueList): DraftManifest | null {
+function syntaxIssue(error: unknown, issues: IssueList): void {
+  if (!(error instanceof CsvError)) throw error;
+  const line = (error as CsvError & { lines?: number }).lines;
+  issues.add(line === undefined ? { field: "" } : { field: "", line }, `CSV syntax: ${error.message}`);
+}
+
+/**
+ * Pure: reads the rows of a CSV text into `onRow`. Returns false when nothing but the issues
+ * of the file itself count (a syntax error, no usable header): then no row was handed on
+ * that should be reported.
+ */
+export function readCsvRows(text: string, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): boolean {
   let records: CsvRecord[];
   try {
-    records = parse(text, { info: true, bom: true, relax_column_count: true, skip_empty_lines: false }) as unknown as CsvRecord[];
+    records = parseSync(text, CSV_OPTIONS) as unknown as CsvRecord[];
   } catch (error) {
-    if (!(error instanceof CsvError)) throw error;
-    const line = (error as CsvError & { lines?: number }).lines;
-    issues.add(line === undefined ? { field: "" } : { field: "", line }, `CSV syntax: ${error.message}`);
-    return null;
+    syntaxIssue(error, issues);
+    return false;
   }
-  const [header, ...data] = records;
-  if (header === undefined || isBlank(header.record)) {
-    issues.add({ field: "", line: 1 }, "the file is empty; expected a header row with at least a prompt column");
-    return null;
+  const reader = new CsvManifestReader(names, issues);
+  for (const { record, info } of records) {
+    const row = reader.read(record, info.lines);
+    if (row !== null) onRow(row);
   }
-  const headerLine = header.info.lines;
-  const columns = readHeader(header.record, data, headerLine, issues);
-  if (columns === null) return null;
+  return reader.finish();
+}
 
-  const rows: DraftRow[] = [];
-  let previousEnd = headerLine;
-  data.forEach(({ record, info }, index) => {
-    const at: Where = { field: "", row: index + 1, line: previousEnd + 1 };
-    previousEnd = info.lines;
-    if (isBlank(record)) return;
-    const extra = record.slice(header.record.length);
-    if (record.length < header.record.length || extra.some((cell) => cell.trim() !== "")) {
-      issues.add(at, `has ${record.length} cells but the header has ${header.record.length} columns`);
-      return;
+/** Text is fed to the parser in pieces this big, so that records come out a few at a time. */
+const FEED_BYTES = 16 * 1024;
+
+/**
+ * Like readCsvRows, from the file's bytes through csv-parse's stream: one record at a time,
+ * so a 20,000-row file is never 20,000 records (and rows) in memory. A syntax error found
+ * after some rows were handed on returns false with only that issue, as the whole-text
+ * parse reports it.
+ */
+export async function streamCsvRows(bytes: Uint8Array, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): Promise<boolean> {
+  const reader = new CsvManifestReader(names, issues);
+  const parser = Readable.from(pieces(bytes), { objectMode: false }).pipe(parseStream(CSV_OPTIONS));
+  try {
+    for await (const { record, info } of parser as AsyncIterable<CsvRecord>) {
+      const row = reader.read(record, info.lines);
+      if (row !== null) onRow(row);
     }
-    rows.push(readRow(record, index, at, columns, names.base, issues));
-  });
-  if (rows.length === 0 && issues.items.length === 0) issues.add({ field: "", line: headerLine }, "has no data rows below the header");
+  } catch (error) {
+    issues.items.length = 0;
+    syntaxIssue(error, issues);
+    return false;
+  }
+  return reader.finish();
+}
 
-  return {
-    name: names.defaultName,
-    provider: null,
-    defaults: { fields: {}, variants: null },
-    vars: new Map(),
-    rows,
-    renditions: [],
-    thumbnail: defaultThumbnail(),
-  };
+function* pieces(bytes: Uint8Array): Generator<Buffer> {
+  for (let start = 0; start < bytes.length; start += FEED_BYTES) yield Buffer.from(bytes.buffer, bytes.byteOffset + start, Math.min(FEED_BYTES, bytes.length - start));
 }
 
 function isBlank(record: string[]): boolean {
   return record.every((cell) => cell.trim() === "");
-}
-
-/** Known and variable columns; reports nameless, repeated and misspelt columns. */
-function readHeader(cells: string[], data: CsvRecord[], line: number, issues: IssueList): Column[] | null {
-  const columns: Column[] = [];
-  const seen = new Map<string, number>();
-  const misspelt = new Set<string>();
-  cells.forEach((cell, index) => {
-    const name = cell.trim();
-    const at: Where = { field: name, line };
-    if (name === "") {
-      // Spreadsheets export trailing empty columns; only a nameless column with data is a mistake.
-      if (data.some(({ record }) => (record[index] ?? "").trim() !== "")) {
-        issues.add({ field: `column ${index + 1}`, line }, "has values but no name in the header");
-      }
-      return;
-    }
-    const earlier = seen.get(name);
-    if (earlier !== undefined) {
-      issues.add(at, `column ${JSON.stringify(name)} appears twice in the header (columns ${earlier + 1} and ${index + 1})`);
-      return;
-    }
-    seen.set(name, index);
-    const close = KNOWN_COLUMNS.includes(name) ? undefined : suggestion(name, KNOWN_COLUMNS);
-    if (close !== undefined) {
-      misspelt.add(close);
-      issues.add(at, `column ${JSON.stringify(name)} looks like ${JSON.stringify(close)}; columns are case-sensitive (known: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)`);
-      return;
-    }
-    columns.push({ index, name });
-  });
-  if (!seen.has("prompt")) {
-    if (misspelt.has("prompt")) return null;
-    issues.add({ field: "prompt", line }, `the header has no prompt column (known columns: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)`);
-    return null;
-  }
-  return columns;
 }
 
 function readRow(record: string[], index: number, rowAt: Where, columns: Column[], base: string, issues: IssueList): DraftRow {

@@ -53,14 +53,19 @@ export interface DraftRow {
   vars: Map<string, Located<string>>;
 }
 
-export interface DraftManifest {
+/** Everything of a manifest but its rows, which are read, checked and expanded one at a time. */
+export interface DraftHeader {
   name: string;
   provider: ProviderName | null;
   defaults: { fields: FieldValues; variants: Located<number> | null };
   vars: Map<string, Located<string>>;
-  rows: DraftRow[];
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;
+}
+
+export interface DraftManifest extends DraftHeader {
+  /** Made as they are read (YAML: from the parsed document), never all at once. */
+  rows: Iterable<DraftRow>;
 }
 
 /** Collects issues for one file; steps add to it and carry on, so every mistake is reported. */

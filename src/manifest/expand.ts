@@ -3,10 +3,10 @@
 // that fails for several items of one row is reported once for that row.
 import { DEFAULT_MODEL, isAspectRatio, isImageModel, MODEL_SPECS, promptProblem } from "../providers/catalog.js";
 import type { ImageRequest } from "../providers/provider.js";
-import { type DraftManifest, type DraftRow, fieldOf, type IssueList, type Located, REQUEST_FIELDS, type RequestField, type Where } from "./draft.js";
+import { type DraftHeader, type DraftRow, fieldOf, IssueList, type Located, REQUEST_FIELDS, type RequestField, type Where } from "./draft.js";
 import { canonicalJson, deriveRowId, slugify } from "./slug.js";
 import { fillTemplate } from "./template.js";
-import type { PlannedItem } from "./types.js";
+import type { ManifestIssue, PlannedItem } from "./types.js";
 import { MAX_KEY_LENGTH } from "./values.js";
 
 /** A manifest that would expand past this is refused before anything is built. */
@@ -20,38 +20,102 @@ interface RowIdentity {
   duplicate: boolean;
 }
 
-export function expandRows(draft: DraftManifest, issues: IssueList): PlannedItem[] {
-  const identities = assignIds(draft.rows, issues);
-  const total = identities.reduce((sum, { row, duplicate }) => sum + (duplicate ? 0 : itemCount(draft, row)), 0);
-  if (total > MAX_ITEMS) {
-    const largest = identities.reduce((a, b) => (itemCount(draft, b.row) > itemCount(draft, a.row) ? b : a));
-    issues.add(largest.row.at, `the manifest expands to ${total} items, more than the ${MAX_ITEMS} allowed (this row alone makes ${itemCount(draft, largest.row)}); split it`);
-    return [];
+/** What later rows need of an earlier one: its id and how messages name it (never the row itself). */
+interface SeenRow {
+  index: number;
+  id: string;
+  derived: boolean;
+  description: string;
+}
+
+/**
+ * Rows → items one row at a time, so a manifest is never held as rows and items at once.
+ * The issues of ids and of expansion are kept apart until finish(), in the order a
+ * whole-manifest pass found them (all ids first); a manifest that expands past MAX_ITEMS
+ * reports no expansion issue, as when every row was counted before any was expanded.
+ */
+export class ItemPlanner {
+  private readonly items: PlannedItem[] = [];
+  private readonly seenIds = new Map<string, SeenRow>();
+  private readonly seenKeys = new Map<string, { key: string; row: SeenRow }>();
+  private readonly issues: IssueList;
+  private readonly expandIssues: IssueList;
+  private total = 0;
+  private largest: { row: DraftRow; count: number } | null = null;
+
+  constructor(
+    private readonly draft: DraftHeader,
+    file: string,
+  ) {
+    this.issues = new IssueList(file);
+    this.expandIssues = new IssueList(file);
   }
-  const items: PlannedItem[] = [];
-  const keys = new Map<string, { key: string; row: DraftRow }>();
-  for (const identity of identities) {
-    const rowItems = expandRow(draft, identity, issues);
-    if (identity.duplicate) continue;
+
+  add(row: DraftRow): void {
+    const identity = this.assignId(row);
+    if (identity === null) return;
+    const count = itemCount(this.draft, row);
+    if (this.largest === null || count > this.largest.count) this.largest = { row, count };
+    if (!identity.duplicate) this.total += count;
+    if (this.total > MAX_ITEMS) {
+      this.items.length = 0; // refused as a whole: build nothing more
+      return;
+    }
+    const rowItems = expandRow(this.draft, identity, this.expandIssues);
+    if (identity.duplicate) return;
+    const self = this.seenIds.get(identity.id.toLowerCase())!;
     for (const item of rowItems) {
       // Case-insensitive: keys become file names, and `Hero` and `hero` clash on macOS and Windows.
       const folded = item.key.toLowerCase();
-      const earlier = keys.get(folded);
+      const earlier = this.seenKeys.get(folded);
       if (earlier !== undefined) {
-        if (earlier.row !== identity.row) {
-          issues.add(identity.row.id?.at ?? fieldOf(identity.row, "id"), `item key ${JSON.stringify(item.key)} clashes with ${JSON.stringify(earlier.key)} of ${describeRow(earlier.row)}; change an id`);
+        if (earlier.row !== self) {
+          this.expandIssues.add(row.id?.at ?? fieldOf(row, "id"), `item key ${JSON.stringify(item.key)} clashes with ${JSON.stringify(earlier.key)} of ${earlier.row.description}; change an id`);
           break;
         }
         continue;
       }
-      keys.set(folded, { key: item.key, row: identity.row });
-      items.push(item);
+      this.seenKeys.set(folded, { key: item.key, row: self });
+      this.items.push(item);
     }
   }
-  return items;
+
+  /** The items, and the issues of ids then expansion (or of ids then the one MAX_ITEMS issue). */
+  finish(): { items: PlannedItem[]; issues: ManifestIssue[] } {
+    if (this.total > MAX_ITEMS && this.largest !== null) {
+      this.issues.add(
+        this.largest.row.at,
+        `the manifest expands to ${this.total} items, more than the ${MAX_ITEMS} allowed (this row alone makes ${this.largest.count}); split it`,
+      );
+      return { items: [], issues: this.issues.items };
+    }
+    return { items: this.items, issues: [...this.issues.items, ...this.expandIssues.items] };
+  }
+
+  private assignId(row: DraftRow): RowIdentity | null {
+    if (row.prompt === null) return null;
+    const identity: RowIdentity =
+      row.id !== null
+        ? { row, id: row.id.value, derived: false, duplicate: false }
+        : { row, id: deriveRowId(row.prompt.value, rowContent(row)), derived: true, duplicate: false };
+    const folded = identity.id.toLowerCase();
+    const earlier = this.seenIds.get(folded);
+    if (earlier !== undefined) {
+      const where = earlier.description;
+      this.issues.add(
+        row.id?.at ?? fieldOf(row, "id"),
+        identity.derived && earlier.derived
+          ? `this row is the same as ${where}, so both get the id ${JSON.stringify(identity.id)}; remove one or give each an id`
+          : `id ${JSON.stringify(identity.id)} is already used by ${where}${earlier.id !== identity.id ? ` (as ${JSON.stringify(earlier.id)}; ids that differ only in case clash as file names)` : ""}`,
+      );
+      return { ...identity, duplicate: true };
+    }
+    this.seenIds.set(folded, { index: row.index, id: identity.id, derived: identity.derived, description: describeRow(row) });
+    return identity;
+  }
 }
 
-function itemCount(draft: DraftManifest, row: DraftRow): number {
+function itemCount(draft: DraftHeader, row: DraftRow): number {
   const variants = row.variants?.value ?? draft.defaults.variants?.value ?? 1;
   return row.matrix.reduce((product, axis) => product * axis.values.length, variants);
 }
@@ -76,34 +140,6 @@ function rowContent(row: DraftRow): string {
   });
 }
 
-function assignIds(rows: DraftRow[], issues: IssueList): RowIdentity[] {
-  const identities: RowIdentity[] = [];
-  const seen = new Map<string, RowIdentity>();
-  for (const row of rows) {
-    if (row.prompt === null) continue;
-    const identity: RowIdentity =
-      row.id !== null
-        ? { row, id: row.id.value, derived: false, duplicate: false }
-        : { row, id: deriveRowId(row.prompt.value, rowContent(row)), derived: true, duplicate: false };
-    const folded = identity.id.toLowerCase();
-    const earlier = seen.get(folded);
-    if (earlier !== undefined) {
-      const where = describeRow(earlier.row);
-      issues.add(
-        row.id?.at ?? fieldOf(row, "id"),
-        identity.derived && earlier.derived
-          ? `this row is the same as ${where}, so both get the id ${JSON.stringify(identity.id)}; remove one or give each an id`
-          : `id ${JSON.stringify(identity.id)} is already used by ${where}${earlier.id !== identity.id ? ` (as ${JSON.stringify(earlier.id)}; ids that differ only in case clash as file names)` : ""}`,
-      );
-      identities.push({ ...identity, duplicate: true });
-      continue;
-    }
-    seen.set(folded, identity);
-    identities.push(identity);
-  }
-  return identities;
-}
-
 /** Every combination of matrix values, first axis outermost. */
 function combinations(row: DraftRow): Located<string>[][] {
   let result: Located<string>[][] = [[]];
@@ -113,7 +149,7 @@ function combinations(row: DraftRow): Located<string>[][] {
   return result;
 }
 
-function expandRow(draft: DraftManifest, { row, id }: RowIdentity, issues: IssueList): PlannedItem[] {
+function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueList): PlannedItem[] {
   const template = row.prompt;
   if (template === null) return [];
   const reported = new Set<string>();

@@ -3,10 +3,9 @@
 import { readFile } from "node:fs/promises";
 import { isUtf8 } from "node:buffer";
 import path from "node:path";
-import { readCsvManifest } from "./csv.js";
-import { type DraftManifest, IssueList } from "./draft.js";
-import { expandRows } from "./expand.js";
-import { checkDraft } from "./rules.js";
+import { ManifestAssembly } from "./assemble.js";
+import { csvHeader, readCsvRows, streamCsvRows } from "./csv.js";
+import { IssueList } from "./draft.js";
 import { slugify } from "./slug.js";
 import { type Manifest, ManifestError } from "./types.js";
 import { ID_PATTERN } from "./values.js";
@@ -55,7 +54,12 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
       },
     ]);
   }
-  return parseManifestText(bytes.toString("utf8"), filePath, format);
+  if (format === "yaml") return parseManifestText(bytes.toString("utf8"), filePath, format);
+  const issues = new IssueList(filePath);
+  const names = sourceNames(filePath);
+  const assembly = new ManifestAssembly(csvHeader(names), issues);
+  const parsedWhole = await streamCsvRows(bytes, names, issues, (row) => assembly.add(row));
+  return assembly.finish(filePath, parsedWhole);
 }
 
 /** Pure: the text of a manifest to a Manifest, or a ManifestError listing every issue. */
@@ -63,19 +67,16 @@ export function parseManifestText(text: string, fileName: string, format: Manife
   const issues = new IssueList(fileName);
   const names = sourceNames(fileName);
   const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
-  const draft: DraftManifest | null = format === "yaml" ? readYamlManifest(body, names, issues) : readCsvManifest(body, names, issues);
+  if (format === "csv") {
+    const assembly = new ManifestAssembly(csvHeader(names), issues);
+    const parsedWhole = readCsvRows(body, names, issues, (row) => assembly.add(row));
+    return assembly.finish(fileName, parsedWhole);
+  }
+  const draft = readYamlManifest(body, names, issues);
   if (draft === null) throw new ManifestError(issues.sorted());
-  checkDraft(draft, issues);
-  const items = expandRows(draft, issues);
-  if (issues.items.length > 0) throw new ManifestError(issues.sorted());
-  return {
-    name: draft.name,
-    file: path.resolve(fileName),
-    provider: draft.provider,
-    items,
-    renditions: draft.renditions,
-    thumbnail: draft.thumbnail,
-  };
+  const assembly = new ManifestAssembly(draft, issues);
+  for (const row of draft.rows) assembly.add(row);
+  return assembly.finish(fileName);
 }
 
 function sourceNames(fileName: string): SourceNames {

@@ -1,16 +1,16 @@
 // Rules on the draft that do not need the rows expanded: each value is checked where it
 // is written (a bad style in a matrix is reported once, at the matrix, not per item).
-import { type DraftManifest, type DraftRow, type FieldValues, type IssueList, isRequestField, type Located, REQUEST_FIELDS, ROW_FIELDS, type Where } from "./draft.js";
+import { type DraftHeader, type DraftRow, type FieldValues, type IssueList, isRequestField, type Located, REQUEST_FIELDS, ROW_FIELDS, type Where } from "./draft.js";
 import { slugify } from "./slug.js";
 import { parseTemplate } from "./template.js";
 import { idProblem, requestValueProblem } from "./values.js";
 
 const RESERVED_VARS: readonly string[] = ROW_FIELDS;
 
-export function checkDraft(draft: DraftManifest, issues: IssueList): void {
+/** The manifest-wide parts (defaults, variables); rows are checked one by one with checkRow. */
+export function checkHeader(draft: DraftHeader, issues: IssueList): void {
   checkFields(draft.defaults.fields, issues);
   checkVarNames(draft.vars, issues);
-  for (const row of draft.rows) checkRow(row, issues);
 }
 
 function checkFields(fields: FieldValues, issues: IssueList): void {
@@ -30,7 +30,7 @@ function checkVarNames(vars: Map<string, Located<string>>, issues: IssueList): v
   }
 }
 
-function checkRow(row: DraftRow, issues: IssueList): void {
+export function checkRow(row: DraftRow, issues: IssueList): void {
   if (row.id !== null) {
     const problem = idProblem(row.id.value);
     if (problem !== null) issues.add(row.id.at, problem);

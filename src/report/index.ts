@@ -1,19 +1,39 @@
-import type { Manifest, PlannedItem } from "../manifest/types.js";
+import type { PlannedItem } from "../manifest/types.js";
+import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
+import { liveItemsInSheetOrder, setManifestOrder } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
-import { orderByManifest, writeContactSheet } from "./contact-sheet.js";
-import { writeResults } from "./results.js";
+import { renderContactSheetInto, SheetTally, withoutGenerationTime } from "./contact-sheet.js";
+import { resultLineOf, writeResults } from "./results.js";
 
 /**
  * results.csv, results.jsonl and the contact sheet (index.html) for the output folder.
  * With the manifest's items at hand the sheet follows manifest order, not database order.
+ * Two passes over SQLite cursors (the results and the sheet's counts, then the cards in
+ * sheet order): memory stays the same for 100 items or 20,000.
  */
-export async function writeReport(
-  store: Store,
-  manifest: Pick<Manifest, "name"> & { items?: readonly Pick<PlannedItem, "key">[] },
-  outDir: string,
-  now: () => number = Date.now,
-): Promise<void> {
-  const lines = await writeResults(store, outDir);
-  const ordered = manifest.items ? orderByManifest(lines, manifest.items.map((i) => i.key)) : lines;
-  await writeContactSheet(outDir, { name: manifest.name, generatedAt: new Date(now()), lines: ordered, creditsSpent: store.totalCredits() });
+export async function writeReport(store: Store, name: string, outDir: string, order: SheetOrder, now: () => number = Date.now): Promise<void> {
+  const tally = new SheetTally();
+  await writeResults(store, outDir, (line) => tally.add(line));
+  if (order !== "as-synced" && order !== "database") setManifestOrder(store.db, order);
+  const sheet = new AtomicFileWriter(`${outDir}/index.html`, { comparableHead: withoutGenerationTime });
+  try {
+    const lines = (function* () {
+      for (const at of liveItemsInSheetOrder(store.db, order !== "database")) yield { ...at, line: resultLineOf(at, outDir) };
+    })();
+    renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits() }, lines);
+  } catch (error) {
+    await sheet.abort();
+    throw error;
+  }
+  await sheet.commitIfChanged();
+}
+
+/**
+ * The contact sheet's order: the manifest's item keys in order, the order the store's
+ * manifest sync kept for this connection, or database order.
+ */
+export type SheetOrder = Iterable<string> | "as-synced" | "database";
+
+export function* keysOf(items: readonly Pick<PlannedItem, "key">[]): Generator<string> {
+  for (const item of items) yield item.key;
 }

@@ -1,7 +1,8 @@
 // results.csv and results.jsonl: one line per item of the manifest, for spreadsheets and
 // for machines. Paths are relative to the output folder so the folder can be handed on.
 import { relative } from "node:path";
-import { writeFileIfChanged } from "../assets/atomic-file.js";
+import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
+import { liveItemsById, type ReportItem } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
 import type { ItemRecord } from "../store/types.js";
 
@@ -64,14 +65,6 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
   };
 }
 
-export function collectResultLines(store: Store, outDir: string): ResultLine[] {
-  const renditionsByItem = store.renditionsByItem();
-  return store.allLive().map((item) => {
-    const renditions = Object.fromEntries((renditionsByItem.get(item.id) ?? []).map((r) => [r.name, r.path]));
-    return toResultLine(item, outDir, item.state === "done" ? renditions : {});
-  });
-}
-
 const CSV_COLUMNS: (keyof ResultLine)[] = [
   "key", "rowId", "state", "inManifest", "prompt", "model", "style", "aspectRatio", "referenceImageUrl", "provider", "jobId",
   "credits", "width", "height", "sha256", "image", "thumbnail", "renditions", "errorCode", "errorMessage", "attempts",
@@ -83,18 +76,53 @@ export function csvCell(value: unknown): string {
   return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+export function resultsCsvHeader(): string {
+  return `${CSV_COLUMNS.join(",")}\r\n`;
+}
+
+export function resultsCsvRow(line: ResultLine): string {
+  return `${CSV_COLUMNS.map((c) => csvCell(line[c])).join(",")}\r\n`;
+}
+
+export function resultsJsonlRow(line: ResultLine): string {
+  return `${JSON.stringify(line)}\n`;
+}
+
+/** Pure: a whole results.csv (tests, small reports). */
 export function resultsCsv(lines: readonly ResultLine[]): string {
-  const rows = [CSV_COLUMNS.join(","), ...lines.map((line) => CSV_COLUMNS.map((c) => csvCell(line[c])).join(","))];
-  return `${rows.join("\r\n")}\r\n`;
+  return resultsCsvHeader() + lines.map(resultsCsvRow).join("");
 }
 
+/** Pure: a whole results.jsonl. */
 export function resultsJsonl(lines: readonly ResultLine[]): string {
-  return lines.map((line) => JSON.stringify(line)).join("\n") + (lines.length ? "\n" : "");
+  return lines.map(resultsJsonlRow).join("");
 }
 
-export async function writeResults(store: Store, outDir: string): Promise<ResultLine[]> {
-  const lines = collectResultLines(store, outDir);
-  await writeFileIfChanged(`${outDir}/results.csv`, resultsCsv(lines));
-  await writeFileIfChanged(`${outDir}/results.jsonl`, resultsJsonl(lines));
-  return lines;
+/** A result line of a stored item; renditions count only for a delivered image. */
+export function resultLineOf({ item, renditions }: ReportItem, outDir: string): ResultLine {
+  return toResultLine(item, outDir, item.state === "done" ? renditions : {});
+}
+
+/**
+ * results.csv and results.jsonl, one item at a time from a cursor (files written in pieces,
+ * renamed into place only when whole, left alone when unchanged). Each line also goes to
+ * `onLine`, so the contact sheet's counts come from the same pass.
+ */
+export async function writeResults(store: Store, outDir: string, onLine: (line: ResultLine) => void = () => {}): Promise<void> {
+  const csv = new AtomicFileWriter(`${outDir}/results.csv`);
+  const jsonl = new AtomicFileWriter(`${outDir}/results.jsonl`);
+  try {
+    csv.write(resultsCsvHeader());
+    for (const reportItem of liveItemsById(store.db)) {
+      const line = resultLineOf(reportItem, outDir);
+      csv.write(resultsCsvRow(line));
+      jsonl.write(resultsJsonlRow(line));
+      onLine(line);
+    }
+  } catch (error) {
+    await Promise.all([csv.abort(), jsonl.abort()]);
+    throw error;
+  }
+  await csv.commitIfChanged();
+  await jsonl.commitIfChanged();
 }

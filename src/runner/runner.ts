@@ -15,7 +15,7 @@ import type { ItemPatch, ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 import { classifyFailure } from "./retry-policy.js";
 import { ImageStageDriver } from "./image-stage-driver.js";
-import { priceOf } from "./price.js";
+import { priceOf, priceOfModel } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
 
@@ -48,7 +48,7 @@ export interface RunnerDeps {
   onTransition?: (event: TransitionEvent) => void;
 }
 
-export { priceOf };
+export { priceOf, priceOfModel };
 
 export class Runner {
   private readonly store: Store;
@@ -138,7 +138,7 @@ export class Runner {
         await this.waitForChange(next - this.now());
         continue;
       }
-      const next = this.atService.size < this.options.concurrency ? this.store.earliestQueuedAt() : null;
+      const next = this.slotsFree() > 0 ? this.store.earliestQueuedAt() : null;
       await this.waitForChange(next === null ? null : next - this.now());
     }
     await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values()]);
@@ -162,8 +162,8 @@ export class Runner {
   }
 
   private fillSlots(): void {
-    while (this.atService.size < this.options.concurrency && !this.stopReason) {
-      const batch = this.store.nextQueued(this.now(), this.options.concurrency - this.atService.size, new Set(this.atService.keys()));
+    while (this.slotsFree() > 0 && !this.stopReason) {
+      const batch = this.store.nextQueued(this.now(), this.slotsFree(), new Set(this.atService.keys()));
       if (batch.length === 0) return;
       for (const item of batch) {
         if (this.wouldPassCreditCap(item)) {
@@ -173,6 +173,19 @@ export class Runner {
         this.startAtService(item);
       }
     }
+  }
+
+  /**
+   * Submits that may start now: free slots at the service, but none while the image stage
+   * already holds a full wave of finished jobs. When the service outpaces downloads and
+   * thumbnails, finished jobs would otherwise pile up without bound (3,800 of 5,000 at zero
+   * latency, measured), each holding its record, promises and a result URL that may expire
+   * while it waits. The stage still always has work, so throughput is the stage's own.
+   */
+  private slotsFree(): number {
+    const imageBacklog = this.inImageStage.size - this.options.downloadConcurrency;
+    if (imageBacklog >= this.options.concurrency) return 0;
+    return this.options.concurrency - this.atService.size;
   }
 
   private wouldPassCreditCap(item: ItemRecord): boolean {

@@ -1,0 +1,52 @@
+// The steps after parsing, a row at a time: a draft's header is checked once, then each row
+// is checked and expanded as the parser hands it on, so only the items stay in memory.
+import path from "node:path";
+import { type DraftHeader, type DraftRow, IssueList } from "./draft.js";
+import { ItemPlanner } from "./expand.js";
+import { checkHeader, checkRow } from "./rules.js";
+import { type Manifest, ManifestError } from "./types.js";
+
+export class ManifestAssembly {
+  private readonly checks: IssueList;
+  private readonly planner: ItemPlanner;
+
+  /** `parseIssues`: where the parser reports; read at finish(). */
+  constructor(
+    private readonly header: DraftHeader,
+    private readonly parseIssues: IssueList,
+  ) {
+    this.checks = new IssueList(parseIssues.file);
+    checkHeader(header, this.checks);
+    this.planner = new ItemPlanner(header, parseIssues.file);
+  }
+
+  add(row: DraftRow): void {
+    checkRow(row, this.checks);
+    this.planner.add(row);
+  }
+
+  /**
+   * The manifest, or a ManifestError listing every issue in the order a whole-manifest pass
+   * finds them (parse, rules, ids, expansion; sorted by line). `parsedWhole` false: the file
+   * itself is unusable (a syntax error, no header), and only the parser's issues count.
+   */
+  finish(fileName: string, parsedWhole = true): Manifest {
+    const all = new IssueList(this.parseIssues.file);
+    all.items.push(...this.parseIssues.items);
+    if (parsedWhole) {
+      const planned = this.planner.finish();
+      all.items.push(...this.checks.items, ...planned.issues);
+      if (all.items.length === 0) {
+        return {
+          name: this.header.name,
+          file: path.resolve(fileName),
+          provider: this.header.provider,
+          items: planned.items,
+          renditions: this.header.renditions,
+          thumbnail: this.header.thumbnail,
+        };
+      }
+    }
+    throw new ManifestError(all.sorted());
+  }
+}
