@@ -3,7 +3,7 @@
 // every other statement on the connection: consume it without awaiting in between.
 import type Database from "better-sqlite3";
 import { ITEM_STATES } from "./states.js";
-import { type Row, toItem } from "./store.js";
+import { type Row, toItem } from "./rows.js";
 import type { ItemRecord } from "./types.js";
 
 export interface ReportItem {
