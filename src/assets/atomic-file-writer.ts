@@ -6,6 +6,7 @@ import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, writeSync 
 import { rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { StringDecoder } from "node:string_decoder";
+import { InternalError } from "../errors.js";
 import { fsyncDir, tempPathFor } from "./atomic-file.js";
 
 /** Pieces are gathered up to this size before they are written. */
@@ -46,7 +47,7 @@ export class AtomicFileWriter {
   }
 
   private flush(): void {
-    if (this.fd === null) throw new Error(`${this.finalPath}: written after it was finished`);
+    if (this.fd === null) throw new InternalError(`${this.finalPath}: written after it was finished`);
     if (this.pending === "") return;
     const piece = this.pending;
     this.pending = "";
