@@ -48,14 +48,14 @@ export class Store {
   }
 
   /**
-   * Whether the next commits wait for fsync. Money rests on one commit only: \`submitting\`,
+   * Whether the next commits wait for fsync. Money rests on one commit only: `submitting`,
    * written before a submit is sent. It and every planning or run-bookkeeping write commit
    * with synchronous=FULL. The item's later steps (running, downloading, done, failed, a
    * note) commit with NORMAL: in WAL mode they survive a killed process all the same, and
-   * the next FULL commit makes them durable on disk too. A power cut may undo the latest of
-   * them, and each undoes to a state the next run resumes without paying again: a
-   * \`submitting\` row is reconciled through the listings, a \`running\` one is read again, a
-   * \`downloading\` one downloads again. This took 3 of the 4 fsyncs per item away (benchmark
+   * the next FULL commit makes them durable on disk too. A power cut may undo those made since
+   * the last FULL commit, each to a state the next run resumes without paying again: a
+   * `submitting` row is reconciled through the listings, a `running` one is read again, a
+   * `downloading` one downloads again. This took 3 of the 4 fsyncs per item away (benchmark
    * scenario 3).
    */
   private fsyncCommits(durable: boolean): void {
