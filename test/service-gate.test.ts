@@ -1,0 +1,75 @@
+// The gate between a run and the service's key: what a lost-submit search is told about
+// the jobs this run already knows, and the 429s that pause every request.
+import { describe, expect, it } from "vitest";
+import { ThrottledError } from "../src/errors.js";
+import { createLogger } from "../src/log.js";
+import type { ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
+import { ServiceGate } from "../src/runner/service-gate.js";
+import type { Store } from "../src/store/store.js";
+import type { ItemRecord } from "../src/store/types.js";
+
+const REQUEST: ImageRequest = { prompt: "A lighthouse at dawn", model: "flux-schnell", aspectRatio: "1:1" };
+const silent = createLogger({ level: "silent" });
+
+function item(fields: Partial<ItemRecord>): ItemRecord {
+  return { id: 1, key: "r1", request: REQUEST, submittedAt: null, jobId: null, imageRef: null, ...fields } as ItemRecord;
+}
+
+/** A provider whose search hands its inputs to `search`, and a store owning `owned`. */
+function gateWith(search: (claimed: ReadonlySet<string>, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }) {
+  const provider = { findLostJob: (_r: ImageRequest, _at: number, claimed: ReadonlySet<string>, options?: LostJobSearchOptions) => search(claimed, options ?? {}) } as unknown as Provider;
+  const store = { claimedRefs: () => new Set(owned) } as unknown as Store;
+  return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000 }, silent, () => clock.t);
+}
+
+const signals = { signal: new AbortController().signal, tokenSignal: new AbortController().signal };
+
+describe("ServiceGate", () => {
+  it("tells a search which refs existed before the lost submit was sent, and which did not", async () => {
+    const clock = { t: 1_000 };
+    let seen: ((ref: string) => boolean) | undefined;
+    const gate = gateWith(async (_claimed, options) => {
+      seen = options.knownBefore;
+      return { found: "none", detail: "" };
+    }, [], clock);
+    gate.noted(item({ jobId: "job-before", imageRef: "img-before" }));
+    clock.t = 2_000;
+    const lost = item({ id: 2, key: "r2", submittedAt: 2_000 });
+    clock.t = 3_000;
+    gate.noted(item({ id: 3, jobId: "job-after" }));
+    await gate.findLostJob(lost, signals);
+    expect(["job-before", "img-before", "job-after", "never-seen"].map((ref) => seen!(ref))).toEqual([true, true, false, false]);
+  });
+
+  it("claims for a search in progress the jobs other items learn meanwhile, and the item's own image is not claimed", async () => {
+    const clock = { t: 1_000 };
+    let claimedDuringSearch: ReadonlySet<string> | undefined;
+    let release!: () => void;
+    const gate = gateWith(async (claimed) => {
+      claimedDuringSearch = claimed;
+      await new Promise<void>((resolve) => (release = resolve));
+      return { found: "none", detail: "" };
+    }, ["job-owned", "img-mine"], clock);
+    const searching = gate.findLostJob(item({ imageRef: "img-mine", submittedAt: 500 }), { ...signals, exceptRef: "img-mine" });
+    await new Promise((resolve) => setImmediate(resolve));
+    gate.noted(item({ id: 9, jobId: "job-answered-meanwhile" }));
+    expect([...claimedDuringSearch!].sort()).toEqual(["job-answered-meanwhile", "job-owned"]);
+    release();
+    await searching;
+    // Once the search ended, later refs no longer go into its set.
+    gate.noted(item({ id: 10, jobId: "job-later" }));
+    expect(claimedDuringSearch!.has("job-later")).toBe(false);
+  });
+
+  it("pauses every request once the key's answers are mostly 429s, and passes each 429 on", async () => {
+    const clock = { t: 0 };
+    const gate = gateWith(async () => ({ found: "none", detail: "" }), [], clock);
+    const throttled = () => gate.send(Promise.reject(new ThrottledError("429", 2_000)));
+    for (let i = 0; i < 5; i++) await expect(throttled()).rejects.toBeInstanceOf(ThrottledError);
+    // Not paused yet: a token comes at once.
+    await expect(Promise.race([gate.take().then(() => "token"), new Promise((r) => setTimeout(() => r("waiting"), 20))])).resolves.toBe("token");
+    await expect(throttled()).rejects.toBeInstanceOf(ThrottledError); // the sixth of the latest answers
+    await expect(Promise.race([gate.take().then(() => "token"), new Promise((r) => setTimeout(() => r("waiting"), 20))])).resolves.toBe("waiting");
+    expect(gate.retryAfterMs(null)).toBe(5_000);
+  });
+});
