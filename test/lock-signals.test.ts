@@ -47,6 +47,23 @@ function start(cwd: string, extra: string[] = []): Started {
   return { result: run, pid: run.child.pid!, exited: () => exited };
 }
 
+/**
+ * A run of `rows` finished jobs whose downloads each take 8 s (8 chunks, 1 s apart), returned
+ * once bytes are arriving (two downloads at a time) and the process holds its lock.
+ */
+async function startWithSlowDownloads(rows: number): Promise<{ s: SimHandle; cwd: string; db: string; run: Started }> {
+  const s = await simulator({ latencyMs: { "flux-schnell": 20 }, jitterMs: 0, rateSlowDownload: 1, slowDownloadChunkDelayMs: 1_000 });
+  const cwd = tempDir();
+  writeManifest(cwd, rows, "flux-schnell");
+  const db = join(cwd, "jobs", "night.sqlite");
+  const run = start(cwd, ["--poll-interval", "50ms"]);
+  expect(await waitForLock(db, run.pid, run.exited)).toBe(true);
+  await waitUntil(() => (stateCounts(db).downloading ?? 0) === rows, run.exited);
+  await waitUntil(() => (s.ledger().requestsByRoute["GET /files"] ?? 0) >= 2, run.exited);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  return { s, cwd, db, run };
+}
+
 function lastRun(db: string): Record<string, unknown> {
   return readDb(db, (conn) => conn.prepare("SELECT * FROM runs ORDER BY id DESC LIMIT 1").get() as Record<string, unknown>)!;
 }
@@ -185,18 +202,7 @@ describe("signals", () => {
   }, 30_000);
 
   it("SIGTERM with downloads in flight exits 3 within 2 s and leaves no partial file", async () => {
-    // Each download takes 8 s (8 chunks, 1 s apart).
-    sim = await simulator({ latencyMs: { "flux-schnell": 20 }, jitterMs: 0, rateSlowDownload: 1, slowDownloadChunkDelayMs: 1_000 });
-    const cwd = tempDir();
-    writeManifest(cwd, 4, "flux-schnell");
-    const db = join(cwd, "jobs", "night.sqlite");
-    const run = start(cwd, ["--poll-interval", "50ms"]);
-    expect(await waitForLock(db, run.pid, run.exited)).toBe(true);
-    await waitUntil(() => (stateCounts(db).downloading ?? 0) === 4, run.exited);
-    // Bytes are arriving (two downloads at a time).
-    await waitUntil(() => (sim!.ledger().requestsByRoute["GET /files"] ?? 0) >= 2, run.exited);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-
+    const { s, cwd, db, run } = await startWithSlowDownloads(4);
     const { result, ms } = await signalAndTime(run, "SIGTERM");
     expect(result.code, result.stderr).toBe(3);
     expect(ms).toBeLessThan(2_000);
@@ -207,21 +213,14 @@ describe("signals", () => {
     const items = readDb(db, (conn) => conn.prepare("SELECT state, result_url, credits FROM items").all() as { state: string; result_url: string | null; credits: number }[])!;
     expect(items.every((i) => i.state === "downloading" && i.result_url !== null && i.credits === 0.6)).toBe(true);
 
-    sim.configure({ rateSlowDownload: 0 });
-    const again = await runCli(["run", "night.yaml", "--poll-interval", "50ms"], { cwd, env: { PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url } });
+    s.configure({ rateSlowDownload: 0 });
+    const again = await runCli(["run", "night.yaml", "--poll-interval", "50ms"], { cwd, env: { PICTORY_API_KEY: s.apiKey, PICTORY_BASE_URL: s.url } });
     expect(again.code, again.stderr).toBe(0);
-    expect(sim.ledger().jobsCreated).toBe(4);
+    expect(s.ledger().jobsCreated).toBe(4);
   }, 30_000);
 
   it("SIGKILL mid-download leaves no file; a temp file a kill left mid-write is removed by the next run, which says so", async () => {
-    sim = await simulator({ latencyMs: { "flux-schnell": 20 }, jitterMs: 0, rateSlowDownload: 1, slowDownloadChunkDelayMs: 1_000 });
-    const cwd = tempDir();
-    writeManifest(cwd, 3, "flux-schnell");
-    const db = join(cwd, "jobs", "night.sqlite");
-    const run = start(cwd, ["--poll-interval", "50ms"]);
-    expect(await waitForLock(db, run.pid, run.exited)).toBe(true);
-    await waitUntil(() => (sim!.ledger().requestsByRoute["GET /files"] ?? 0) >= 2, run.exited);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const { s, cwd, run } = await startWithSlowDownloads(3);
     process.kill(run.pid, "SIGKILL");
     await run.result;
     // Downloads are read into memory: a kill during one leaves nothing on disk.
@@ -231,12 +230,12 @@ describe("signals", () => {
     mkdirSync(imagesDir, { recursive: true });
     writeFileSync(join(imagesDir, ".r0.png.0123456789ab.imgbatch-tmp"), "half an image");
 
-    sim.configure({ rateSlowDownload: 0 });
-    const next = await runCli(["run", "night.yaml", "--poll-interval", "50ms"], { cwd, env: { PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url } });
+    s.configure({ rateSlowDownload: 0 });
+    const next = await runCli(["run", "night.yaml", "--poll-interval", "50ms"], { cwd, env: { PICTORY_API_KEY: s.apiKey, PICTORY_BASE_URL: s.url } });
     expect(next.code, next.stderr).toBe(0);
     expect(jsonLines(next.stderr).some((l) => /^removed 1 partial file\(s\) left by an interrupted run$/.test(String(l.msg)))).toBe(true);
     expect(tempFiles(cwd)).toEqual([]);
-    expect(sim.ledger().jobsCreated).toBe(3);
+    expect(s.ledger().jobsCreated).toBe(3);
   }, 30_000);
 
   it("SIGINT during start-up (a throttled quota read waiting 30 s) exits 3 within 2 s with the run closed", async () => {

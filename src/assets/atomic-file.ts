@@ -3,7 +3,7 @@
 // run can find and remove what a killed one left.
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { readFile, readdir, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 export const TEMP_SUFFIX = ".imgbatch-tmp";
@@ -75,21 +75,6 @@ export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array
   // `syncDir: false` when the caller writes another file into the same folder next and
   // lets that write's folder fsync make both renames durable.
   if (options.syncDir !== false) fsyncDir(dirname(finalPath));
-}
-
-export async function writeFileAtomic(finalPath: string, data: string | Uint8Array): Promise<void> {
-  writeFileAtomicSync(finalPath, data);
-}
-
-/** Like writeFileAtomic, but leaves the file alone when it already holds exactly `data`. */
-export async function writeFileIfChanged(finalPath: string, data: string): Promise<boolean> {
-  try {
-    if ((await readFile(finalPath, "utf8")) === data) return false;
-  } catch {
-    /* missing: write it */
-  }
-  await writeFileAtomic(finalPath, data);
-  return true;
 }
 
 /** Removes temporary files a killed run left under `root` (recursively). Returns their paths. */

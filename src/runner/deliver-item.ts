@@ -1,7 +1,7 @@
 // Carries one finished job's image to disk: download (or take the bytes), verify, move into
 // place, thumbnail, renditions, sidecar. Everything it writes is atomic, so a kill at any
 // point leaves either the old files or the new ones, and the item still `downloading`.
-import { relative } from "node:path";
+import { join, relative } from "node:path";
 import { writeFileAtomicSync } from "../assets/atomic-file.js";
 import type { Downloader } from "../assets/download.js";
 import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
@@ -10,7 +10,6 @@ import type { ImageSource } from "../providers/provider.js";
 import type { Store } from "../store/store.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
-import { join } from "node:path";
 
 export interface DeliveredPatch extends ItemPatch {
   filePath: string;

@@ -6,15 +6,12 @@ import pLimit from "p-limit";
 import type { Downloader } from "../assets/download.js";
 import { ResultUrlExpiredError } from "../assets/download.js";
 import type { OutputLayout } from "../assets/image-stage.js";
-import type { Logger } from "../log.js";
-import type { ImageSource, Provider } from "../providers/provider.js";
+import type { ImageSource } from "../providers/provider.js";
 import type { ItemState } from "../store/states.js";
-import type { Store } from "../store/store.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import { deliverItemImage } from "./deliver-item.js";
-import type { RunnerOptions } from "./options.js";
+import type { DriverDeps } from "./options.js";
 import { backoffDelayMs, classifyFailure } from "./retry-policy.js";
-import type { ServiceGate } from "./service-gate.js";
 import { sleepMs } from "./sleep.js";
 
 /** What the stage asks of the runner: its transitions keep the run's counts and events. */
@@ -25,16 +22,9 @@ export interface ImageStageHost {
   backToService(item: ItemRecord): void;
 }
 
-export interface ImageStageDeps {
-  store: Store;
-  provider: Provider;
-  gate: ServiceGate;
+export interface ImageStageDeps extends DriverDeps {
   downloader: Downloader;
   layout: OutputLayout;
-  options: RunnerOptions;
-  log: Logger;
-  now: () => number;
-  random: () => number;
   /** The run's hard stop: aborts downloads and waits. */
   signal: AbortSignal;
 }

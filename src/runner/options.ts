@@ -1,4 +1,8 @@
+import type { Logger } from "../log.js";
 import type { RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
+import type { Provider } from "../providers/provider.js";
+import type { Store } from "../store/store.js";
+import type { ServiceGate } from "./service-gate.js";
 
 export interface RunnerOptions {
   /** Items in flight at the service (submitted, not yet finished). */
@@ -22,4 +26,15 @@ export interface RunnerOptions {
   reconcileWindowMs: number;
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
+}
+
+/** What the runner hands each of its drivers (the service side, the image stage). */
+export interface DriverDeps {
+  store: Store;
+  provider: Provider;
+  gate: ServiceGate;
+  options: RunnerOptions;
+  log: Logger;
+  now: () => number;
+  random: () => number;
 }

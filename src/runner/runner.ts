@@ -15,7 +15,7 @@ import type { ItemPatch, ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 import { classifyFailure } from "./retry-policy.js";
 import { ImageStageDriver } from "./image-stage-driver.js";
-import { priceOf, priceOfModel } from "./price.js";
+import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
 
@@ -47,8 +47,6 @@ export interface RunnerDeps {
   random?: () => number;
   onTransition?: (event: TransitionEvent) => void;
 }
-
-export { priceOf, priceOfModel };
 
 export class Runner {
   private readonly store: Store;

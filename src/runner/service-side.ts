@@ -1,18 +1,15 @@
 // One item's service side: submit, poll, and the looks for a lost submit's job, with the
 // retries each needs. The runner owns the slots and the bookkeeping (ServiceSideHost); the
 // key's rate and throttling are ServiceGate's; what a look means is lost-submit.ts's.
-import type { Logger } from "../log.js";
-import { INSUFFICIENT_CREDITS, type ImageSource, type JobState, type Provider } from "../providers/provider.js";
+import { INSUFFICIENT_CREDITS, type ImageSource, type JobState } from "../providers/provider.js";
 import type { ItemState } from "../store/states.js";
-import type { Store } from "../store/store.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import { FatalRunError, InternalError, errorMessage } from "../errors.js";
 import { nextLostSubmitStep } from "./lost-submit.js";
-import type { RunnerOptions } from "./options.js";
+import type { DriverDeps } from "./options.js";
 import { PollSchedule } from "./poll-schedule.js";
 import { priceOf } from "./price.js";
 import { backoffDelayMs, canRetry, classifyFailure, originAnswered } from "./retry-policy.js";
-import type { ServiceGate } from "./service-gate.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
 
@@ -28,14 +25,7 @@ export interface ServiceSideHost {
   toImageStage(item: ItemRecord, image: ImageSource | null): void;
 }
 
-export interface ServiceSideDeps {
-  store: Store;
-  provider: Provider;
-  gate: ServiceGate;
-  options: RunnerOptions;
-  log: Logger;
-  now: () => number;
-  random: () => number;
+export interface ServiceSideDeps extends DriverDeps {
   /** Aborted by any stop: waits before a submit, poll or look end. */
   softSignal: AbortSignal;
   /** Aborted by a hard stop: requests in flight end too. */

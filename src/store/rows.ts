@@ -2,7 +2,7 @@
 // uses. Pure; the SQL that reads and writes them is in store.ts.
 import type { ImageRequest, ProviderName } from "../providers/provider.js";
 import type { ItemState } from "./states.js";
-import type { ItemPatch, ItemRecord, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
+import type { ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
 
 export type Row = Record<string, unknown>;
 
@@ -100,6 +100,16 @@ export function toRun(row: Row): RunRecord {
     itemsDone: row.items_done as number,
     itemsFailed: row.items_failed as number,
     credits: row.credits as number,
+  };
+}
+
+export function toLockHolder(row: Row): LockHolder {
+  return {
+    runId: row.run_id as number,
+    pid: row.pid as number,
+    host: row.host as string,
+    startedAt: row.started_at as number,
+    heartbeatAt: row.heartbeat_at as number,
   };
 }
 

@@ -11,7 +11,7 @@ import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
 import { type SyncSummary, syncManifestInChunks } from "./manifest-sync.js";
 import type { PlannedWithHash } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
-import { patched, patchSql, type Row, toItem, toRendition, toRun } from "./rows.js";
+import { patched, patchSql, type Row, toItem, toLockHolder, toRendition, toRun } from "./rows.js";
 
 const LIVE = "superseded_at IS NULL";
 
@@ -335,14 +335,7 @@ export class Store {
 
   lockHolder(): LockHolder | null {
     const row = this.statement(`SELECT * FROM run_lock WHERE id = 1`).get() as Row | undefined;
-    if (!row) return null;
-    return {
-      runId: row.run_id as number,
-      pid: row.pid as number,
-      host: row.host as string,
-      startedAt: row.started_at as number,
-      heartbeatAt: row.heartbeat_at as number,
-    };
+    return row ? toLockHolder(row) : null;
   }
 
   heartbeat(runId: number): void {

@@ -211,8 +211,7 @@ export async function countSqliteCommits() {
  * Diagnosis only (test/bench/what-if.mjs, never the figures of `npm run bench`): patches that
  * approximate a proposed change to src/ from outside, to estimate its effect before it is made.
  * - "sqlite-normal": WAL with synchronous = NORMAL for every commit (no fsync at all)
- * - "no-dir-fsync": no fsync of the folder after each atomic rename
- * - "short-listings": a lost-submit search reads at most 3 pages of each listing
+ * - "no-file-fsync": node's fsyncSync does nothing: no fsync of written files nor of their folders
  */
 export async function applyWhatIf(names) {
   const { default: Database } = await import("better-sqlite3");
@@ -227,22 +226,11 @@ export async function applyWhatIf(names) {
       Database.prototype.prepare = function (source) {
         return prepare.call(this, /^\s*PRAGMA\s+synchronous\s*=\s*FULL\s*$/i.test(source) ? "PRAGMA synchronous = NORMAL" : source);
       };
-    } else if (name === "no-dir-fsync") {
+    } else if (name === "no-file-fsync") {
       const fs = await import("node:fs");
       const { syncBuiltinESMExports } = await import("node:module");
       fs.default.fsyncSync = () => {};
       syncBuiltinESMExports();
-    } else if (name === "short-listings") {
-      const { PictoryProvider } = await import(join(DIST, "providers/pictory.js"));
-      const pages = PictoryProvider.prototype.pages;
-      PictoryProvider.prototype.pages = async function* (route, signal) {
-        let read = 0;
-        let pageKey = null;
-        for await (const item of pages.call(this, route, signal)) {
-          yield item;
-          if (++read % 20 === 0 && read >= 60) return;
-        }
-      };
     } else {
       throw new Error(`unknown what-if ${name}`);
     }

@@ -1,17 +1,14 @@
 // Diagnosis, not part of `npm run bench`: re-runs a scenario's pipeline with patches that
 // approximate a proposed change to src/ from outside (lib.mjs applyWhatIf), to estimate its
 // effect before anyone changes the code. Each line is one fresh child process.
-//   node test/bench/what-if.mjs overhead [N]   scenario 3's run without any fsync (SQLite, folders)
-//   node test/bench/what-if.mjs faults [N]     scenario 2: listing walks capped at 60 items
+//   node test/bench/what-if.mjs overhead [N]   scenario 3's run without SQLite fsyncs, without file fsyncs, without both
 import { join } from "node:path";
-import { maxInWindow, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
-import { pipelineRun } from "./s1-makespan.mjs";
-import { PARAMS as S2 } from "./s2-faults.mjs";
+import { round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
 const [mode = "overhead", nArg] = process.argv.slice(2);
 
 async function overhead(n) {
-  const variants = [[], ["sqlite-normal"], ["no-dir-fsync"], ["sqlite-normal", "no-dir-fsync"], []];
+  const variants = [[], ["sqlite-normal"], ["no-file-fsync"], ["sqlite-normal", "no-file-fsync"], []];
   const sim = await startSim({ latencyMs: { "flux-schnell": 0 } });
   try {
     console.log(`scenario 3 at N=${n}, C=50, zero latency, 64×64 PNG`);
@@ -27,25 +24,7 @@ async function overhead(n) {
   }
 }
 
-async function faults(n) {
-  const sim = await startSim({ latencyMs: { "flux-schnell": S2.latencyMs }, ...S2.faults });
-  try {
-    const ideal = Math.ceil(n / S2.concurrency) * S2.latencyMs;
-    for (const whatIf of [[], ["short-listings"]]) {
-      const r = await pipelineRun(sim, { ...S2, n, maxRuntimeMs: Math.round(S2.capTimesIdeal * ideal), whatIf, name: "what-if" });
-      const times = [...sim.apiTimes].sort((a, b) => a - b);
-      const listings = (r.requests.routes["GET /v1/jobs"] ?? 0) + (r.requests.routes["GET /v1/aistudio/images"] ?? 0);
-      console.log(
-        `${(whatIf.join(" + ") || "as is").padEnd(52)} N=${n}: ${r.states.done ?? 0} done in ${round(r.wallMs / 1000, 1)} s (${round(r.ratio)}× ideal), ` +
-          `${listings} listing requests, busiest second ${maxInWindow(times, 1_000)} (--rpm ${S2.rpm} = ${S2.rpm / 60}/s)`,
-      );
-    }
-  } finally {
-    await sim.stop();
-  }
-}
-
-const runs = { overhead: [overhead, 3_000], faults: [faults, 2_000] };
-if (!runs[mode]) throw new Error(`usage: node test/bench/what-if.mjs overhead|faults [N]`);
+const runs = { overhead: [overhead, 3_000] };
+if (!runs[mode]) throw new Error(`usage: node test/bench/what-if.mjs overhead [N]`);
 const [fn, n] = runs[mode];
 await fn(Number(nArg ?? n));
