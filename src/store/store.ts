@@ -33,9 +33,18 @@ export class Store {
   /** Mirrors PRAGMA synchronous: FULL (fsync at each commit) unless a light write set NORMAL. */
   private fsyncEachCommit = true;
 
+  /**
+   * Runs `work` in one transaction (nested: a savepoint). Made once: better-sqlite3 builds
+   * five wrapper functions per transaction() call, which was a tenth of the bytes allocated
+   * per item (allocation profile of bench 3).
+   */
+  private readonly atomically: <T>(work: () => T) => T;
+
   private constructor(db: Database.Database, now: () => number) {
     this.db = db;
     this.now = now;
+    const transaction = db.transaction((work: () => unknown) => work());
+    this.atomically = <T>(work: () => T): T => transaction(work) as T;
   }
 
   private statement(source: string): Database.Statement {
@@ -115,14 +124,14 @@ export class Store {
   transition(item: ItemRecord, to: ItemState, patch: ItemPatch = {}, detail: string | null = null): ItemRecord {
     if (!canTransition(item.state, to)) throw new InternalError(`illegal transition ${item.state} → ${to} for ${item.key}`);
     this.fsyncCommits(to === "submitting");
-    return this.db.transaction(() => {
+    return this.atomically(() => {
       const now = this.now();
       const { sql, values } = patchSql(patch);
       const result = this.statement(`UPDATE items SET state = ?, updated_at = ?${sql} WHERE id = ? AND state = ? AND ${LIVE}`).run(to, now, ...values, item.id, item.state);
       if (result.changes !== 1) throw new InternalError(`${item.key} is no longer ${item.state}; transition to ${to} refused`);
       this.appendEvent(item.id, item.state, to, detail, now, to === "failed" ? (patch.errorCode ?? null) : null);
       return patched(item, patch, { state: to, updatedAt: now });
-    })();
+    });
   }
 
   /** Changes columns without a state change (a poll's next time, a fresh URL): no event. */
@@ -138,11 +147,11 @@ export class Store {
   /** Records a decision that does not change the state (a reconcile that waits, a lock take-over). */
   note(item: ItemRecord, detail: string, patch: ItemPatch = {}): ItemRecord {
     this.fsyncCommits(false);
-    return this.db.transaction(() => {
+    return this.atomically(() => {
       const updated = this.update(item, patch);
       this.appendEvent(item.id, item.state, item.state, detail, this.now());
       return updated;
-    })();
+    });
   }
 
   private appendEvent(itemId: number, from: ItemState | null, to: ItemState, detail: string | null, at: number, errorCode: string | null = null): void {
@@ -274,7 +283,7 @@ export class Store {
   /** Puts chosen failed items back in the queue with fresh attempts. Returns how many. */
   requeueFailed(filter: { rowIds?: readonly string[]; codes?: readonly string[] } = {}): ItemRecord[] {
     this.fsyncCommits(true);
-    return this.db.transaction(() => {
+    return this.atomically(() => {
       let failed = this.inStates(["failed"]);
       if (filter.rowIds) failed = failed.filter((i) => filter.rowIds!.includes(i.rowId));
       if (filter.codes) failed = failed.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
@@ -286,7 +295,7 @@ export class Store {
           `retry requested (was ${item.errorCode ?? "failed"})`,
         ),
       );
-    })();
+    });
   }
 
   // ---- runs and the lock ---------------------------------------------------------

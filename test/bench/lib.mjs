@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(BENCH_DIR, "..", "..");
 export const TMP = join(BENCH_DIR, ".tmp");
-export const DIST = join(ROOT, "dist");
+// IMGBATCH_DIST: another build of imgbatch to measure (a before/after comparison in one run).
+export const DIST = process.env.IMGBATCH_DIST ?? join(ROOT, "dist");
 
 /** A fresh scratch folder under test/bench/.tmp/. */
 export function scratch(name) {
@@ -169,17 +170,29 @@ export async function countSqliteCommits() {
   const Statement = Object.getPrototypeOf(probe.prepare("SELECT 1"));
   probe.close();
   const run = Statement.run;
+  // What each statement is, worked out once per statement: the counter must not add CPU of
+  // its own to the run whose CPU it is counted in.
+  const kinds = new WeakMap(); // statement → "full" | "normal" (a synchronous PRAGMA), "write", "other"
+  const kindOf = (statement) => {
+    let kind = kinds.get(statement);
+    if (kind === undefined) {
+      const pragma = /^\s*PRAGMA\s+synchronous\s*=\s*(\w+)/i.exec(statement.source);
+      // better-sqlite3 runs its own BEGIN/COMMIT as statements: those are counted by the
+      // transaction wrapper below, not here.
+      kind = pragma ? (/^(FULL|2|EXTRA|3)$/i.test(pragma[1]) ? "full" : "normal") : !statement.reader && !TRANSACTION_CONTROL.test(statement.source) ? "write" : "other";
+      kinds.set(statement, kind);
+    }
+    return kind;
+  };
   Statement.run = function (...args) {
     const outside = !this.database.inTransaction;
     const result = run.apply(this, args);
-    const pragma = /^\s*PRAGMA\s+synchronous\s*=\s*(\w+)/i.exec(this.source);
-    if (pragma) {
-      fullSync.set(this.database, /^(FULL|2|EXTRA|3)$/i.test(pragma[1]));
+    const kind = kindOf(this);
+    if (kind === "full" || kind === "normal") {
+      fullSync.set(this.database, kind === "full");
       return result;
     }
-    // better-sqlite3 runs its own BEGIN/COMMIT as statements: those are counted by the
-    // transaction wrapper below, not here.
-    if (outside && !this.reader && !TRANSACTION_CONTROL.test(this.source)) {
+    if (outside && kind === "write") {
       commit(this.database);
       counter.autocommits++;
     }
