@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { ThrottledError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
-import type { ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
+import type { ClaimedRefs, ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
 import { ServiceGate } from "../src/runner/service-gate.js";
 import type { Store } from "../src/store/store.js";
 import type { ItemRecord } from "../src/store/types.js";
@@ -15,10 +15,10 @@ function item(fields: Partial<ItemRecord>): ItemRecord {
   return { id: 1, key: "r1", request: REQUEST, submittedAt: null, jobId: null, imageRef: null, ...fields } as ItemRecord;
 }
 
-/** A provider whose search hands its inputs to `search`, and a store owning `owned`. */
-function gateWith(search: (claimed: ReadonlySet<string>, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }) {
-  const provider = { findLostJob: (_r: ImageRequest, _at: number, claimed: ReadonlySet<string>, options?: LostJobSearchOptions) => search(claimed, options ?? {}) } as unknown as Provider;
-  const store = { claimedRefs: () => new Set(owned) } as unknown as Store;
+/** A provider whose search hands its inputs to `search`, and a store owning what `owned` holds when asked. */
+function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }) {
+  const provider = { findLostJob: (_r: ImageRequest, _at: number, claimed: ClaimedRefs, options?: LostJobSearchOptions) => search(claimed, options ?? {}) } as unknown as Provider;
+  const store = { isClaimed: (ref: string) => owned.includes(ref) } as unknown as Store;
   return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000 }, silent, () => clock.t);
 }
 
@@ -41,24 +41,24 @@ describe("ServiceGate", () => {
     expect(["job-before", "img-before", "job-after", "never-seen"].map((ref) => seen!(ref))).toEqual([true, true, false, false]);
   });
 
-  it("claims for a search in progress the jobs other items learn meanwhile, and the item's own image is not claimed", async () => {
+  it("claims for a search in progress the jobs other items store meanwhile, and the item's own image is not claimed", async () => {
     const clock = { t: 1_000 };
-    let claimedDuringSearch: ReadonlySet<string> | undefined;
+    const owned = ["job-owned", "img-mine"];
+    let claimedDuringSearch: ClaimedRefs | undefined;
     let release!: () => void;
     const gate = gateWith(async (claimed) => {
       claimedDuringSearch = claimed;
       await new Promise<void>((resolve) => (release = resolve));
       return { found: "none", detail: "" };
-    }, ["job-owned", "img-mine"], clock);
+    }, owned, clock);
     const searching = gate.findLostJob(item({ imageRef: "img-mine", submittedAt: 500 }), { ...signals, exceptRef: "img-mine" });
     await new Promise((resolve) => setImmediate(resolve));
-    gate.noted(item({ id: 9, jobId: "job-answered-meanwhile" }));
-    expect([...claimedDuringSearch!].sort()).toEqual(["job-answered-meanwhile", "job-owned"]);
+    const asked = ["job-owned", "img-mine", "job-answered-meanwhile", "job-nobody-has"];
+    expect(asked.map((ref) => claimedDuringSearch!.has(ref))).toEqual([true, false, false, false]);
+    owned.push("job-answered-meanwhile"); // another item's submit answered and stored mid-search
+    expect(asked.map((ref) => claimedDuringSearch!.has(ref))).toEqual([true, false, true, false]);
     release();
     await searching;
-    // Once the search ended, later refs no longer go into its set.
-    gate.noted(item({ id: 10, jobId: "job-later" }));
-    expect(claimedDuringSearch!.has("job-later")).toBe(false);
   });
 
   it("pauses every request once the key's answers are mostly 429s, and passes each 429 on", async () => {

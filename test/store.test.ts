@@ -147,6 +147,22 @@ describe("Store", () => {
     store.close();
   });
 
+  it("tells whether any record, superseded ones too, owns a job id or an adopted image, by index", () => {
+    const store = openStore();
+    store.syncManifest([planned("a"), planned("b")], "local");
+    let a = store.transition(store.byKey("a")!, "submitting");
+    a = store.transition(a, "running", { jobId: "job-a" });
+    let b = store.transition(store.byKey("b")!, "submitting");
+    b = store.transition(b, "downloading", { imageRef: "img-b" });
+    // b's request changes: its old record, image and all, is kept for history and still owns it.
+    store.syncManifest([planned("a"), planned("b", "a new prompt for b")], "local");
+    expect(["job-a", "img-b", "job-x", "img-x"].map((ref) => store.isClaimed(ref))).toEqual([true, true, false, false]);
+    // One indexed lookup per ref a search meets, not a scan of every record.
+    const plan = store.db.prepare("EXPLAIN QUERY PLAN SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)").all({ ref: "x" }) as { detail: string }[];
+    expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING COVERING INDEX items_job[\s\S]*USING COVERING INDEX items_image/);
+    store.close();
+  });
+
   it("keeps rows that left the manifest, out of the counts, listed as removed", () => {
     const store = openStore();
     store.syncManifest([planned("a"), planned("b")], "local");

@@ -6,7 +6,7 @@ import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../runner/retry-policy.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
-import { INSUFFICIENT_CREDITS, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
+import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -149,7 +149,7 @@ export class PictoryProvider implements Provider {
     }
   }
 
-  async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, options: LostJobSearchOptions = {}): Promise<LostJobSearch> {
+  async findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ClaimedRefs, options: LostJobSearchOptions = {}): Promise<LostJobSearch> {
     const { signal, beforeRequest = async () => {}, knownBefore = () => false } = options;
     const since = submittedAtMs - this.options.clockSkewMs;
     // 1. The job list first, newest first back to the submit. Read in this order, a job

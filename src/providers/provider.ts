@@ -49,6 +49,11 @@ export type LostJobSearch =
   | { found: "pending"; detail: string }
   | { found: "none"; detail: string };
 
+/** Asked about each job and image a search meets: a lookup, not a list (a set will do in tests). */
+export interface ClaimedRefs {
+  has(ref: string): boolean;
+}
+
 export interface LostJobSearchOptions {
   signal?: AbortSignal;
   /** Awaited before each request the search sends: the run's rate bucket (`--rpm`). */
@@ -70,10 +75,10 @@ export interface Provider {
   getJob(job: { jobId: string; request: ImageRequest }, signal?: AbortSignal): Promise<JobState>;
   /**
    * Look for the job of a submit whose response never arrived (reset, timeout, 5xx after
-   * sending). `claimed` holds the job ids and image refs other items already own, so two
+   * sending). `claimed` tells the job ids and image refs other items already own, so two
    * identical requests (variants) never adopt the same image.
    */
-  findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ReadonlySet<string>, options?: LostJobSearchOptions): Promise<LostJobSearch>;
+  findLostJob(request: ImageRequest, submittedAtMs: number, claimed: ClaimedRefs, options?: LostJobSearchOptions): Promise<LostJobSearch>;
   /**
    * One cheap request before any submit, so a bad key costs one request instead of one per
    * slot, and the run knows the credits left. Throws FatalRunError on a refused key.

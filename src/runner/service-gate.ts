@@ -3,7 +3,7 @@
 // key from a stray 429, and what the run has learned exists at the service (for lost-submit
 // searches). The runner's item drivers send through it; it holds no item state.
 import type { Logger } from "../log.js";
-import type { LostJobSearch, Provider } from "../providers/provider.js";
+import type { ClaimedRefs, LostJobSearch, Provider } from "../providers/provider.js";
 import type { Store } from "../store/store.js";
 import type { ItemRecord } from "../store/types.js";
 import { LearnedRefs } from "./learned-refs.js";
@@ -21,13 +21,6 @@ export class ServiceGate {
   private readonly bucket: TokenBucket;
   private readonly throttle = new ThrottleWatch();
   private readonly learned = new LearnedRefs();
-  /**
-   * The claimed refs of each lost-submit search in progress. A job this process learns of
-   * while a search pages through the listings is claimed for that search too; otherwise
-   * every submit answered meanwhile reads as "a job of unknown owner still in progress", and
-   * in a busy run a lost submit waits until the run goes quiet (measured in the chaos test).
-   */
-  private readonly openSearches = new Set<Set<string>>();
 
   constructor(
     private readonly provider: Provider,
@@ -74,11 +67,7 @@ export class ServiceGate {
 
   /** An item's record after a transition: the job and image it holds now exist at the service. */
   noted(item: ItemRecord): void {
-    for (const ref of [item.jobId, item.imageRef]) {
-      if (!ref) continue;
-      this.learned.learned(ref, this.now());
-      for (const claimed of this.openSearches) claimed.add(ref);
-    }
+    for (const ref of [item.jobId, item.imageRef]) if (ref) this.learned.learned(ref, this.now());
   }
 
   /**
@@ -87,20 +76,19 @@ export class ServiceGate {
    * for again to refresh its URL.
    */
   async findLostJob(item: ItemRecord, options: { signal: AbortSignal; tokenSignal: AbortSignal; exceptRef?: string }): Promise<LostJobSearch> {
-    const claimed = this.store.claimedRefs();
-    if (options.exceptRef) claimed.delete(options.exceptRef);
+    // Asked of the store as the search meets each ref, never read whole up front. A job another
+    // item is answered while the search pages through the listings is stored (and so claimed)
+    // before the search reads its next page; otherwise every submit answered meanwhile reads
+    // as "a job of unknown owner still in progress", and in a busy run a lost submit waits
+    // until the run goes quiet (measured in the chaos test).
+    const claimed: ClaimedRefs = { has: (ref) => ref !== options.exceptRef && this.store.isClaimed(ref) };
     const submittedAt = item.submittedAt ?? 0;
-    this.openSearches.add(claimed);
-    try {
-      return await this.send(
-        this.provider.findLostJob(item.request, submittedAt, claimed, {
-          signal: options.signal,
-          beforeRequest: () => this.bucket.take(options.tokenSignal),
-          knownBefore: (ref) => this.learned.knownBefore(ref, submittedAt),
-        }),
-      );
-    } finally {
-      this.openSearches.delete(claimed);
-    }
+    return this.send(
+      this.provider.findLostJob(item.request, submittedAt, claimed, {
+        signal: options.signal,
+        beforeRequest: () => this.bucket.take(options.tokenSignal),
+        knownBefore: (ref) => this.learned.knownBefore(ref, submittedAt),
+      }),
+    );
   }
 }

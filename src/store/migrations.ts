@@ -104,4 +104,10 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX items_queue;
   CREATE INDEX items_queue ON items(state, next_attempt_at, id) WHERE superseded_at IS NULL;
   `,
+  // 5: a lost-submit search asks about each job and image it meets whether an item owns it.
+  // It used to read every owned ref up front: 200,000 strings per search at 100,000 items.
+  `
+  CREATE INDEX items_job ON items(job_id) WHERE job_id IS NOT NULL;
+  CREATE INDEX items_image ON items(image_ref) WHERE image_ref IS NOT NULL;
+  `,
 ];

@@ -229,10 +229,9 @@ export class Store {
     return row.c as number;
   }
 
-  /** Job ids and adopted image refs owned by any record, so reconciliation never adopts one twice. */
-  claimedRefs(): Set<string> {
-    const rows = this.statement(`SELECT job_id AS ref FROM items WHERE job_id IS NOT NULL UNION SELECT image_ref FROM items WHERE image_ref IS NOT NULL`).all() as Row[];
-    return new Set(rows.map((r) => r.ref as string));
+  /** Whether a record (live or superseded) owns this job id or adopted image ref, so reconciliation never adopts one twice. */
+  isClaimed(ref: string): boolean {
+    return this.statement(`SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)`).pluck().get({ ref }) === 1;
   }
 
   events(itemId?: number): EventRecord[] {
