@@ -2,6 +2,7 @@
 // that the parent hosts. Sends back wall time, CPU (whole process and per thread), peak RSS
 // and the SQLite commit count, so runs never share a heap, a JIT or an RSS high-water mark.
 import { join } from "node:path";
+import { constants, PerformanceObserver } from "node:perf_hooks";
 import { applyWhatIf, benchContext, childInput, childResult, countSqliteCommits, cpuByThread, diffThreads, DIST, peakRssMiB } from "./lib.mjs";
 
 const input = await childInput();
@@ -17,6 +18,15 @@ const rssTrace = [];
 const tracer = input.traceRss
   ? setInterval(() => { const m = process.memoryUsage(); rssTrace.push([Date.now(), Math.round(m.rss / 2 ** 20), Math.round(m.heapUsed / 2 ** 20), Math.round(m.heapTotal / 2 ** 20), Math.round(m.external / 2 ** 20), Math.round(m.arrayBuffers / 2 ** 20)]); }, 50)
   : null;
+// When V8 ran a full (mark-compact) GC: RSS after the run's first one shows what the run
+// holds, apart from garbage V8 had not yet collected.
+const majorGcAt = [];
+const gcWatch = input.traceRss
+  ? new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcAt.push(Math.round(performance.timeOrigin + entry.startTime + entry.duration));
+    })
+  : null;
+gcWatch?.observe({ entryTypes: ["gc"] });
 const threadsBefore = cpuByThread();
 const cpuBefore = process.cpuUsage();
 const startedAt = Date.now();
@@ -44,6 +54,7 @@ try {
 }
 const endedAt = Date.now();
 if (tracer) clearInterval(tracer);
+gcWatch?.disconnect();
 const cpu = process.cpuUsage(cpuBefore);
 await childResult({
   exitCode,
@@ -59,4 +70,5 @@ await childResult({
   ...peakRssMiB(),
   sqlite: counter,
   rssTrace: input.traceRss ? rssTrace : undefined,
+  majorGcAt: input.traceRss ? majorGcAt : undefined,
 });

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { DIST, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
-export const PARAMS = { n: 10_000, concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64, sharpIterations: 2_000, baselineN: 2_000 };
+export const PARAMS = { n: 10_000, repeats: 3, concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64, sharpIterations: 2_000, baselineN: 2_000 };
 const THUMBNAIL = { size: 256, format: "webp", quality: 80 }; // the default a CSV manifest gets
 
 export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name, execArgv, traceRss }) {
@@ -47,9 +47,18 @@ export async function run({ log }) {
   const p = PARAMS;
   const sim = await startSim({ latencyMs: { "flux-schnell": p.latencyMs } }, { imagePx: p.imagePx });
   try {
-    log(`  pipeline: N=${p.n} C=${p.concurrency}, zero latency, ${p.imagePx}×${p.imagePx} PNG, simulator in the parent process`);
-    const r = await pipelineChild(sim, { ...p, name: "s3-pipeline" });
-    log(`    ${(r.wallMs / 1000).toFixed(1)} s, exit ${r.exitCode}, ${Math.round(r.cpuMs)} ms CPU`);
+    log(`  pipeline: N=${p.n} C=${p.concurrency}, zero latency, ${p.imagePx}×${p.imagePx} PNG, simulator in the parent process; ${p.repeats} runs`);
+    // CPU time on this kind of VM varies by half from one run to the next (host contention):
+    // the figure is the median run, and the spread is reported beside it.
+    const runs = [];
+    for (let i = 0; i < p.repeats; i++) {
+      const run = await pipelineChild(sim, { ...p, name: "s3-pipeline" });
+      log(`    ${(run.wallMs / 1000).toFixed(1)} s, exit ${run.exitCode}, ${Math.round(run.cpuMs)} ms CPU`);
+      runs.push(run);
+    }
+    runs.sort((a, b) => a.cpuMs - b.cpuMs);
+    const r = runs[Math.floor(runs.length / 2)];
+    const spread = `${runs.length} runs: ${runs.map((run) => round(run.cpuMs / p.n)).join(", ")} ms whole process`;
     const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations });
     log(`  bare sharp decode + thumbnail of the same image: ${image.cpuMsPerImage.toFixed(3)} ms CPU`);
     const floor = await baselineCpu(sim, { n: p.baselineN, concurrency: p.concurrency });
@@ -61,7 +70,7 @@ export async function run({ log }) {
     const main = (r.threadsMs.main ?? 0) / p.n;
     const commits = r.sqlite.commits / p.n;
     const rows = [
-      { figure: "CPU per item, excluding image decode/encode", value: round(overhead), unit: "ms", target: "≤ 1", pass: overhead <= 1, note: `whole process ${round(total)} ms − sharp ${round(image.cpuMsPerImage)} ms` },
+      { figure: "CPU per item, excluding image decode/encode", value: round(overhead), unit: "ms", target: "≤ 1", pass: overhead <= 1, note: `median run: whole process ${round(total)} ms − sharp ${round(image.cpuMsPerImage)} ms (${spread})` },
       { figure: "  of which on the main thread (JS, SQLite, HTTP)", value: round(main), unit: "ms" },
       { figure: "  for scale: the bare p-limit loop, whole process", value: round(floor), unit: "ms", note: "submit, poll, download, write the file; no checkpoint, verification or thumbnail" },
       { figure: "  for scale: one small file written atomically", value: round(fileMs), unit: "ms", note: "create, write, fsync, rename, fsync the folder; the pipeline writes three per item (image, thumbnail, sidecar)" },
@@ -76,7 +85,7 @@ export async function run({ log }) {
         "CPU is the pipeline process's own (`process.cpuUsage()`, all threads) from the call of `runCommand` to its return (manifest, sync, run, report), minus the CPU of a bare sharp loop decoding and thumbnailing the same 64×64 PNG; the main-thread share comes from `/proc/self/task/*/stat`.",
         "SQLite commits are counted by wrapping better-sqlite3 in the child: each outermost `db.transaction()` call plus each write statement run outside a transaction (autocommit). The store commits `submitting` and the run's bookkeeping with `synchronous = FULL` (an fsync of the WAL each) and an item's later steps with NORMAL; the PRAGMA switches between them are not commits.",
       ],
-      details: { baselineCpuMsPerItem: floor, atomicFileCpuMs: fileMs, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
+      details: { cpuMsPerItemByRun: runs.map((run) => run.cpuMs / p.n), baselineCpuMsPerItem: floor, atomicFileCpuMs: fileMs, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
     };
   } finally {
     await sim.stop();
