@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, relative } from "node:path";
-import { BENCH_DIR, ROOT, TMP } from "./lib.mjs";
+import { BENCH_DIR, removeEarlierScratch, ROOT, TMP } from "./lib.mjs";
 
 const SCENARIOS = [
   { id: "1", title: "Makespan vs the ideal", module: "./s1-makespan.mjs" },
@@ -125,7 +125,11 @@ function readmeSection(results) {
       "and the simulator's CPU is not the pipeline's. Latencies are scaled down about tenfold (a 10 s job polled every " +
       "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
       "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 so that sharp does not stand in " +
-      "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images).",
+      "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +
+      "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
+      "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +
+      "(inode allocation walks the freed inodes; a third of scenario 3's CPU when its folder had just been wiped). " +
+      "Give the machine five minutes after deleting many files before a run whose CPU figures matter.",
     "",
   );
   const history = results.history ?? [];
@@ -199,3 +203,5 @@ printTable(results);
 writeFileSync(RESULTS, `${JSON.stringify({ machine: results.machine, command: results.command, code: results.code, updatedAt: results.updatedAt, scenarios: results.scenarios, history: results.history }, null, 2)}\n`);
 updateReadme(results);
 log(`\nwrote ${relative(ROOT, RESULTS)} and the Performance section of README.md`);
+// Only now: deleting files just before a measured run slows the file creations it makes.
+removeEarlierScratch();

@@ -3,7 +3,7 @@
 // effect before anyone changes the code. Each line is one fresh child process.
 //   node test/bench/what-if.mjs overhead [N]   scenario 3's run without SQLite fsyncs, without file fsyncs, without both
 import { join } from "node:path";
-import { round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
+import { removeEarlierScratch, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
 const [mode = "overhead", nArg] = process.argv.slice(2);
 
@@ -28,3 +28,4 @@ const runs = { overhead: [overhead, 3_000] };
 if (!runs[mode]) throw new Error(`usage: node test/bench/what-if.mjs overhead [N]`);
 const [fn, n] = runs[mode];
 await fn(Number(nArg ?? n));
+removeEarlierScratch();
