@@ -67,7 +67,7 @@ export async function run({ log }) {
       rows,
       notes: [
         "Peak RSS is VmHWM of the pipeline's own process at the end of `runCommand`; RSS is also sampled every 50 ms to tell start-up (up to the first submit), run and end (report) apart.",
-        "V8 runs the first full GC of a run only once its old space has grown to about four times what was live after start-up (`--trace-gc`: 13.5 → 54 MB). A run long enough to get there (N=20,000 at zero latency: about a minute) peaks with that uncollected garbage; a short one (N=100: under a second) never does. The RSS sampled just after each full GC in the run is what the run holds without that garbage.",
+        "After the full GC that clears start-up's garbage, V8 lets the old space grow to about four times what was live (`--trace-gc`: 13.5 → 54 MB) before the next one. A run long enough to get there (N=20,000 at zero latency: about a minute) peaks with that uncollected garbage; a short one (N=100: under a second) never does, and from then on V8 collects far more often. The RSS sampled just after each full GC in the run is what the run holds without that garbage.",
       ],
       details: { runs },
     };
