@@ -452,6 +452,24 @@ describe("lost creates and reconciliation", () => {
     expect((await p.findLostJob(REQUEST, submittedAtMs, new Set([variantJob, lost.imageId]))).found).toBe("none");
   });
 
+  it("never adopts an image whose job another item stored while the search was paging", async () => {
+    const { s, p } = await simAndProvider({ rateLostCreate: 1 });
+    const submittedAtMs = s.now();
+    await rejection(p.submit(REQUEST));
+    s.advance(LATENCY_MS);
+    const [job] = s.state.listJobs(s.apiKey);
+    // Unclaimed while the job list is read; stored by another item before the image list is.
+    const owned = new Set<string>();
+    let requests = 0;
+    const beforeRequest = async () => {
+      if (++requests === 2) owned.add(job!.id);
+    };
+    expect(await p.findLostJob(REQUEST, submittedAtMs, owned, { beforeRequest })).toMatchObject({ found: "none" });
+    expect(requests).toBe(2);
+    // Without the late claim the same search adopts it: the test above is not vacuous.
+    expect(expectImage(await p.findLostJob(REQUEST, submittedAtMs, new Set()))).toMatchObject({ jobId: job!.id });
+  });
+
   it("stops walking the listings at a job or image known to be older than the lost submit", async () => {
     const { s, p } = await simAndProvider({ pageSize: 2 });
     const older: string[] = [];

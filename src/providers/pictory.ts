@@ -191,7 +191,8 @@ export class PictoryProvider implements Provider {
     // 2. Finished images that echo this request, made after the submit, owned by no item.
     // One made by a job another item owns (a variant that has not read its job yet) is
     // not ours: adopting it would deliver one picture twice.
-    let unnamed: Extract<LostJobSearch, { found: "image" }> | null = null;
+    // Matches whose job the list did not name, each with the refs it goes by.
+    const unnamed: { match: Extract<LostJobSearch, { found: "image" }>; refs: string[] }[] = [];
     for await (const image of this.pages("/v1/aistudio/images", beforeRequest, signal)) {
       if (createdBefore(str(image.createdDate), since)) break;
       const id = str(image.id);
@@ -203,13 +204,18 @@ export class PictoryProvider implements Provider {
       if (ids.some((i) => claimed.has(i) || ownedImages.has(i))) continue;
       const found = { found: "image" as const, imageRef: id, url, width: num(image.width), height: num(image.height) };
       const jobId = ids.map((i) => unclaimedDone.get(i)).find((j) => j !== undefined);
+      // Asked again: the job was unclaimed when the job list was read, but another item may
+      // have stored it while the pages since were fetched (its submit answered meanwhile).
+      if (jobId && claimed.has(jobId)) continue;
       if (jobId) return { ...found, jobId };
-      unnamed ??= { ...found, jobId: null };
+      unnamed.push({ match: { ...found, jobId: null }, refs: ids });
     }
     // A match whose job the list did not name (its item shape is undocumented): adopt it
-    // only when no unknown job is still running, which could be the one that made it.
+    // only when no unknown job is still running, which could be the one that made it, and
+    // only if no item claimed it while later pages were read.
     if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
-    if (unnamed) return unnamed;
+    const stillFree = unnamed.find(({ refs }) => !refs.some((ref) => claimed.has(ref)));
+    if (stillFree) return stillFree.match;
     return { found: "none", detail: "no matching image and no unknown job in progress" };
   }
 

@@ -54,6 +54,8 @@ try {
 }
 const endedAt = Date.now();
 if (tracer) clearInterval(tracer);
+// GC entries reach the observer on a later turn: let the last ones arrive before disconnecting.
+if (gcWatch) await new Promise((resolve) => setImmediate(resolve));
 gcWatch?.disconnect();
 const cpu = process.cpuUsage(cpuBefore);
 await childResult({

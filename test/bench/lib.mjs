@@ -28,10 +28,24 @@ export function scratch(name) {
   return dir;
 }
 
-/** Removes the scratch folders of earlier bench runs (this run's stay, to be looked at). Call once measuring is over. */
+/**
+ * Removes the scratch folders of earlier bench runs whose process has ended (this run's stay,
+ * to be looked at; another bench still measuring keeps its own). Call once measuring is over.
+ */
 export function removeEarlierScratch() {
   for (const name of existsSync(RUNS_DIR) ? readdirSync(RUNS_DIR) : []) {
-    if (join(RUNS_DIR, name) !== RUN_DIR) rmSync(join(RUNS_DIR, name), { recursive: true, force: true });
+    if (join(RUNS_DIR, name) === RUN_DIR || processAlive(Number(/-(\d+)$/.exec(name)?.[1]))) continue;
+    rmSync(join(RUNS_DIR, name), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid) {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
   }
 }
 

@@ -56,8 +56,10 @@ export async function run({ log }) {
       log(`    ${(run.wallMs / 1000).toFixed(1)} s, exit ${run.exitCode}, ${Math.round(run.cpuMs)} ms CPU`);
       runs.push(run);
     }
-    runs.sort((a, b) => a.cpuMs - b.cpuMs);
-    const r = runs[Math.floor(runs.length / 2)];
+    const failed = runs.filter((run) => run.exitCode !== 0);
+    if (failed.length) throw new Error(`scenario 3: ${failed.length} of ${runs.length} runs exited ${failed.map((run) => run.exitCode).join(", ")}: ${failed[0].error ?? ""}`);
+    const byCpu = [...runs].sort((a, b) => a.cpuMs - b.cpuMs);
+    const r = byCpu[Math.floor(byCpu.length / 2)];
     const spread = `${runs.length} runs: ${runs.map((run) => round(run.cpuMs / p.n)).join(", ")} ms whole process`;
     // Two at a time, as the runner's image pool (downloadConcurrency 2) runs them.
     const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations, parallel: p.imagePool });

@@ -10,10 +10,15 @@ export const PARAMS = { sizes: [100, 2_000, 20_000], concurrency: 50, latencyMs:
  * Highest RSS sampled (every 50 ms) in each phase of the run: start-up (manifest, sync,
  * preflight: up to the first submit), the run (to the last item done) and the end (report).
  */
-function rssByPhase(r, firstSubmitAt) {
+function lastDoneAtOf(r) {
   const db = new Database(r.dbPath, { readonly: true });
   const lastDoneAt = db.prepare(`SELECT MAX(at) AS at FROM events WHERE to_state = 'done'`).get().at ?? r.endedAt;
   db.close();
+  return lastDoneAt;
+}
+
+function rssByPhase(r, firstSubmitAt) {
+  const lastDoneAt = lastDoneAtOf(r);
   const phases = {};
   for (const [at, rssMiB, heapMiB] of r.rssTrace) {
     const phase = at < (firstSubmitAt ?? Infinity) ? "startUp" : at <= lastDoneAt ? "run" : "end";
@@ -22,10 +27,11 @@ function rssByPhase(r, firstSubmitAt) {
   return phases;
 }
 
-/** RSS sampled just after each of V8's full GCs once the run was under way: what the run holds, without uncollected garbage. */
+/** RSS sampled just after each of V8's full GCs between the first submit and the last item done: what the run holds, without uncollected garbage. */
 function rssAfterFullGcs(r, firstSubmitAt) {
+  const lastDoneAt = lastDoneAtOf(r);
   return (r.majorGcAt ?? [])
-    .filter((at) => at > (firstSubmitAt ?? Infinity))
+    .filter((at) => at > (firstSubmitAt ?? Infinity) && at <= lastDoneAt)
     .map((gcAt) => r.rssTrace.find(([at]) => at > gcAt)?.[1])
     .filter((rssMiB) => rssMiB !== undefined);
 }
@@ -34,7 +40,7 @@ function afterGcsNote(rss) {
   if (rss.length === 0) return "no full GC in the run";
   const [first, second, ...rest] = rss;
   const later = rest.length ? `, then ${Math.min(...rest)}–${Math.max(...rest)}` : "";
-  return `just after the run's ${rss.length} full GCs: ${[first, second].filter((v) => v !== undefined).join(", ")}${later}`;
+  return `just after the run's ${rss.length} full GCs (first submit to last item done): ${[first, second].filter((v) => v !== undefined).join(", ")}${later}`;
 }
 
 function phaseNote(phases) {
