@@ -33,9 +33,22 @@ export function scratch(name) {
  * to be looked at; another bench still measuring keeps its own). Call once measuring is over.
  */
 export function removeEarlierScratch() {
+  let removed = 0;
   for (const name of existsSync(RUNS_DIR) ? readdirSync(RUNS_DIR) : []) {
-    if (join(RUNS_DIR, name) === RUN_DIR || processAlive(Number(/-(\d+)$/.exec(name)?.[1]))) continue;
+    if (name === LAST_DELETE || join(RUNS_DIR, name) === RUN_DIR || processAlive(Number(/-(\d+)$/.exec(name)?.[1]))) continue;
     rmSync(join(RUNS_DIR, name), { recursive: true, force: true });
+    removed++;
+  }
+  if (removed > 0) writeFileSync(join(RUNS_DIR, LAST_DELETE), `${Date.now()}\n`);
+}
+
+const LAST_DELETE = "last-delete";
+/** How long ago the benchmark last removed scratch folders, in seconds (null: never, as far as it knows). */
+export function secondsSinceScratchRemoved() {
+  try {
+    return (Date.now() - Number(readFileSync(join(RUNS_DIR, LAST_DELETE), "utf8"))) / 1000;
+  } catch {
+    return null;
   }
 }
 

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, relative } from "node:path";
-import { BENCH_DIR, removeEarlierScratch, ROOT, TMP } from "./lib.mjs";
+import { BENCH_DIR, removeEarlierScratch, ROOT, secondsSinceScratchRemoved, TMP } from "./lib.mjs";
 
 const SCENARIOS = [
   { id: "1", title: "Makespan vs the ideal", module: "./s1-makespan.mjs" },
@@ -186,6 +186,10 @@ results.machine = machine();
 results.command = `npm run bench${wanted.length ? ` -- ${wanted.join(" ")}` : ""}`;
 results.code = codeVersion();
 log(`imgbatch benchmark: ${results.machine.cores} cores, Node ${results.machine.node}, src ${results.code.src} (${results.code.commit}${results.code.dirty ? ", uncommitted changes" : ""})`);
+const sinceDelete = secondsSinceScratchRemoved();
+if (sinceDelete !== null && sinceDelete < 360) {
+  log(`note: the previous bench run deleted its predecessor's scratch ${Math.round(sinceDelete)} s ago; on ext4 without a journal, file creations in the next ${Math.round(360 - sinceDelete)} s cost extra kernel CPU (scenario 3 reads high)`);
+}
 const benchStarted = Date.now();
 for (const s of chosen) {
   log(`\n[${s.id}] ${s.title}`);
