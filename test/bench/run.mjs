@@ -129,7 +129,7 @@ function readmeSection(results) {
       "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
       "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +
       "(inode allocation walks the freed inodes; a third of scenario 3's CPU when its folder had just been wiped). " +
-      "Give the machine five minutes after deleting many files before a run whose CPU figures matter.",
+      "Give the machine six minutes after deleting many files before a run whose CPU figures matter (`npm run bench` warns when its own clean-up was more recent).",
     "",
   );
   const history = results.history ?? [];
