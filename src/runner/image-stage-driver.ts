@@ -46,11 +46,19 @@ export class ImageStageDriver {
     for (let attempt = 1; ; attempt++) {
       if (this.deps.signal.aborted) return;
       let readInSlot = false;
+      // Waits (backoff, a throttled provider, the --rpm bucket) happen outside a pool slot, so
+      // one flaky download or a 429 never stalls the rest. The job is re-read inside the slot,
+      // right before the download: a URL read before waiting for a slot could expire during
+      // the wait (hundreds of images may be queued), and a local re-read renders (CPU work).
+      // (An adopted image without a job id pages through the image list in the slot: rare.)
+      if (!source && item.jobId !== null) {
+        try {
+          await this.deps.gate.take(this.deps.signal);
+        } catch {
+          return;
+        }
+      }
       try {
-        // Waits (backoff, a throttled provider) happen outside a pool slot, so one flaky
-        // download or a 429 never stalls the rest. The job is re-read inside the slot, right
-        // before the download: a URL read before waiting for a slot could expire during the
-        // wait (hundreds of images may be queued), and a local re-read renders (CPU work).
         const delivered = await this.pool(async () => {
           if (this.deps.signal.aborted) return null;
           if (!source) {
@@ -129,7 +137,7 @@ export class ImageStageDriver {
       this.host.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
       return null;
     }
-    await this.deps.gate.take(this.deps.signal);
+    // Its token was taken before the slot (deliver).
     const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId, request: item.request }, this.deps.signal));
     switch (job.status) {
       case "completed":
