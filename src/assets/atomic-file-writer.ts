@@ -2,12 +2,12 @@
 // folder and the file is renamed into place only when whole (see atomic-file.ts). Used for
 // reports of any size, so that a 20,000-line results file is never one string in memory.
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, fsyncSync, writeSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { InternalError } from "../errors.js";
-import { fsyncDir, tempPathFor } from "./atomic-file.js";
+import { fsyncDir, openNewFile, tempPathFor } from "./atomic-file.js";
 
 /** Pieces are gathered up to this size before they are written. */
 const FLUSH_CHARS = 64 * 1024;
@@ -31,9 +31,8 @@ export class AtomicFileWriter {
     readonly finalPath: string,
     private readonly options: AtomicFileWriterOptions = {},
   ) {
-    mkdirSync(dirname(finalPath), { recursive: true });
     this.temp = tempPathFor(finalPath);
-    this.fd = openSync(this.temp, "wx");
+    this.fd = openNewFile(this.temp);
   }
 
   /**

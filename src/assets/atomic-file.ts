@@ -34,7 +34,8 @@ export function fsyncDir(dir: string): void {
 /** Folders made (or found) by this process: one mkdir per folder, not one per file. */
 const madeDirs = new Set<string>();
 
-function openNewFile(path: string): number {
+/** Opens a new file for writing (never an existing one), making its folder when missing. */
+export function openNewFile(path: string): number {
   const dir = dirname(path);
   if (!madeDirs.has(dir)) {
     mkdirSync(dir, { recursive: true });

@@ -47,10 +47,6 @@ export interface RunCommandOptions {
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
-  // The items go to the sync and no further: the run reads them back from the store, so a
-  // long run does not keep 20,000 of them in memory.
-  const toSync = { items: manifest.items };
-  manifest.items = [];
   const providerName: ProviderName = options.provider ?? manifest.provider ?? "local";
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
   const provider = createProvider(providerName, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency });
@@ -93,7 +89,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let summary: RunSummary | null = null;
     let thrown: unknown = null;
     try {
-      summary = await execute(manifest, toSync, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
+      summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
     } catch (error) {
       thrown = error;
       throw error;
@@ -123,7 +119,6 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
 
 async function execute(
   manifest: Manifest,
-  toSync: { items: readonly PlannedItem[] },
   providerName: ProviderName,
   store: Store,
   provider: ReturnType<typeof createProvider>,
@@ -135,8 +130,10 @@ async function execute(
   stopSignal: AbortSignal,
   interrupted: boolean,
 ): Promise<RunSummary> {
-  const plan = store.syncManifest(withRequestHashes(toSync.items, providerName), providerName);
-  toSync.items = [];
+  const plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName);
+  // The items go to the sync and no further: the run reads them back from the store, so a
+  // long run does not keep 20,000 of them in memory.
+  manifest.items = [];
   if (plan.supersede.length) log.info({ keys: plan.supersede.map((s) => s.key) }, `${plan.supersede.length} item(s) changed in the manifest: made anew`);
   if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
   if (options.retryFailed || options.retryFilter) {

@@ -182,7 +182,7 @@ export async function streamCsvRows(bytes: Uint8Array, names: SourceNames, issue
       if (row !== null) onRow(row);
     }
   } catch (error) {
-    issues.items.length = 0;
+    // Rows' issues wait in the reader until finish(), so the syntax error is the only one.
     syntaxIssue(error, issues);
     return false;
   }

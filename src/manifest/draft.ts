@@ -64,7 +64,7 @@ export interface DraftHeader {
 }
 
 export interface DraftManifest extends DraftHeader {
-  /** Made as they are read (YAML: from the parsed document), never all at once. */
+  /** YAML's rows, read from the whole parsed document (CSV rows are streamed past this shape: csv.ts). */
   rows: Iterable<DraftRow>;
 }
 

@@ -22,7 +22,6 @@ interface RowIdentity {
 
 /** What later rows need of an earlier one: its id and how messages name it (never the row itself). */
 interface SeenRow {
-  index: number;
   id: string;
   derived: boolean;
   description: string;
@@ -110,7 +109,7 @@ export class ItemPlanner {
       );
       return { ...identity, duplicate: true };
     }
-    this.seenIds.set(folded, { index: row.index, id: identity.id, derived: identity.derived, description: describeRow(row) });
+    this.seenIds.set(folded, { id: identity.id, derived: identity.derived, description: describeRow(row) });
     return identity;
   }
 }

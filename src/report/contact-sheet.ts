@@ -39,15 +39,6 @@ function href(path: string): string {
 const NUMBER_FORMAT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 const formatNumber = (n: number): string => NUMBER_FORMAT.format(n);
 
-/** Puts lines in the manifest's item order; lines for keys it no longer has keep their order, after. */
-export function orderByManifest(lines: readonly ResultLine[], manifestKeys: readonly string[]): ResultLine[] {
-  const rank = new Map(manifestKeys.map((key, i) => [key, i]));
-  return lines
-    .map((line, i) => ({ line, at: rank.get(line.key) ?? manifestKeys.length + i }))
-    .sort((a, b) => a.at - b.at)
-    .map((x) => x.line);
-}
-
 function groupByRow(lines: readonly ResultLine[]): Map<string, ResultLine[]> {
   const groups = new Map<string, ResultLine[]>();
   for (const line of lines) {
@@ -260,7 +251,7 @@ export function renderContactSheet(input: ContactSheetInput): string {
 }
 
 /** The generation time: a sheet that differs from the one on disk only there is not rewritten. */
-export const GENERATED_AT = /<time datetime="[^"]*">[^<]*<\/time>/;
+const GENERATED_AT = /<time datetime="[^"]*">[^<]*<\/time>/;
 
 /**
  * Writes index.html unless the one there differs only in its generation time: a run that

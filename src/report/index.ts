@@ -14,11 +14,11 @@ import { resultLineOf, writeResults } from "./results.js";
 export async function writeReport(store: Store, name: string, outDir: string, order: SheetOrder, now: () => number = Date.now): Promise<void> {
   const tally = new SheetTally();
   await writeResults(store, outDir, (line) => tally.add(line));
-  if (order !== "as-synced" && order !== "database") setManifestOrder(store.db, order);
+  if (order !== "as-synced") setManifestOrder(store.db, order);
   const sheet = new AtomicFileWriter(`${outDir}/index.html`, { comparableHead: withoutGenerationTime });
   try {
     const lines = (function* () {
-      for (const at of liveItemsInSheetOrder(store.db, order !== "database")) yield { ...at, line: resultLineOf(at, outDir) };
+      for (const at of liveItemsInSheetOrder(store.db)) yield { ...at, line: resultLineOf(at, outDir) };
     })();
     renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits() }, lines);
   } catch (error) {
@@ -28,11 +28,8 @@ export async function writeReport(store: Store, name: string, outDir: string, or
   await sheet.commitIfChanged();
 }
 
-/**
- * The contact sheet's order: the manifest's item keys in order, the order the store's
- * manifest sync kept for this connection, or database order.
- */
-export type SheetOrder = Iterable<string> | "as-synced" | "database";
+/** The contact sheet's order: the manifest's item keys in order, or the order the store's manifest sync kept for this connection. */
+export type SheetOrder = Iterable<string> | "as-synced";
 
 export function* keysOf(items: readonly Pick<PlannedItem, "key">[]): Generator<string> {
   for (const item of items) yield item.key;

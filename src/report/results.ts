@@ -88,16 +88,6 @@ export function resultsJsonlRow(line: ResultLine): string {
   return `${JSON.stringify(line)}\n`;
 }
 
-/** Pure: a whole results.csv (tests, small reports). */
-export function resultsCsv(lines: readonly ResultLine[]): string {
-  return resultsCsvHeader() + lines.map(resultsCsvRow).join("");
-}
-
-/** Pure: a whole results.jsonl. */
-export function resultsJsonl(lines: readonly ResultLine[]): string {
-  return lines.map(resultsJsonlRow).join("");
-}
-
 /** A result line of a stored item; renditions count only for a delivered image. */
 export function resultLineOf({ item, renditions }: ReportItem, outDir: string): ResultLine {
   return toResultLine(item, outDir, item.state === "done" ? renditions : {});

@@ -50,11 +50,9 @@ export interface RunnerDeps {
 
 export class Runner {
   private readonly store: Store;
-  private readonly provider: Provider;
   private readonly options: RunnerOptions;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly random: () => number;
   private readonly gate: ServiceGate;
   private readonly serviceSide: ServiceSideDriver;
   private readonly imageStage: ImageStageDriver;
@@ -75,13 +73,11 @@ export class Runner {
 
   constructor(private readonly deps: RunnerDeps) {
     this.store = deps.store;
-    this.provider = deps.provider;
     this.options = deps.options;
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
-    this.random = deps.random ?? Math.random;
-    this.gate = new ServiceGate(this.provider, this.store, this.options, this.log, this.now);
-    const shared = { ...deps, gate: this.gate, options: this.options, log: this.log, now: this.now, random: this.random };
+    this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now);
+    const shared = { ...deps, gate: this.gate, options: this.options, log: this.log, now: this.now, random: deps.random ?? Math.random };
     this.serviceSide = new ServiceSideDriver(
       { ...shared, softSignal: this.softStop.signal, hardSignal: this.hardStop.signal },
       {
@@ -117,10 +113,6 @@ export class Runner {
     if (!this.softStop.signal.aborted) this.softStop.abort(new DOMException("run stopping", "AbortError"));
     if (hard && !this.hardStop.signal.aborted) this.hardStop.abort(new DOMException("run stopped", "AbortError"));
     this.wake();
-  }
-
-  get stopped(): StopReason | null {
-    return this.stopReason;
   }
 
   async run(): Promise<RunSummary> {

@@ -20,7 +20,7 @@ export interface ThrottleWatchOptions {
 }
 
 /** 6 of the last 20: one chance in ~3,000 per window at a stray-429 rate of 5 %. */
-export const DEFAULT_THROTTLE_WATCH: ThrottleWatchOptions = { window: 20, throttledToPause: 6 };
+const DEFAULT_THROTTLE_WATCH: ThrottleWatchOptions = { window: 20, throttledToPause: 6 };
 
 export class ThrottleWatch {
   /** The latest answers, true for a 429; a ring of `window` entries. */

@@ -4,6 +4,7 @@
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../providers/provider.js";
 import type { ItemState } from "./states.js";
+import { manifestOrder } from "./report-cursors.js";
 import { planSync, type PlannedWithHash, type StoredItemDigest, type SyncPlan } from "./sync.js";
 
 /** What a sync did, for the run's log. */
@@ -34,13 +35,11 @@ export function syncManifestInChunks(
   provider: ProviderName,
   at: { now: number; runId: number | null },
 ): SyncSummary {
-  db.exec(`CREATE TEMP TABLE IF NOT EXISTS manifest_order (key TEXT PRIMARY KEY, pos INTEGER NOT NULL)`);
-  // Prepared once per sync: a statement prepared per item keeps native memory until V8
-  // collects its wrapper (tens of MB at 20,000 items, measured).
-  const clearOrder = db.prepare(`DELETE FROM temp.manifest_order`);
   // A chunk's keys go in as one JSON array: one statement per chunk, not one per item (a
   // resume of 100,000 items syncs in about the time one scan of every record took).
-  const keepOrder = db.prepare(`INSERT OR IGNORE INTO temp.manifest_order (key, pos) SELECT value, ? + key FROM json_each(?)`);
+  const order = manifestOrder(db);
+  // Prepared once per sync: a statement prepared per item keeps native memory until V8
+  // collects its wrapper (tens of MB at 20,000 items, measured).
   const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
   const supersede = db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
   const insert = db.prepare(
@@ -53,11 +52,10 @@ export function syncManifestInChunks(
   const { now, runId } = at;
   const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0 };
 
-  let pos = 0;
   const applyChunk = (chunk: PlannedWithHash[]): void => {
-    const keys = JSON.stringify(chunk.map(({ item }) => item.key));
-    keepOrder.run(pos, keys);
-    pos += chunk.length;
+    const chunkKeys = chunk.map(({ item }) => item.key);
+    order.append(chunkKeys);
+    const keys = JSON.stringify(chunkKeys);
     const stored: StoredItemDigest[] = [];
     const stateOf = new Map<number, ItemState>();
     for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState }[]) {
@@ -83,7 +81,7 @@ export function syncManifestInChunks(
   };
 
   return db.transaction(() => {
-    clearOrder.run();
+    order.clear();
     let chunk: PlannedWithHash[] = [];
     for (const entry of planned) {
       chunk.push(entry);

@@ -39,30 +39,53 @@ export function* liveItemsById(db: Database.Database): Generator<ReportItem> {
 }
 
 /**
- * Keeps the manifest's item order for this connection (a TEMP table: allowed on a read-only
- * connection too, gone when it closes), so the contact sheet can follow it in SQL.
+ * The manifest's item order for this connection: a TEMP table (allowed on a read-only
+ * connection too, gone when it closes), so the contact sheet can follow it in SQL. Written
+ * by the manifest sync, or by setManifestOrder from a manifest's keys. Keys go in a chunk at
+ * a time as one JSON array: one statement per chunk, not one per key.
  */
-export function setManifestOrder(db: Database.Database, keys: Iterable<string>): void {
+export function manifestOrder(db: Database.Database): { clear(): void; append(keys: readonly string[]): void } {
   db.exec(`CREATE TEMP TABLE IF NOT EXISTS manifest_order (key TEXT PRIMARY KEY, pos INTEGER NOT NULL)`);
+  const clear = db.prepare(`DELETE FROM temp.manifest_order`);
+  const insert = db.prepare(`INSERT OR IGNORE INTO temp.manifest_order (key, pos) SELECT value, ? + key FROM json_each(?)`);
+  let pos = 0;
+  return {
+    clear() {
+      clear.run();
+      pos = 0;
+    },
+    append(keys) {
+      insert.run(pos, JSON.stringify(keys));
+      pos += keys.length;
+    },
+  };
+}
+
+/** Keeps `keys` as the manifest's order for this connection's reports. */
+export function setManifestOrder(db: Database.Database, keys: Iterable<string>): void {
+  const order = manifestOrder(db);
   db.transaction(() => {
-    db.exec(`DELETE FROM temp.manifest_order`);
-    const insert = db.prepare(`INSERT OR IGNORE INTO temp.manifest_order (key, pos) VALUES (?, ?)`);
-    let pos = 0;
-    for (const key of keys) insert.run(key, pos++);
+    order.clear();
+    let chunk: string[] = [];
+    for (const key of keys) {
+      chunk.push(key);
+      if (chunk.length >= 500) {
+        order.append(chunk);
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) order.append(chunk);
   })();
 }
 
 /**
  * Live items in contact-sheet order: the manifest's items first, then those it no longer
- * has; within each, grouped by row in the order a row first appears, items in manifest
- * order (keys the manifest does not name come after, in database order). `byManifest`:
- * the order setManifestOrder kept; otherwise database order.
+ * has; within each, grouped by row in the order a row first appears, items in the order
+ * manifestOrder kept (keys the manifest does not name come after, in database order).
  */
-export function* liveItemsInSheetOrder(db: Database.Database, byManifest: boolean): Generator<SheetItem> {
+export function* liveItemsInSheetOrder(db: Database.Database): Generator<SheetItem> {
   // 2^52 is above any position and any rowid a run makes, and exact in a double.
-  const ord = byManifest
-    ? `COALESCE((SELECT pos FROM temp.manifest_order m WHERE m.key = i.key), 4503599627370496 + i.id)`
-    : `i.id`;
+  const ord = `COALESCE((SELECT pos FROM temp.manifest_order m WHERE m.key = i.key), 4503599627370496 + i.id)`;
   // The window functions see only the narrow columns they need (SQLite materialises their
   // input in a temporary table: whole rows made that 12 MB at 20,000 items); the full rows
   // are joined afterwards, and the sort spills to disk past the connection's page cache.

@@ -208,10 +208,6 @@ export class Store {
       .all() as { provider: ProviderName; model: ImageModel; count: number }[];
   }
 
-  allLive(): ItemRecord[] {
-    return (this.statement(`SELECT * FROM items WHERE ${LIVE} ORDER BY id`).all() as Row[]).map(toItem);
-  }
-
   counts(): StateCounts {
     const counts = Object.fromEntries(ITEM_STATES.map((s) => [s, 0])) as StateCounts;
     const rows = this.statement(`SELECT state, COUNT(*) AS n FROM items WHERE ${LIVE} AND in_manifest = 1 GROUP BY state`).all() as Row[];

@@ -74,15 +74,6 @@ export function writeCsvManifest(dir, n, { name = "bench", model = "flux-schnell
   return path;
 }
 
-/** The same items as a YAML manifest (one row per item). */
-export function writeYamlManifest(dir, n, { name = "bench", model = "flux-schnell", extra = [] } = {}) {
-  const lines = [`name: ${name}`, "provider: pictory", "defaults:", `  model: ${model}`, "  aspectRatio: '1:1'", ...extra, "rows:"];
-  for (let i = 0; i < n; i++) lines.push(`  - id: r${i}`, `    prompt: Poster number ${i} of a quiet harbour town at dusk`);
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, `${lines.join("\n")}\n`);
-  return path;
-}
-
 /**
  * Starts the simulator in this process. `imagePx` shrinks the 1:1 image the simulator
  * serves (RATIO_PIXELS is a plain object shared by the simulator and the job's reported
