@@ -6,7 +6,11 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { escapeHtml, orderByManifest, renderContactSheet, writeContactSheet } from "../src/report/contact-sheet.js";
+import { requestHash } from "../src/manifest/index.js";
+import type { PlannedItem } from "../src/manifest/types.js";
+import { escapeHtml, renderContactSheet, writeContactSheet } from "../src/report/contact-sheet.js";
+import { writeReport } from "../src/report/index.js";
+import { Store } from "../src/store/store.js";
 import type { ResultLine } from "../src/report/results.js";
 import { launchChromium } from "./helpers/chromium.js";
 import { runCli } from "./helpers/cli.js";
@@ -131,11 +135,6 @@ describe("renderContactSheet", () => {
     expect(csp).toMatch(/^default-src 'none'/);
   });
 
-  it("orders lines by the manifest's items, unknown keys after in their own order", () => {
-    const lines = ["c", "x", "a", "b", "y"].map((key) => line({ key }));
-    expect(orderByManifest(lines, ["a", "b", "c"]).map((l) => l.key)).toEqual(["a", "b", "c", "x", "y"]);
-  });
-
   it("rewrites index.html only when more than its generation time changed", async () => {
     const out = tempDir();
     const input = { name: "night", generatedAt: new Date("2026-03-14T06:30:00Z"), lines: [line({ key: "a" })] };
@@ -156,6 +155,53 @@ describe("renderContactSheet", () => {
     expect(cardsOf(html)).toHaveLength(20_000);
     expect(html.length / 20_000).toBeLessThan(1_000);
     expect(html).toContain(`<body class="big">`);
+  });
+});
+
+// ---- the sheet as a run writes it: order, groups and counts come from SQL ------------
+
+function planned(key: string): { item: PlannedItem; requestHash: string } {
+  const item: PlannedItem = { key, rowId: key.split("--")[0]!, source: "m.yaml line 1", variant: null, matrix: {}, request: { prompt: `a picture of ${key}`, model: "flux-schnell", aspectRatio: "1:1" } };
+  return { item, requestHash: requestHash(item.request, "local") };
+}
+
+/** A store whose manifest synced `keys` (in that order), then `later` when given; the sheet written from it. */
+async function sheetFrom(keys: string[], options: { later?: string[]; order?: Iterable<string>; failed?: string[]; running?: string[] } = {}): Promise<string> {
+  const dir = tempDir();
+  const store = Store.open(join(dir, "m.sqlite"));
+  try {
+    store.syncManifest(keys.map(planned), "local");
+    for (const key of options.failed ?? []) store.transition(store.byKey(key)!, "failed", { errorCode: "CONTENT_POLICY_VIOLATION", errorMessage: "flagged" });
+    for (const key of options.running ?? []) store.transition(store.transition(store.byKey(key)!, "submitting"), "running", { jobId: `job-${key}` });
+    if (options.later) store.syncManifest(options.later.map(planned), "local");
+    await writeReport(store, "night", join(dir, "out"), options.order ?? "as-synced");
+  } finally {
+    store.close();
+  }
+  return readFileSync(join(dir, "out", "index.html"), "utf8");
+}
+
+const cardKeys = (html: string): string[] => cardsOf(html).map((c) => c.match(/title="([^"]*)"/)![1]!);
+
+describe("the contact sheet of a store (writeReport)", () => {
+  it("orders cards by the manifest's items, unknown keys after in their own order", async () => {
+    const html = await sheetFrom(["c", "x", "a", "b", "y"], { order: ["a", "b", "c"] });
+    expect(cardKeys(html)).toEqual(["a", "b", "c", "x", "y"]);
+  });
+
+  it("groups cards by row in the order rows first appear, keeping item order inside a row, with each group's counts", async () => {
+    const html = await sheetFrom(["hero--a", "banner", "hero--b", "zeta--v1", "hero--c"], { failed: ["hero--b"], running: ["hero--c"] });
+    expect(groupIds(html)).toEqual(["hero", "banner", "zeta"]);
+    expect(cardKeys(html)).toEqual(["hero--a", "hero--b", "hero--c", "banner", "zeta--v1"]);
+    expect(html).toContain(`<h2><span>hero</span><small>3 items · <em class="bad">1 failed</em> · <em>2 in progress</em></small></h2>`); // hero--a queued, hero--c running
+    expect(html).toContain(`<h2><span>banner</span><small>1 item · <em>1 in progress</em></small></h2>`);
+  });
+
+  it("keeps items no longer in the manifest in a collapsed section at the end, grouped by row", async () => {
+    const html = await sheetFrom(["old--1", "new", "old--2"], { later: ["new"] });
+    expect(groupIds(html)).toEqual(["new", "old"]);
+    expect(cardKeys(html)).toEqual(["new", "old--1", "old--2"]);
+    expect(html).toMatch(/<details class="removed"><summary>2 items no longer in the manifest[^]*old--1[^]*old--2[^]*<\/details>/);
   });
 });
 

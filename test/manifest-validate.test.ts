@@ -1,9 +1,11 @@
 // Every validation rule, one case each: the issue names the file, the line (or CSV row),
 // the field path and what is wrong; and every mistake of a file is reported at once.
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { formatIssue, loadManifest, ManifestError } from "../src/manifest/index.js";
 import { FIXTURES, issuesOf, lines } from "./fixtures/manifests/helpers.js";
+import { useTempDir } from "./helpers/tmp.js";
 
 const ok = "    prompt: Aurora Pro earbuds on a desk";
 
@@ -140,6 +142,26 @@ describe.each([
     expect(issue?.message).toMatch(expected.message);
     const where = expected.row !== undefined ? `${fileName} row ${expected.row} (line ${expected.line})` : `${fileName} line ${expected.line}`;
     expect(message).toBe(`${where}${expected.field === "" ? "" : `, ${expected.field}`}: ${issue?.message}`);
+  });
+});
+
+// The same CSV cases through the loader the run uses: the file's bytes streamed through
+// csv-parse (a syntax error can come after rows were already handed on).
+describe("bad.csv read from disk (streamed)", () => {
+  const tempDir = useTempDir("imgbatch-csv-");
+  it.each(CSV_CASES)("%s", async (_name, text, expected) => {
+    const file = path.join(tempDir(), "bad.csv");
+    writeFileSync(file, text);
+    const error = await loadManifest(file).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ManifestError);
+    const issues = (error as ManifestError).issues;
+    expect(issues, (error as Error).message).toHaveLength(1);
+    expect(issues[0]).toMatchObject({ file, field: expected.field, line: expected.line });
+    expect(issues[0]?.row).toBe(expected.row);
+    expect(issues[0]?.message).toMatch(expected.message);
   });
 });
 

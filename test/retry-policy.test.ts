@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../src/errors.js";
 import { backoffDelayMs, canRetry, classifyFailure } from "../src/runner/retry-policy.js";
 import { TokenBucket, rpmBucketShape } from "../src/runner/token-bucket.js";
@@ -77,6 +77,33 @@ describe("TokenBucket.forRpm", () => {
     t = 60_000 / rpmBucketShape(6_000).perMinute;
     await pending;
     expect(eleventh).toBe(true);
+  });
+
+  it.each([60, 1_200, 9_000])("--rpm %i: a caller taking tokens as fast as it can never gets more than --rpm into any 60 s window", async (rpm) => {
+    vi.useFakeTimers();
+    try {
+      const bucket = TokenBucket.forRpm(rpm, () => Date.now());
+      const start = Date.now();
+      const sentAt: number[] = [];
+      const taking = (async () => {
+        while (Date.now() - start < 150_000) {
+          await bucket.take();
+          sentAt.push(Date.now());
+        }
+      })();
+      await vi.advanceTimersByTimeAsync(151_000);
+      await taking;
+      let most = 0;
+      for (let lo = 0, hi = 0; hi < sentAt.length; hi++) {
+        while (sentAt[hi]! - sentAt[lo]! >= 60_000) lo++;
+        most = Math.max(most, hi - lo + 1);
+      }
+      expect(most).toBeLessThanOrEqual(rpm);
+      // And the bucket is not merely slow: a full window gets close to --rpm.
+      expect(most).toBeGreaterThanOrEqual(rpm * 0.98);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it.each([1, 60, 599, 1_200, 9_000, 100_000])("--rpm %i: burst − 1 + earned a minute is exactly --rpm", (rpm) => {
