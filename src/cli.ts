@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --expose-gc
 // Entry: parses argv, calls one command, maps what it throws to an exit code. The only
 // place that calls process.exit.
 import { Command, CommanderError, Option } from "commander";

@@ -6,6 +6,7 @@ import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { outputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
+import { releaseManifestMemory } from "../heap.js";
 import { requestHash } from "../manifest/index.js";
 import type { Manifest, PlannedItem } from "../manifest/types.js";
 import { createProvider } from "../providers/index.js";
@@ -134,6 +135,7 @@ async function execute(
   // The items go to the sync and no further: the run reads them back from the store, so a
   // long run does not keep 20,000 of them in memory.
   manifest.items = [];
+  releaseManifestMemory();
   if (plan.supersede.length) log.info({ keys: plan.supersede.map((s) => s.key) }, `${plan.supersede.length} item(s) changed in the manifest: made anew`);
   if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
   if (options.retryFailed || options.retryFilter) {

@@ -11,6 +11,17 @@ export const TMP = join(BENCH_DIR, ".tmp");
 // IMGBATCH_DIST: another build of imgbatch to measure (a before/after comparison in one run).
 export const DIST = process.env.IMGBATCH_DIST ?? join(ROOT, "dist");
 
+/**
+ * The node flags the bin starts with (its shebang, from src/heap.ts): every child that runs
+ * the pipeline runs with them, as `imgbatch` and `npm start` do. `PLAIN_NODE` runs without.
+ */
+export function binNodeFlags() {
+  const shebang = readFileSync(join(DIST, "cli.js"), "utf8").split("\n", 1)[0];
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(shebang);
+  if (!match) throw new Error(`${join(DIST, "cli.js")}: no \`#!/usr/bin/env -S node …\` first line: ${shebang}`);
+  return match[1].trim().split(/\s+/).filter(Boolean);
+}
+
 // Scratch folders are never wiped before use: each call makes a new one under this bench run's
 // folder, and earlier runs' folders are removed only once a run has finished measuring. On
 // ext4 without a journal (this VM), creating a file within about five minutes of a mass

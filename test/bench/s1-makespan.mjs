@@ -2,7 +2,7 @@
 // the sequential loop of Pictory's guide and a plain p-limit loop.
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { mean, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
+import { binNodeFlags, mean, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
 export const PARAMS = {
   n: 2_000,
@@ -75,7 +75,7 @@ export async function pipelineRun(sim, { n, concurrency, latencyMs, pollInterval
     apiKey: sim.apiKey,
     simUrl: sim.url,
     countCommits: true,
-  });
+  }, { execArgv: binNodeFlags() });
   const ideal = Math.ceil(n / concurrency) * latencyMs;
   const d = delays(sim, pipelineSeen(dbPath));
   return { ...result, ideal, ratio: result.wallMs / ideal, requests: requestsPerItem(sim, n), meanDelayMs: mean(d), ledger: sim.ledger(), states: stateCounts(dbPath) };

@@ -1,12 +1,13 @@
 // Scenario 3: CPU per item spent by the pipeline itself (scheduling, HTTP, SQLite, files,
 // logs, report), at zero latency with a tiny image, and SQLite commits per item.
 import { join } from "node:path";
-import { DIST, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
+import { binNodeFlags, DIST, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
 export const PARAMS = { n: 10_000, repeats: 3, concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64, sharpIterations: 2_000, imagePool: 2, baselineN: 2_000 };
 const THUMBNAIL = { size: 256, format: "webp", quality: 80 }; // the default a CSV manifest gets
 
-export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name, execArgv, traceRss }) {
+/** One run of the pipeline in a child started as the bin starts (its node flags), unless `plainNode`. */
+export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name, execArgv = [], traceRss, plainNode = false }) {
   const dir = scratch(name);
   const manifest = writeCsvManifest(dir, n);
   const dbPath = join(dir, "state.sqlite");
@@ -14,7 +15,7 @@ export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name,
   const result = await runChild(
     "child-pipeline.mjs",
     { manifest, db: dbPath, out: join(dir, "out"), concurrency, pollIntervalMs, apiKey: sim.apiKey, simUrl: sim.url, countCommits: true, traceRss },
-    { execArgv },
+    { execArgv: [...(plainNode ? [] : binNodeFlags()), ...execArgv] },
   );
   return { ...result, dbPath };
 }
@@ -50,16 +51,23 @@ export async function run({ log }) {
     log(`  pipeline: N=${p.n} C=${p.concurrency}, zero latency, ${p.imagePx}×${p.imagePx} PNG, simulator in the parent process; ${p.repeats} runs`);
     // CPU time on this kind of VM varies by half from one run to the next (host contention):
     // the figure is the median run, and the spread is reported beside it.
+    // Each run with the bin's node flags is followed by one under plain `node`: what the
+    // flags (src/heap.ts) cost in CPU, side by side.
     const runs = [];
+    const plainRuns = [];
     for (let i = 0; i < p.repeats; i++) {
       const run = await pipelineChild(sim, { ...p, name: "s3-pipeline" });
       log(`    ${(run.wallMs / 1000).toFixed(1)} s, exit ${run.exitCode}, ${Math.round(run.cpuMs)} ms CPU`);
       runs.push(run);
+      const plain = await pipelineChild(sim, { ...p, name: "s3-pipeline-plain", plainNode: true });
+      log(`    plain node: ${(plain.wallMs / 1000).toFixed(1)} s, exit ${plain.exitCode}, ${Math.round(plain.cpuMs)} ms CPU`);
+      plainRuns.push(plain);
     }
-    const failed = runs.filter((run) => run.exitCode !== 0);
+    const failed = [...runs, ...plainRuns].filter((run) => run.exitCode !== 0);
     if (failed.length) throw new Error(`scenario 3: ${failed.length} of ${runs.length} runs exited ${failed.map((run) => run.exitCode).join(", ")}: ${failed[0].error ?? ""}`);
     const byCpu = [...runs].sort((a, b) => a.cpuMs - b.cpuMs);
     const r = byCpu[Math.floor(byCpu.length / 2)];
+    const plainMedian = [...plainRuns].sort((a, b) => a.cpuMs - b.cpuMs)[Math.floor(plainRuns.length / 2)];
     const spread = `${runs.length} runs: ${runs.map((run) => round(run.cpuMs / p.n)).join(", ")} ms whole process`;
     // Two at a time, as the runner's image pool (downloadConcurrency 2) runs them.
     const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations, parallel: p.imagePool });
@@ -75,6 +83,7 @@ export async function run({ log }) {
     const rows = [
       { figure: "CPU per item, excluding image decode/encode", value: round(overhead), unit: "ms", target: "≤ 1", pass: overhead <= 1, note: `median run: whole process ${round(total)} ms − sharp ${round(image.cpuMsPerImage)} ms (${spread})` },
       { figure: "  of which on the main thread (JS, SQLite, HTTP)", value: round(main), unit: "ms" },
+      { figure: "  the same under plain `node` (no heap flags) ÷ with them", value: round(plainMedian.cpuMs / r.cpuMs), unit: "×", note: `whole process, medians; plain runs: ${plainRuns.map((run) => round(run.cpuMs / p.n)).join(", ")} ms` },
       { figure: "  for scale: the bare p-limit loop, whole process", value: round(floor), unit: "ms", note: "submit, poll, download, write the file; no checkpoint, verification or thumbnail" },
       { figure: "  for scale: one small file written atomically", value: round(fileMs), unit: "ms", note: "create, write, fsync, rename, fsync the folder; the pipeline writes three per item (image, thumbnail, sidecar)" },
       { figure: "SQLite commits per item", value: round(commits, 1), note: `${r.sqlite.transactions} transactions + ${r.sqlite.autocommits} single-statement writes` },
@@ -85,10 +94,10 @@ export async function run({ log }) {
       params: { ...p, thumbnail: THUMBNAIL },
       rows,
       notes: [
-        "CPU is the pipeline process's own (`process.cpuUsage()`, all threads) from the call of `runCommand` to its return (manifest, sync, run, report), minus the CPU of a bare sharp loop decoding and thumbnailing the same 64×64 PNG two at a time (as the runner's image pool does); the main-thread share comes from `/proc/self/task/*/stat`.",
+        "The pipeline runs with the node flags of the bin's shebang (src/heap.ts), as `imgbatch` and `npm start` start it; the plain-`node` runs alternate with them. CPU is the pipeline process's own (`process.cpuUsage()`, all threads) from the call of `runCommand` to its return (manifest, sync, run, report), minus the CPU of a bare sharp loop decoding and thumbnailing the same 64×64 PNG two at a time (as the runner's image pool does); the main-thread share comes from `/proc/self/task/*/stat`.",
         "SQLite commits are counted by wrapping better-sqlite3 in the child: each outermost `db.transaction()` call plus each write statement run outside a transaction (autocommit). The store commits `submitting` and the run's bookkeeping with `synchronous = FULL` (an fsync of the WAL each) and an item's later steps with NORMAL; the PRAGMA switches between them are not commits.",
       ],
-      details: { cpuMsPerItemByRun: runs.map((run) => run.cpuMs / p.n), baselineCpuMsPerItem: floor, atomicFileCpuMs: fileMs, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
+      details: { cpuMsPerItemByRun: runs.map((run) => run.cpuMs / p.n), plainNodeCpuMsPerItemByRun: plainRuns.map((run) => run.cpuMs / p.n), baselineCpuMsPerItem: floor, atomicFileCpuMs: fileMs, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
     };
   } finally {
     await sim.stop();

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
-import { round, runChild, scratch, TMP } from "./lib.mjs";
+import { binNodeFlags, round, runChild, scratch, TMP } from "./lib.mjs";
 
 export const PARAMS = {
   sizes: [
@@ -49,7 +49,7 @@ export async function run({ log }) {
   const images = await makeImages();
   const common = { images, count: p.count, parallel: p.parallel, thumbnail: p.thumbnail, renditions: p.renditions };
   log(`  pipeline image stage: ${p.count} images (${p.sizes.map(([w, h]) => `${w}×${h}`).join(", ")}), thumbnail + ${p.renditions.length} renditions, ${p.parallel} at a time`);
-  const stage = await runChild("child-image-stage.mjs", { ...common, mode: "pipeline", out: scratch("s5-pipeline") });
+  const stage = await runChild("child-image-stage.mjs", { ...common, mode: "pipeline", out: scratch("s5-pipeline") }, { execArgv: binNodeFlags() });
   log(`    ${stage.imagesPerSecond.toFixed(2)} images/s`);
   log(`  bare sharp loop, same resizes, ${p.parallel} at a time`);
   const bare = await runChild("child-image-stage.mjs", { ...common, mode: "bare", out: scratch("s5-bare") });

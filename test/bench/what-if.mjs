@@ -3,7 +3,7 @@
 // effect before anyone changes the code. Each line is one fresh child process.
 //   node test/bench/what-if.mjs overhead [N]   scenario 3's run without SQLite fsyncs, without file fsyncs, without both
 import { join } from "node:path";
-import { removeEarlierScratch, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
+import { binNodeFlags, removeEarlierScratch, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
 const [mode = "overhead", nArg] = process.argv.slice(2);
 
@@ -16,7 +16,7 @@ async function overhead(n) {
       const dir = scratch("what-if");
       const manifest = writeCsvManifest(dir, n);
       sim.reset();
-      const r = await runChild("child-pipeline.mjs", { manifest, db: join(dir, "state.sqlite"), out: join(dir, "out"), concurrency: 50, pollIntervalMs: 0, apiKey: sim.apiKey, simUrl: sim.url, whatIf });
+      const r = await runChild("child-pipeline.mjs", { manifest, db: join(dir, "state.sqlite"), out: join(dir, "out"), concurrency: 50, pollIntervalMs: 0, apiKey: sim.apiKey, simUrl: sim.url, whatIf }, { execArgv: binNodeFlags() });
       console.log(`${(whatIf.join(" + ") || "as is").padEnd(50)} ${round(r.cpuMs / n)} ms CPU/item (main thread ${round((r.threadsMs.main ?? 0) / n)}), ${round(n / (r.wallMs / 1000), 0)} items/s`);
     }
   } finally {
