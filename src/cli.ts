@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --expose-gc
 // Entry: parses argv, calls one command, maps what it throws to an exit code. The only
 // place that calls process.exit.
+import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { readEnvironment } from "./env.js";
 import { EXIT, ExitError, errorMessage } from "./errors.js";
@@ -34,6 +35,9 @@ interface RunFlags {
   maxCredits?: string;
   retryFailed?: boolean;
 }
+
+/** The package's version: package.json is one folder above both src/ and dist/. */
+const VERSION = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
 
 const stopListeners = new Set<(signal: string) => void>();
 let signalsSeen = 0;
@@ -110,6 +114,7 @@ export function buildProgram(exit: { code: number }): Command {
     };
   program
     .name("imgbatch")
+    .version(VERSION, "-V, --version", "print the version of imgbatch")
     .description("Batch image generation from a YAML or CSV manifest: resumable, crash-safe, nothing paid twice.")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .option("--log-file <file>", "also append JSON log lines to this file")

@@ -10,14 +10,16 @@ import { useTempDir } from "./helpers/tmp.js";
 const tempDir = useTempDir();
 const EXAMPLE = new URL("../manifests/example.yaml", import.meta.url).pathname;
 
-function runBin(args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
+function runBin(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // No `node` in front: the kernel reads the shebang, as for `imgbatch` or `npm start`.
-    const child = spawn(CLI, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(CLI, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
     let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stderr }));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -34,6 +36,13 @@ describe("the imgbatch bin", () => {
     const run = await runBin(["--quiet", "run", "example.yaml", "--provider", "local"], cwd);
     // A flag node does not know ends the process with code 9 before imgbatch starts.
     expect(run.code, run.stderr).toBe(0);
+  });
+
+  it("prints the package's version", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    const result = await runBin(["--version"], tempDir());
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toBe(version);
   });
 
   it("is what `npm start` runs, so the example gets the same settings", () => {

@@ -145,13 +145,13 @@ describe("renderContactSheet", () => {
     expect(readFileSync(join(out, "index.html"), "utf8")).toContain(`datetime="2026-03-15T06:30:00.000Z"`);
   });
 
-  it("renders 20,000 items quickly with small cards", () => {
+  // Its speed is not asserted here (a timed test fails on a busy machine, not on slow code):
+  // writing the sheet is part of every run that bench 3 and bench 4 measure.
+  it("renders 20,000 items with small cards, in the compact layout", () => {
     const lines = Array.from({ length: 20_000 }, (_, i) =>
       line({ key: `row-${Math.floor(i / 8)}--v${i}`, prompt: "Aurora Pro wireless earbuds floating above a midnight blue gradient, studio lighting", renditions: { story: `renditions/story/k${i}.webp` } }),
     );
-    const started = performance.now();
     const html = render(lines);
-    expect(performance.now() - started).toBeLessThan(3_000);
     expect(cardsOf(html)).toHaveLength(20_000);
     expect(html.length / 20_000).toBeLessThan(1_000);
     expect(html).toContain(`<body class="big">`);
