@@ -1,4 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --expose-gc
+#!/usr/bin/env node
+// launcher: the build (scripts/write-bin.mjs) makes these two lines start node with heap.ts's flags
 // Entry: parses argv, calls one command, maps what it throws to an exit code. The only
 // place that calls process.exit.
 import { createRequire } from "node:module";

@@ -1,24 +1,27 @@
-// How imgbatch asks V8 to keep its memory flat in the manifest's size (bench 4). The flags
-// are the bin's: dist/cli.js starts with `#!/usr/bin/env -S node <NODE_FLAGS>`, so they apply
-// when it runs as `imgbatch`, `npx imgbatch` or `./dist/cli.js` (a test keeps the two equal).
-// `node dist/cli.js` starts without them: the run is the same, its peak memory higher.
+// How imgbatch asks V8 to keep a long run's peak memory close to a short one's (bench 4).
+// The flags are the bin's: the build (scripts/write-bin.mjs) writes them into dist/cli.js's
+// launcher, so they apply when it runs as `imgbatch`, `npx imgbatch`, `npm start` or
+// `./dist/cli.js`. `node dist/cli.js` starts without them: the same run, a higher peak.
 
 /**
- * Measured at 20,000 items against 100 (bench 4, side by side with plain `node`):
- * - `--max-semi-space-size=4`: the young generation stays at 4 MiB a half instead of
- *   growing to 16. A run allocates ~200 KB per item, all of it short-lived, so the
- *   larger space bought no CPU (bench 3) and held ~30 MiB more.
- * - `--heap-growing-percent=50`: after a full GC the old space may grow by half of what is
- *   live before the next one, not up to four times: ~17 MB live grew to 54 MB before.
- * - `--expose-gc`: lets the run collect the manifest's items once they are in the database
- *   (releaseManifestMemory), before the long phase that would otherwise start on top of them.
+ * Peak RSS of a run at 20,000 items, against 100 (bench 4's runs, 2026-11-24):
+ * plain node 174–176 MiB (1.39–1.40 ×); with the first flag 163–166; with the first two
+ * 151–152; with all three and releaseManifestMemory 145–147 (1.18–1.19 ×). N=100: 124–126
+ * in every case. The second without the first, or the third without the second, bought
+ * nothing measurable.
+ * - `--max-semi-space-size=4`: V8's young generation stays at 4 MiB a half instead of
+ *   growing to 16 while the manifest loads; what a run allocates per item is short-lived.
+ * - `--heap-growing-percent=50`: after a full GC, the old space may grow by half of what is
+ *   live before the next one, where V8 would let it grow to four times (13.5 → 54 MB).
+ * - `--expose-gc`: lets the run collect the manifest's items once they are in the database.
+ * What they cost in CPU per item is bench 3's "plain node ÷ with them" figure.
  */
 export const NODE_FLAGS = ["--max-semi-space-size=4", "--heap-growing-percent=50", "--expose-gc"] as const;
 
 /**
- * One full GC, now: called when the manifest's items have gone to the database and nothing
- * holds them. 20,000 items and their parse are ~20 MB of heap that V8 would otherwise keep
- * committed into the run. Takes ~10 ms; does nothing when gc is not exposed.
+ * One full GC, now. Called once the manifest's items are in the database and nothing holds
+ * them: without it V8 keeps them, and the heap they grew, into the run. Does nothing when the
+ * process was started without `--expose-gc`.
  */
 export function releaseManifestMemory(): void {
   (globalThis as { gc?: () => void }).gc?.();

@@ -1,7 +1,8 @@
-// The bin as a user starts it: through its shebang, so the V8 settings of heap.ts apply.
+// The bin as a user starts it (`imgbatch`, `npm start`, `./dist/cli.js`, cron): through its
+// sh launcher, so node runs with heap.ts's flags.
 import { spawn } from "node:child_process";
-import { accessSync, constants, copyFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { NODE_FLAGS } from "../src/heap.js";
 import { CLI } from "./helpers/cli.js";
@@ -9,11 +10,14 @@ import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
 const EXAMPLE = new URL("../manifests/example.yaml", import.meta.url).pathname;
+const PACKAGE = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string; scripts: Record<string, string> };
 
-function runBin(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runBin(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    // No `node` in front: the kernel reads the shebang, as for `imgbatch` or `npm start`.
-    const child = spawn(CLI, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ["ignore", "pipe", "pipe"] });
+    // No `node` in front: the kernel reads the first line. The launcher finds `node` on PATH:
+    // this one, not whichever another PATH entry holds.
+    const PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ""}`;
+    const child = spawn(CLI, args, { cwd, env: { PATH, HOME: process.env.HOME, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -24,29 +28,34 @@ function runBin(args: string[], cwd: string): Promise<{ code: number | null; std
 }
 
 describe("the imgbatch bin", () => {
-  it("starts node with heap.ts's flags, and is executable", () => {
-    const firstLine = readFileSync(CLI, "utf8").split("\n", 1)[0];
-    expect(firstLine).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
+  it("is an executable sh launcher that starts node with heap.ts's flags", () => {
+    const [first, second] = readFileSync(CLI, "utf8").split("\n", 2);
+    expect(first).toBe("#!/bin/sh");
+    expect(second).toBe(`":" //; exec /usr/bin/env node ${NODE_FLAGS.join(" ")} "$0" "$@"`);
     expect(() => accessSync(CLI, constants.X_OK)).not.toThrow();
   });
 
-  it("runs the example through its shebang (node accepts every flag; gc is there to call)", async () => {
+  it("runs the example with those flags in force and gc there to call", async () => {
     const cwd = tempDir();
     copyFileSync(EXAMPLE, join(cwd, "example.yaml"));
-    const run = await runBin(["--quiet", "run", "example.yaml", "--provider", "local"], cwd);
+    // A preloaded probe (NODE_OPTIONS reaches the node the launcher starts) records what that
+    // process was started with.
+    const probe = join(cwd, "probe.cjs");
+    const seen = join(cwd, "seen.json");
+    writeFileSync(probe, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(seen)}, JSON.stringify({ execArgv: process.execArgv, gc: typeof globalThis.gc })));\n`);
+    const run = await runBin(["--quiet", "run", "example.yaml", "--provider", "local"], cwd, { NODE_OPTIONS: `--require ${probe}` });
     // A flag node does not know ends the process with code 9 before imgbatch starts.
     expect(run.code, run.stderr).toBe(0);
-  });
+    expect(JSON.parse(readFileSync(seen, "utf8"))).toEqual({ execArgv: [...NODE_FLAGS], gc: "function" });
+  }, 60_000);
 
   it("prints the package's version", async () => {
-    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     const result = await runBin(["--version"], tempDir());
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout.trim()).toBe(version);
+    expect(result.stdout.trim()).toBe(PACKAGE.version);
   });
 
   it("is what `npm start` runs, so the example gets the same settings", () => {
-    const scripts = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { scripts: Record<string, string> }).scripts;
-    expect(scripts.start?.startsWith("./dist/cli.js ")).toBe(true);
+    expect(PACKAGE.scripts.start?.startsWith("./dist/cli.js ")).toBe(true);
   });
 });

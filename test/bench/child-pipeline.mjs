@@ -11,7 +11,6 @@ if (input.whatIf?.length) await applyWhatIf(input.whatIf);
 const { runCommand } = await import(join(DIST, "commands/run.js"));
 const { ctx } = await benchContext({ PICTORY_API_KEY: input.apiKey, PICTORY_BASE_URL: input.simUrl });
 
-globalThis.gc?.();
 const rssBefore = peakRssMiB();
 // RSS every 50 ms when asked, to tell which phase holds the peak (load, sync, run, report).
 const rssTrace = [];

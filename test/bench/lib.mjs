@@ -12,14 +12,14 @@ export const TMP = join(BENCH_DIR, ".tmp");
 export const DIST = process.env.IMGBATCH_DIST ?? join(ROOT, "dist");
 
 /**
- * The node flags the bin starts with (its shebang, from src/heap.ts): every child that runs
- * the pipeline runs with them, as `imgbatch` and `npm start` do. `PLAIN_NODE` runs without.
+ * The node flags the bin starts with (its launcher line, from src/heap.ts): every child that
+ * runs the pipeline runs with them, as `imgbatch` and `npm start` do. None for a build from
+ * before the launcher (`IMGBATCH_DIST`).
  */
 export function binNodeFlags() {
-  const shebang = readFileSync(join(DIST, "cli.js"), "utf8").split("\n", 1)[0];
-  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(shebang);
-  if (!match) throw new Error(`${join(DIST, "cli.js")}: no \`#!/usr/bin/env -S node …\` first line: ${shebang}`);
-  return match[1].trim().split(/\s+/).filter(Boolean);
+  const launcher = readFileSync(join(DIST, "cli.js"), "utf8").split("\n", 2)[1] ?? "";
+  const match = /^":" \/\/; exec \/usr\/bin\/env node (.*) "\$0" "\$@"$/.exec(launcher);
+  return match ? match[1].split(/\s+/).filter(Boolean) : [];
 }
 
 // Scratch folders are never wiped before use: each call makes a new one under this bench run's

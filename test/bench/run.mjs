@@ -115,14 +115,17 @@ function readmeSection(results) {
   out.push(
     "<!-- Written by `npm run bench` (test/bench/run.mjs): edit the benchmark, not this section. -->",
     "",
-    `Measured with \`npm run bench\` (about ten minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
+    `Measured with \`npm run bench\` (about twelve minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
       `${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node.replace(/^v/, "")}, ${m.platform}; ` +
       `code ${code.commit}${code.dirty ? " with uncommitted changes" : ""} (src ${code.src}), ${results.updatedAt.slice(0, 10)}. ` +
       "Figures are ratios where a ratio is the point; `results.json` beside the benchmark holds every raw number.",
     "",
     "How it is measured: the pipeline runs through `runCommand` (scenarios 1–4) or the CLI (scenario 6) in a child " +
       "process of its own, against the simulator on loopback in the benchmark's process, so runs never share a heap " +
-      "and the simulator's CPU is not the pipeline's. Latencies are scaled down about tenfold (a 10 s job polled every " +
+      "and the simulator's CPU is not the pipeline's. Those children start node with the bin's flags (`src/heap.ts`), " +
+      "as `imgbatch` and `npm start` do, and so do the bare sharp loops that scenarios 3 and 5 set the pipeline against; " +
+      "the loops a user might write instead (scenario 1's baselines, scenario 3's p-limit loop) run under plain `node`, " +
+      "and scenarios 3 and 4 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
       "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
       "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 so that sharp does not stand in " +
       "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +

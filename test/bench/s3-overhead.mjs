@@ -64,13 +64,14 @@ export async function run({ log }) {
       plainRuns.push(plain);
     }
     const failed = [...runs, ...plainRuns].filter((run) => run.exitCode !== 0);
-    if (failed.length) throw new Error(`scenario 3: ${failed.length} of ${runs.length} runs exited ${failed.map((run) => run.exitCode).join(", ")}: ${failed[0].error ?? ""}`);
+    if (failed.length) throw new Error(`scenario 3: ${failed.length} of ${runs.length + plainRuns.length} runs exited ${failed.map((run) => run.exitCode).join(", ")}: ${failed[0].error ?? ""}`);
     const byCpu = [...runs].sort((a, b) => a.cpuMs - b.cpuMs);
     const r = byCpu[Math.floor(byCpu.length / 2)];
     const plainMedian = [...plainRuns].sort((a, b) => a.cpuMs - b.cpuMs)[Math.floor(plainRuns.length / 2)];
     const spread = `${runs.length} runs: ${runs.map((run) => round(run.cpuMs / p.n)).join(", ")} ms whole process`;
-    // Two at a time, as the runner's image pool (downloadConcurrency 2) runs them.
-    const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations, parallel: p.imagePool });
+    // Two at a time, as the runner's image pool (downloadConcurrency 2) runs them, and with the
+    // node flags the pipeline ran with: what is subtracted is sharp's cost in that process.
+    const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations, parallel: p.imagePool }, { execArgv: binNodeFlags() });
     log(`  bare sharp decode + thumbnail of the same image, ${p.imagePool} at a time: ${image.cpuMsPerImage.toFixed(3)} ms CPU`);
     const floor = await baselineCpu(sim, { n: p.baselineN, concurrency: p.concurrency });
     log(`  bare p-limit loop (fetch, write the file; N=${p.baselineN}): ${floor.toFixed(2)} ms CPU per item`);

@@ -52,7 +52,7 @@ export async function run({ log }) {
   const stage = await runChild("child-image-stage.mjs", { ...common, mode: "pipeline", out: scratch("s5-pipeline") }, { execArgv: binNodeFlags() });
   log(`    ${stage.imagesPerSecond.toFixed(2)} images/s`);
   log(`  bare sharp loop, same resizes, ${p.parallel} at a time`);
-  const bare = await runChild("child-image-stage.mjs", { ...common, mode: "bare", out: scratch("s5-bare") });
+  const bare = await runChild("child-image-stage.mjs", { ...common, mode: "bare", out: scratch("s5-bare") }, { execArgv: binNodeFlags() });
   log(`    ${bare.imagesPerSecond.toFixed(2)} images/s`);
   const ratio = stage.imagesPerSecond / bare.imagesPerSecond;
   const rows = [
