@@ -115,7 +115,7 @@ function readmeSection(results) {
   out.push(
     "<!-- Written by `npm run bench` (test/bench/run.mjs): edit the benchmark, not this section. -->",
     "",
-    `Measured with \`npm run bench\` (about twelve minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
+    `Measured with \`npm run bench\` (about eight minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
       `${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node.replace(/^v/, "")}, ${m.platform}; ` +
       `code ${code.commit}${code.dirty ? " with uncommitted changes" : ""} (src ${code.src}), ${results.updatedAt.slice(0, 10)}. ` +
       "Figures are ratios where a ratio is the point; `results.json` beside the benchmark holds every raw number.",
