@@ -14,7 +14,9 @@
  * - `--heap-growing-percent=50`: after a full GC, the old space may grow by half of what is
  *   live before the next one, where V8 would let it grow to four times (13.5 → 54 MB).
  * - `--expose-gc`: lets the run collect the manifest's items once they are in the database.
- * What they cost in CPU per item is bench 3's "plain node ÷ with them" figure.
+ * What they cost in CPU per item is bench 3's "plain node ÷ with them" figure. They are V8's
+ * flags, not Node's: a Node whose V8 dropped one would refuse to start (exit 9), and
+ * test/bin.test.ts would fail first.
  */
 export const NODE_FLAGS = ["--max-semi-space-size=4", "--heap-growing-percent=50", "--expose-gc"] as const;
 
