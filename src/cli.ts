@@ -192,7 +192,7 @@ async function main(): Promise<void> {
       exit.code = error.exitCode;
     } else {
       getLogger().error({ err: maskSecrets(errorMessage(error)) }, `internal error: ${maskSecrets(errorMessage(error))}`);
-      exit.code = 70;
+      exit.code = EXIT.internal;
     }
   }
   process.exitCode = exit.code;

@@ -85,6 +85,8 @@ export const EXIT = {
   someFailed: 2,
   stoppedEarly: 3,
   locked: 4,
+  /** An error imgbatch did not expect: a bug (sysexits' EX_SOFTWARE). */
+  internal: 70,
 } as const;
 
 /** Walks `.cause` links, nearest first. */
