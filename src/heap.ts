@@ -4,10 +4,11 @@
 // `./dist/cli.js`. `node dist/cli.js` starts without them: the same run, a higher peak.
 
 /**
- * Peak RSS of a run at 20,000 items, against 100 (bench 4's runs, 2026-11-24): plain node
- * 174–178 MiB (1.39–1.41 ×); with the first flag 163–166; with the first two 151–152; with
- * all three and releaseManifestMemory 145–147 (1.17–1.19 ×). N=100: 124–126 in every case.
- * The second without the first, or the third without the second, bought nothing measurable.
+ * Peak RSS of a run at 20,000 items, against 100 (bench 4's pipeline child, 2026-11-24):
+ * plain node 172–178 MiB (1.37–1.41 ×); with the first flag 163–166; with the first two
+ * 151–152; with all three and releaseManifestMemory 145–147 (1.15–1.19 ×). N=100: 124–127
+ * in every case. The second without the first, or the third without the second, bought
+ * nothing measurable.
  * - `--max-semi-space-size=4`: V8's young generation stays at 4 MiB a half instead of
  *   growing to 16 while the manifest loads; what a run allocates per item is short-lived.
  * - `--heap-growing-percent=50`: after a full GC, the old space may grow by half of what is
