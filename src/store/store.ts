@@ -394,7 +394,6 @@ export class Store {
   }
 }
 
-
 function migrate(db: Database.Database): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > MIGRATIONS.length) {

@@ -125,7 +125,7 @@ function readmeSection(results) {
       "and the simulator's CPU is not the pipeline's. Those children start node with the bin's flags (`src/heap.ts`), " +
       "as `imgbatch` and `npm start` do, and so do the bare sharp loops that scenarios 3 and 5 set the pipeline against; " +
       "the loops a user might write instead (scenario 1's baselines, scenario 3's p-limit loop) run under plain `node`, " +
-      "and scenarios 3 and 4 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
+      "and scenarios 3, 4 and 6 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
       "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
       "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 so that sharp does not stand in " +
       "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +

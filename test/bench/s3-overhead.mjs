@@ -1,6 +1,6 @@
 // Scenario 3: CPU per item spent by the pipeline itself (scheduling, HTTP, SQLite, files,
 // logs, report), at zero latency with a tiny image, and SQLite commits per item.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { binNodeFlags, DIST, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
 
@@ -31,52 +31,34 @@ async function baselineCpu(sim, { n, concurrency }) {
 }
 
 /**
- * CPU of writing one small file the way the pipeline does (atomically: create, write, fsync,
- * rename, fsync the folder), in the pipeline's own function: the floor under its three files
- * per item on this machine.
+ * CPU per small file written by `writeOne(path, data)`, measured after a warm-up round of as
+ * many files (the first thousand files in a new folder cost more).
  */
-async function atomicFileCpu(iterations) {
-  const { writeFileAtomicSync } = await import(join(DIST, "assets/atomic-file.js"));
-  const dir = scratch("s3-files");
+function fileCpu(name, iterations, writeOne) {
+  const dir = scratch(name);
   const data = Buffer.alloc(1_300, 7); // about the simulator's 64×64 PNG
+  for (let i = 0; i < iterations; i++) writeOne(join(dir, `f${i}.png`), data);
   const before = process.cpuUsage();
-  for (let i = 0; i < iterations; i++) writeFileAtomicSync(join(dir, `f${i}.png`), data);
+  for (let i = iterations; i < 2 * iterations; i++) writeOne(join(dir, `f${i}.png`), data);
   const cpu = process.cpuUsage(before);
   return (cpu.user + cpu.system) / 1000 / iterations;
 }
 
 /**
- * CPU of one fsync of a small new file or of its folder: the same create, write, rename
- * with and without the two fsyncs, after a warm-up round (the first thousand files in a new
- * folder cost more). The pipeline makes six per item: three files, two folders, and the WAL
- * at the `submitting` commit.
+ * CPU of writing one small file the way the pipeline does, in its own function (create,
+ * write, fsync, rename, fsync the folder), and of one fsync: the same steps without the two
+ * fsyncs, subtracted. The pipeline writes three such files per item and makes six fsyncs
+ * (three files, two folders, the WAL at the `submitting` commit).
  */
-function fsyncCpu(iterations) {
-  const data = Buffer.alloc(1_300, 7);
-  const once = (dir, i, sync) => {
-    const tmp = join(dir, `.f${i}.tmp`);
-    const fd = openSync(tmp, "wx");
-    writeSync(fd, data);
-    if (sync) fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, join(dir, `f${i}.png`));
-    if (sync) {
-      const folder = openSync(dir, "r");
-      fsyncSync(folder);
-      closeSync(folder);
-    }
-  };
-  const cpuPerFile = (sync) => {
-    const dir = scratch(sync ? "s3-fsync" : "s3-nofsync");
-    for (let i = 0; i < iterations; i++) once(dir, i, sync);
-    const before = process.cpuUsage();
-    for (let i = iterations; i < 2 * iterations; i++) once(dir, i, sync);
-    const cpu = process.cpuUsage(before);
-    return (cpu.user + cpu.system) / 1000 / iterations;
-  };
-  const without = cpuPerFile(false);
-  const withTwo = cpuPerFile(true);
-  return { without, withTwo, perFsync: (withTwo - without) / 2 };
+async function fileAndFsyncCpu(iterations) {
+  const { writeFileAtomicSync } = await import(join(DIST, "assets/atomic-file.js"));
+  const atomic = fileCpu("s3-files", iterations, (path, data) => writeFileAtomicSync(path, data));
+  const unsynced = fileCpu("s3-files-unsynced", iterations, (path, data) => {
+    const temp = `${path}.tmp`;
+    writeFileSync(temp, data, { flag: "wx" });
+    renameSync(temp, path);
+  });
+  return { atomic, unsynced, perFsync: (atomic - unsynced) / 2 };
 }
 
 export async function run({ log }) {
@@ -110,10 +92,8 @@ export async function run({ log }) {
     log(`  bare sharp decode + thumbnail of the same image, ${p.imagePool} at a time: ${image.cpuMsPerImage.toFixed(3)} ms CPU`);
     const floor = await baselineCpu(sim, { n: p.baselineN, concurrency: p.concurrency });
     log(`  bare p-limit loop (fetch, write the file; N=${p.baselineN}): ${floor.toFixed(2)} ms CPU per item`);
-    const fileMs = await atomicFileCpu(1_000);
-    log(`  one small file written atomically: ${fileMs.toFixed(2)} ms CPU`);
-    const fsync = fsyncCpu(1_000);
-    log(`  one fsync (file or folder): ${fsync.perFsync.toFixed(3)} ms CPU (a file: ${fsync.without.toFixed(3)} ms without its two fsyncs, ${fsync.withTwo.toFixed(3)} ms with)`);
+    const files = await fileAndFsyncCpu(1_000);
+    log(`  one small file written atomically: ${files.atomic.toFixed(2)} ms CPU (${files.unsynced.toFixed(3)} ms without its two fsyncs): ${files.perFsync.toFixed(3)} ms per fsync`);
     const total = r.cpuMs / p.n;
     const overhead = total - image.cpuMsPerImage;
     const main = (r.threadsMs.main ?? 0) / p.n;
@@ -123,8 +103,8 @@ export async function run({ log }) {
       { figure: "  of which on the main thread (JS, SQLite, HTTP)", value: round(main), unit: "ms" },
       { figure: "  the same under plain `node` (no heap flags) ÷ with them", value: round(plainMedian.cpuMs / r.cpuMs), unit: "×", note: `whole process, medians; plain runs: ${plainRuns.map((run) => round(run.cpuMs / p.n)).join(", ")} ms` },
       { figure: "  for scale: the bare p-limit loop, whole process", value: round(floor), unit: "ms", note: "submit, poll, download, write the file; no checkpoint, verification or thumbnail" },
-      { figure: "  for scale: one small file written atomically", value: round(fileMs), unit: "ms", note: "create, write, fsync, rename, fsync the folder; the pipeline writes three per item (image, thumbnail, sidecar)" },
-      { figure: "  for scale: one fsync of a small file or its folder", value: round(fsync.perFsync, 3), unit: "ms", note: `the pipeline makes 6 per item (3 files, 2 folders, the WAL at \`submitting\`): ${round(6 * fsync.perFsync)} ms of the figure above, each one what a power cut could otherwise lose` },
+      { figure: "  for scale: one small file written atomically", value: round(files.atomic), unit: "ms", note: "create, write, fsync, rename, fsync the folder; the pipeline writes three per item (image, thumbnail, sidecar)" },
+      { figure: "  for scale: one fsync of a small file or its folder", value: round(files.perFsync, 3), unit: "ms", note: `the pipeline makes 6 per item (3 files, 2 folders, the WAL at \`submitting\`): ${round(6 * files.perFsync)} ms of the figure above, each one what a power cut could otherwise lose` },
       { figure: "SQLite commits per item", value: round(commits, 1), note: `${r.sqlite.transactions} transactions + ${r.sqlite.autocommits} single-statement writes` },
       { figure: "  of which fsynced (synchronous = FULL)", value: round(r.sqlite.fsynced / p.n, 1), note: "the others commit with NORMAL: durable once the next FULL commit syncs the WAL" },
       { figure: "throughput at zero latency", value: round(p.n / (r.wallMs / 1000), 0), unit: "items/s" },
@@ -136,7 +116,7 @@ export async function run({ log }) {
         "The pipeline runs with the node flags of the bin's launcher (src/heap.ts), as `imgbatch` and `npm start` start it; the plain-`node` runs alternate with them. CPU is the pipeline process's own (`process.cpuUsage()`, all threads) from the call of `runCommand` to its return (manifest, sync, run, report), minus the CPU of a bare sharp loop decoding and thumbnailing the same 64×64 PNG two at a time (as the runner's image pool does); the main-thread share comes from `/proc/self/task/*/stat`.",
         "SQLite commits are counted by wrapping better-sqlite3 in the child: each outermost `db.transaction()` call plus each write statement run outside a transaction (autocommit). The store commits `submitting` and the run's bookkeeping with `synchronous = FULL` (an fsync of the WAL each) and an item's later steps with NORMAL; the PRAGMA switches between them are not commits.",
       ],
-      details: { cpuMsPerItemByRun: runs.map((run) => run.cpuMs / p.n), plainNodeCpuMsPerItemByRun: plainRuns.map((run) => run.cpuMs / p.n), baselineCpuMsPerItem: floor, atomicFileCpuMs: fileMs, fsyncCpuMs: fsync, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
+      details: { cpuMsPerItemByRun: runs.map((run) => run.cpuMs / p.n), plainNodeCpuMsPerItemByRun: plainRuns.map((run) => run.cpuMs / p.n), baselineCpuMsPerItem: floor, fileCpuMs: files, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, ledger: sim.ledger().requestsByRoute },
     };
   } finally {
     await sim.stop();
