@@ -19,6 +19,11 @@ export const DEFAULTS = {
   /** sharp's decode guard: larger images are refused rather than decoded. */
   maxInputPixels: 64 * 1024 * 1024,
   downloadConcurrency: 2,
+  /**
+   * Delivered files are made durable together: one syncfs per folder for those written in
+   * this window (file-sync.ts). An item becomes `done` up to this much later, plus the sync.
+   */
+  fileSyncWindowMs: 200,
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 30_000,
   bodyTimeoutMs: 60_000,

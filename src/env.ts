@@ -2,6 +2,8 @@
 export interface Environment {
   pictoryApiKey: string | null;
   pictoryBaseUrl: string;
+  /** IMGBATCH_FSYNC_EACH_FILE=1: fsync each delivered file instead of batched syncfs (file-sync.ts). */
+  fsyncEachFile: boolean;
 }
 
 export const DEFAULT_PICTORY_BASE_URL = "https://api.pictory.ai/pictoryapis";
@@ -9,5 +11,9 @@ export const DEFAULT_PICTORY_BASE_URL = "https://api.pictory.ai/pictoryapis";
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
   const key = env.PICTORY_API_KEY?.trim();
   const base = env.PICTORY_BASE_URL?.trim();
-  return { pictoryApiKey: key ? key : null, pictoryBaseUrl: base ? base.replace(/\/+$/, "") : DEFAULT_PICTORY_BASE_URL };
+  return {
+    pictoryApiKey: key ? key : null,
+    pictoryBaseUrl: base ? base.replace(/\/+$/, "") : DEFAULT_PICTORY_BASE_URL,
+    fsyncEachFile: /^(1|true|yes)$/i.test(env.IMGBATCH_FSYNC_EACH_FILE?.trim() ?? ""),
+  };
 }

@@ -1,5 +1,6 @@
 // A file under its final name is always whole: write to a temporary name in the same
-// folder, fsync, rename, fsync the folder. Temporary names share one shape so a resumed
+// folder, fsync, rename, fsync the folder (or leave both fsyncs to one syncfs of the folder
+// later, file-sync.ts, before anything claims the file is there). Temporary names share one shape so a resumed
 // run can find and remove what a killed one left.
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -52,19 +53,29 @@ export function openNewFile(path: string): number {
 }
 
 /**
+ * How much of a write `writeFileAtomicSync` makes durable itself:
+ * - "file-and-folder": the file's bytes and its rename (an fsync of each);
+ * - "file-only": the bytes; the caller writes another file into the same folder next and
+ *   that write's folder fsync makes both renames durable;
+ * - "none": neither; the caller makes the folder durable later (file-sync.ts), before
+ *   anything claims the file is there.
+ */
+export type WriteSync = "file-and-folder" | "file-only" | "none";
+
+/**
  * Synchronous on purpose, like the store's commits: each call of the promise API is a hand-off
  * to libuv's thread pool and back, two context switches, and a file took six of them (mkdir,
  * open, write, fsync, close, rename). Per item that was most of the pipeline's system time
  * (benchmark scenario 3: perf showed the kernel busy switching threads). The main thread
  * waits about as long here as the hand-offs made it wait, and spends less CPU doing it.
  */
-export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array, options: { syncDir?: boolean } = {}): void {
+export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array, sync: WriteSync = "file-and-folder"): void {
   const temp = tempPathFor(finalPath);
   try {
     const fd = openNewFile(temp);
     try {
       writeFileSync(fd, data);
-      fsyncSync(fd);
+      if (sync !== "none") fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -73,9 +84,7 @@ export function writeFileAtomicSync(finalPath: string, data: string | Uint8Array
     rmSync(temp, { force: true });
     throw error;
   }
-  // `syncDir: false` when the caller writes another file into the same folder next and
-  // lets that write's folder fsync make both renames durable.
-  if (options.syncDir !== false) fsyncDir(dirname(finalPath));
+  if (sync === "file-and-folder") fsyncDir(dirname(finalPath));
 }
 
 /** Removes temporary files a killed run left under `root` (recursively). Returns their paths. */

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { PermanentError } from "../errors.js";
 import type { OutputFormat, RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
-import { writeFileAtomicSync } from "./atomic-file.js";
+import { writeFileAtomicSync, type WriteSync } from "./atomic-file.js";
 import { EXTENSION, sniffImageFormat, type ImageFormat } from "./image-format.js";
 import { embedXmp, provenanceXmp, type Provenance } from "./provenance.js";
 
@@ -63,6 +63,8 @@ export async function deliverImage(input: {
   expected: { width: number; height: number } | null;
   maxInputPixels: number;
   provenance: Provenance;
+  /** "file-only" leaves the folder's fsync to the sidecar written next to it. */
+  sync: WriteSync;
 }): Promise<DeliveredImage> {
   const { original } = input;
   const format = sniffImageFormat(original.subarray(0, 16));
@@ -85,8 +87,7 @@ export async function deliverImage(input: {
   }
   const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
   const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
-  // The folder is fsynced once the item's sidecar lands beside the image (deliver-item.ts).
-  writeFileAtomicSync(filePath, stamped, { syncDir: false });
+  writeFileAtomicSync(filePath, stamped, input.sync);
   return { pixels, filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
 }
 
@@ -96,13 +97,14 @@ export async function makeThumbnail(input: {
   image: ImageInput;
   spec: ThumbnailSpec;
   maxInputPixels: number;
+  sync: WriteSync;
 }): Promise<string> {
   const path = join(input.layout.thumbsDir, `${input.key}.${outputExtension(input.spec.format)}`);
   const data = await open(input.image, input.maxInputPixels)
     .resize(input.spec.size, input.spec.size, { fit: "inside", withoutEnlargement: true })
     .toFormat(input.spec.format, { quality: input.spec.quality })
     .toBuffer();
-  writeFileAtomicSync(path, data);
+  writeFileAtomicSync(path, data, input.sync);
   return path;
 }
 
@@ -117,6 +119,7 @@ export async function makeRendition(input: {
   spec: RenditionSpec;
   maxInputPixels: number;
   provenance: Provenance;
+  sync: WriteSync;
 }): Promise<{ path: string; width: number; height: number }> {
   const dir = join(input.layout.renditionsDir, input.spec.name);
   const path = join(dir, `${input.key}.${outputExtension(input.spec.format)}`);
@@ -126,7 +129,7 @@ export async function makeRendition(input: {
     .toFormat(input.spec.format, { quality: input.spec.quality })
     .withXmp(provenanceXmp(input.provenance))
     .toBuffer({ resolveWithObject: true });
-  writeFileAtomicSync(path, data);
+  writeFileAtomicSync(path, data, input.sync);
   return { path, width: info.width, height: info.height };
 }
 

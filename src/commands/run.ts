@@ -1,8 +1,10 @@
 // `imgbatch run <manifest>`: expand, submit, poll, download, thumbnail; resumes whatever
 // the database holds. Orchestrates only: the work is in runner/, store/, assets/, report/.
+import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { Downloader } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
+import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
@@ -44,6 +46,8 @@ export interface RunCommandOptions {
   quiet?: boolean;
   /** Scheduler settings with no command-line flag (backoff, pools): for tests and benchmarks. */
   tuning?: Partial<RunnerOptions>;
+  /** How delivered files are synced in batches (default `sync -f`): for tests. */
+  syncFolders?: SyncFolders;
 }
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
@@ -173,7 +177,10 @@ async function execute(
   await preflight(provider, store, log, stopSignal);
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
-  const runner = new Runner({ store, provider, downloader, layout, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
+  mkdirSync(outDir, { recursive: true });
+  const fileSync = await chooseFileSync(outDir, { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders });
+  log.debug(fileSync.batched ? "delivered files are synced in batches (syncfs)" : "each delivered file is fsynced");
+  const runner = new Runner({ store, provider, downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
   const onStop = () => runner.stop("signal", true);
   stopSignal.addEventListener("abort", onStop, { once: true });
   let summary: RunSummary;

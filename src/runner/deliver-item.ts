@@ -1,9 +1,10 @@
 // Carries one finished job's image to disk: download (or take the bytes), verify, move into
 // place, thumbnail, renditions, sidecar. Everything it writes is atomic, so a kill at any
 // point leaves either the old files or the new ones, and the item still `downloading`.
-import { join, relative } from "node:path";
-import { writeFileAtomicSync } from "../assets/atomic-file.js";
+import { dirname, join, relative } from "node:path";
+import { writeFileAtomicSync, type WriteSync } from "../assets/atomic-file.js";
 import type { Downloader } from "../assets/download.js";
+import type { FileSync } from "../assets/file-sync.js";
 import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import type { ImageSource } from "../providers/provider.js";
@@ -21,6 +22,15 @@ export interface DeliveredPatch extends ItemPatch {
   bytes: number;
 }
 
+export interface DeliveredItem {
+  patch: DeliveredPatch;
+  /**
+   * The folders its files went to. With batched file sync they are not yet durable: the item
+   * may be `done` only once `fileSync.durable(folders)` resolves.
+   */
+  folders: string[];
+}
+
 export async function deliverItemImage(input: {
   item: ItemRecord;
   source: ImageSource;
@@ -28,15 +38,19 @@ export async function deliverItemImage(input: {
   layout: OutputLayout;
   store: Store;
   options: RunnerOptions;
+  fileSync: FileSync;
   signal: AbortSignal;
-}): Promise<DeliveredPatch> {
+}): Promise<DeliveredItem> {
   const { item, layout, options } = input;
+  // Batched: nothing fsynced here. Else each file, and a folder once its last file is in.
+  const lastInFolder: WriteSync = input.fileSync.batched ? "none" : "file-and-folder";
   const expected = item.resultWidth !== null && item.resultHeight !== null ? { width: item.resultWidth, height: item.resultHeight } : null;
   const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
   const original = input.source.kind === "bytes" ? input.source.bytes : await input.downloader.download(input.source.url, input.signal);
-  const image = await deliverImage({ layout, key: item.key, original, expected, maxInputPixels: options.maxInputPixels, provenance });
-  const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels });
-  const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true });
+  // The sidecar goes into the image's folder last: its folder fsync covers both renames.
+  const image = await deliverImage({ layout, key: item.key, original, expected, maxInputPixels: options.maxInputPixels, provenance, sync: input.fileSync.batched ? "none" : "file-only" });
+  const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels, sync: lastInFolder });
+  const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true, sync: lastInFolder });
   const deliveredAt = Date.now();
   const sidecar = {
     key: item.key,
@@ -62,9 +76,12 @@ export async function deliverItemImage(input: {
       delivered: new Date(deliveredAt).toISOString(),
     },
   };
-  // Its folder fsync also makes the image's rename durable (written without one, above).
-  writeFileAtomicSync(join(layout.imagesDir, `${item.key}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
-  return { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes };
+  const sidecarPath = join(layout.imagesDir, `${item.key}.json`);
+  writeFileAtomicSync(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`, lastInFolder);
+  return {
+    patch: { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes },
+    folders: [...new Set([sidecarPath, thumbPath, ...renditions.map((r) => r.path)].map((path) => dirname(path)))],
+  };
 }
 
 /**
@@ -78,6 +95,8 @@ export async function ensureRenditions(input: {
   store: Store;
   options: Pick<RunnerOptions, "renditions" | "maxInputPixels">;
   force: boolean;
+  /** How each rendition's write is made durable (default: fsynced with its folder). */
+  sync?: WriteSync;
 }): Promise<{ name: string; path: string }[]> {
   const { item, store } = input;
   const made = new Map(store.renditionsOf(item.id).map((r) => [r.name, r]));
@@ -90,7 +109,7 @@ export async function ensureRenditions(input: {
       continue;
     }
     const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
-    const r = await makeRendition({ layout: input.layout, key: item.key, image: input.image, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance });
+    const r = await makeRendition({ layout: input.layout, key: item.key, image: input.image, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance, sync: input.sync ?? "file-and-folder" });
     store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path: r.path, width: r.width, height: r.height });
     result.push({ name: spec.name, path: r.path });
   }

@@ -5,6 +5,7 @@
 import pLimit from "p-limit";
 import type { Downloader } from "../assets/download.js";
 import { ResultUrlExpiredError } from "../assets/download.js";
+import type { FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { ItemState } from "../store/states.js";
@@ -25,18 +26,26 @@ export interface ImageStageHost {
 export interface ImageStageDeps extends DriverDeps {
   downloader: Downloader;
   layout: OutputLayout;
+  fileSync: FileSync;
   /** The run's hard stop: aborts downloads and waits. */
   signal: AbortSignal;
 }
 
 export class ImageStageDriver {
   private readonly pool: ReturnType<typeof pLimit>;
+  /** Items whose files are written and wait for their batch's sync (file-sync.ts). */
+  private landingCount = 0;
 
   constructor(
     private readonly deps: ImageStageDeps,
     private readonly host: ImageStageHost,
   ) {
     this.pool = pLimit(Math.max(1, deps.options.downloadConcurrency));
+  }
+
+  /** Items of the stage that hold no image any more: their files wait for a sync. */
+  get landing(): number {
+    return this.landingCount;
   }
 
   async deliver(start: ItemRecord, image: ImageSource | null): Promise<void> {
@@ -73,11 +82,15 @@ export class ImageStageDriver {
             layout: this.deps.layout,
             store: this.deps.store,
             options: this.deps.options,
+            fileSync: this.deps.fileSync,
             signal: this.deps.signal,
           });
         });
         if (!delivered) return;
-        this.host.move(item, "done", { ...delivered, completedAt: this.deps.now() }, `${delivered.width}×${delivered.height} ${delivered.format}, ${delivered.bytes} bytes`);
+        // Outside the pool slot: the next image is made while this one's files are synced.
+        if (!(await this.untilDurable(delivered.folders))) return;
+        const { patch } = delivered;
+        this.host.move(item, "done", { ...patch, completedAt: this.deps.now() }, `${patch.width}×${patch.height} ${patch.format}, ${patch.bytes} bytes`);
         // Per item at debug: people follow the status line or the 30-second summary.
         if (this.deps.log.isLevelEnabled("debug")) {
           this.deps.log.debug(
@@ -122,6 +135,33 @@ export class ImageStageDriver {
         item = this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
         return;
       }
+    }
+  }
+
+  /**
+   * Waits until the item's files are on disk. False when the run is hard-stopped first: the
+   * item stays `downloading` and the next run delivers it again.
+   */
+  private async untilDurable(folders: string[]): Promise<boolean> {
+    if (!this.deps.fileSync.batched) return true;
+    const { signal } = this.deps;
+    if (signal.aborted) return false;
+    // The last image in the stage for now: its files need not wait for others to join them.
+    const idle = this.pool.activeCount === 0 && this.pool.pendingCount === 0;
+    const synced = this.deps.fileSync.durable(folders, { soon: idle }).then(() => true);
+    // A sync that fails after a stop has nobody left to tell.
+    synced.catch(() => {});
+    let onAbort!: () => void;
+    const stopped = new Promise<false>((resolve) => {
+      onAbort = () => resolve(false);
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.landingCount++;
+    try {
+      return await Promise.race([synced, stopped]);
+    } finally {
+      this.landingCount--;
+      signal.removeEventListener("abort", onAbort);
     }
   }
 

@@ -6,6 +6,7 @@
 import { setMaxListeners } from "node:events";
 import { FatalRunError, errorMessage } from "../errors.js";
 import type { Downloader } from "../assets/download.js";
+import { FSYNC_EACH_FILE, type FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import type { ImageSource, Provider } from "../providers/provider.js";
@@ -41,6 +42,8 @@ export interface RunnerDeps {
   provider: Provider;
   downloader: Downloader;
   layout: OutputLayout;
+  /** How delivered files reach the disk (default: each fsynced as it is written). */
+  fileSync?: FileSync;
   logger: Logger;
   options: RunnerOptions;
   now?: () => number;
@@ -93,7 +96,7 @@ export class Runner {
       },
     );
     this.imageStage = new ImageStageDriver(
-      { ...shared, signal: this.hardStop.signal },
+      { ...shared, fileSync: deps.fileSync ?? FSYNC_EACH_FILE, signal: this.hardStop.signal },
       {
         move: (item, to, patch, detail) => this.move(item, to, patch, detail),
         retryOrFail: (item, code, message) => this.serviceSide.retryOrFail(item, code, message),
@@ -171,9 +174,10 @@ export class Runner {
    * thumbnails, finished jobs would otherwise pile up without bound (3,800 of 5,000 at zero
    * latency, measured), each holding its record, promises and a result URL that may expire
    * while it waits. The stage still always has work, so throughput is the stage's own.
+   * Items whose files wait for their sync hold no image and are not backlog.
    */
   private slotsFree(): number {
-    const imageBacklog = this.inImageStage.size - this.options.downloadConcurrency;
+    const imageBacklog = this.inImageStage.size - this.imageStage.landing - this.options.downloadConcurrency;
     if (imageBacklog >= this.options.concurrency) return 0;
     return this.options.concurrency - this.atService.size;
   }

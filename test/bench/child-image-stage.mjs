@@ -1,6 +1,7 @@
 // Child process: images per second through either the pipeline's image stage
 // (deliverItemImage: verify, stamp provenance, place, thumbnail, renditions, sidecar, with the
-// runner's pool size) or a bare sharp loop making the same resizes, on the same images.
+// runner's pool size, then the wait for its files' sync as the runner waits before `done`) or
+// a bare sharp loop making the same resizes, on the same images.
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,6 +32,8 @@ async function bare({ i, bytes }) {
 }
 
 let work;
+/** After the pool: the pipeline waits for its files to be durable before an item is done. */
+let finish = async () => {};
 if (input.mode === "bare") {
   await mkdir(input.out, { recursive: true });
   work = bare;
@@ -49,13 +52,23 @@ if (input.mode === "bare") {
   const layout = outputLayout(input.out);
   const options = { thumbnail: input.thumbnail, renditions: input.renditions, maxInputPixels: 64 * 1024 * 1024 };
   const signal = new AbortController().signal;
-  work = ({ i, bytes }) => deliverItemImage({ item: records[i], source: { kind: "bytes", bytes }, downloader: null, layout, store, options, signal });
+  const { DEFAULTS } = await import(join(DIST, "defaults.js"));
+  // As `imgbatch run` chooses (IMGBATCH_FSYNC_EACH_FILE=1 measures the fsync per file).
+  // Builds from before batched sync (IMGBATCH_DIST) fsync each file and have no file-sync.js.
+  const fileSync = await import(join(DIST, "assets/file-sync.js")).then(
+    ({ chooseFileSync }) => chooseFileSync(input.out, { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: /^(1|true|yes)$/i.test(process.env.IMGBATCH_FSYNC_EACH_FILE ?? "") }),
+    () => null,
+  );
+  work = ({ i, bytes }) => deliverItemImage({ item: records[i], source: { kind: "bytes", bytes }, downloader: null, layout, store, options, fileSync, signal });
+  // As the runner's image stage waits: at once when no other image is being made.
+  if (fileSync) finish = (delivered) => fileSync.durable(delivered.folders, { soon: limit.activeCount === 0 && limit.pendingCount === 0 });
 }
 
-await Promise.all(warmUp.map((job) => limit(() => work(job))));
+const deliver = async (job) => finish(await limit(() => work(job)));
+await Promise.all(warmUp.map(deliver));
 const cpuBefore = process.cpuUsage();
 const startedAt = performance.now();
-await Promise.all(jobs.map((job) => limit(() => work(job))));
+await Promise.all(jobs.map(deliver));
 const wallMs = performance.now() - startedAt;
 const cpu = process.cpuUsage(cpuBefore);
 await childResult({ wallMs, imagesPerSecond: input.count / (wallMs / 1000), cpuMsPerImage: (cpu.user + cpu.system) / 1000 / input.count, sharpConcurrency: sharp.concurrency() });
