@@ -4,7 +4,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { chooseFileSync, FSYNC_EACH_FILE, SyncfsBatches, syncfsWithCommand, type SyncFolders } from "../src/assets/file-sync.js";
+import { chooseFileSync, FSYNC_EACH_FILE, gnuSyncCommand, kernelReportsSyncfsErrors, SyncfsBatches, syncfsWith, type SyncFolders } from "../src/assets/file-sync.js";
 import { runCommand } from "../src/commands/run.js";
 import { ExitError, FatalRunError } from "../src/errors.js";
 import { testContext } from "./helpers/context.js";
@@ -71,26 +71,38 @@ describe("SyncfsBatches", () => {
     await Promise.all(waits);
   });
 
-  it("a failed sync rejects its own batch and no other", async () => {
+  it("after a failed sync, every later request fails too: a sync that then succeeds proves nothing", async () => {
     const { calls, syncFolders } = heldSync();
     const batches = new SyncfsBatches(syncFolders, 10);
     const failing = batches.durable(["/out/images"]);
     await settle(30);
-    const next = batches.durable(["/out/images"]);
+    const joinedDuringTheSync = batches.durable(["/out/images"]);
     calls[0]!.finish(new Error("EIO"));
     await expect(failing).rejects.toThrow("EIO");
+    await expect(joinedDuringTheSync).rejects.toThrow("EIO");
+    await expect(batches.durable(["/out/thumbs"])).rejects.toThrow("EIO");
     await settle(30);
-    calls[1]!.finish();
-    await expect(next).resolves.toBeUndefined();
+    expect(calls).toHaveLength(1); // no sync ran after the failure
   });
 });
 
 describe("chooseFileSync", () => {
-  it.runIf(process.platform === "linux")("batches where `sync -f` works (Linux), and the command syncs a real folder", async () => {
+  it("trusts syncfs only from Linux 5.8 on, where it reports a failed writeback", () => {
+    expect(kernelReportsSyncfsErrors("linux", "6.1.0-13-amd64")).toBe(true);
+    expect(kernelReportsSyncfsErrors("linux", "5.8.0")).toBe(true);
+    expect(kernelReportsSyncfsErrors("linux", "5.4.0-150-generic")).toBe(false);
+    expect(kernelReportsSyncfsErrors("linux", "4.19.0")).toBe(false);
+    expect(kernelReportsSyncfsErrors("darwin", "23.1.0")).toBe(false);
+    expect(kernelReportsSyncfsErrors("win32", "10.0.22631")).toBe(false);
+  });
+
+  it.runIf(kernelReportsSyncfsErrors())("batches where GNU `sync -f` works, and that command syncs a real folder", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "a.txt"), "x");
-    await expect(syncfsWithCommand([dir])).resolves.toBeUndefined();
-    expect((await chooseFileSync(dir, { windowMs: 10 })).batched).toBe(true);
+    const command = await gnuSyncCommand();
+    expect(command).toMatch(/^\/(usr\/)?bin\/sync$/); // by absolute path, never from PATH
+    await expect(syncfsWith(command!)([dir])).resolves.toBeUndefined();
+    expect((await chooseFileSync([dir], { windowMs: 10 })).batched).toBe(true);
   });
 
   it("fsyncs each file when the probe fails or IMGBATCH_FSYNC_EACH_FILE asks for it", async () => {
@@ -98,16 +110,17 @@ describe("chooseFileSync", () => {
     const failing: SyncFolders = async () => {
       throw new Error("sync: unknown option -- f");
     };
-    expect(await chooseFileSync(dir, { windowMs: 10, syncFolders: failing })).toBe(FSYNC_EACH_FILE);
-    expect(await chooseFileSync(dir, { windowMs: 10, eachFile: true })).toBe(FSYNC_EACH_FILE);
+    expect(await chooseFileSync([dir], { windowMs: 10, syncFolders: failing })).toBe(FSYNC_EACH_FILE);
+    expect(await chooseFileSync([dir], { windowMs: 10, eachFile: true })).toBe(FSYNC_EACH_FILE);
     expect(testContext({ IMGBATCH_FSYNC_EACH_FILE: "1" }).ctx.env.fsyncEachFile).toBe(true);
     expect(testContext({}).ctx.env.fsyncEachFile).toBe(false);
   });
 
-  it("a failing `sync -f` names the folder and stops the run as resumable (exit 3)", async () => {
+  it.runIf(kernelReportsSyncfsErrors())("a failing `sync -f` names the folder and stops the run as resumable (exit 3)", async () => {
     const missing = join(tempDir(), "gone");
-    const error = await syncfsWithCommand([missing]).catch((e: unknown) => e);
+    const error = await syncfsWith((await gnuSyncCommand())!)([missing]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FatalRunError);
+    expect((error as FatalRunError).code).toBe("SYNC_FAILED");
     expect((error as FatalRunError).message).toContain(missing);
     expect((error as FatalRunError).exitCode).toBe(3);
   });
@@ -159,6 +172,9 @@ describe("a run with batched file sync", () => {
       const syncedBefore = new Set(syncs[k - 1]!.written);
       for (const key of syncs[k]!.done) expect(syncedBefore.has(key), `${key} done before its files were synced`).toBe(true);
     }
+    // And every item done at the end was written before the last sync began.
+    const lastSynced = new Set(syncs.at(-1)!.written);
+    for (const key of doneKeys(db)) expect(lastSynced.has(key), `${key} done without a sync after its files`).toBe(true);
     expect(new Set(syncs.slice(1).flatMap((s) => s.folders))).toEqual(new Set([imagesDir, join(dir, "out", "thumbs")]));
   }, 30_000);
 

@@ -1,13 +1,15 @@
 // How the image stage's files reach the disk before their item commits `done`. Either each
-// file and its folder is fsynced as it is written (five fsyncs per item), or, where the
-// system has syncfs(2) (Linux, through `sync -f`), files are written without fsync and made
-// durable in batches: one syncfs per folder for every file written in the last
-// `batchWindowMs`. Either way an item is `done` only once its files are on disk.
+// file and its folder is fsynced as it is written (five fsyncs per item), or, on Linux with
+// GNU coreutils, files are written without fsync and made durable in batches: one
+// `sync -f` (syncfs(2) of each folder's file system) for every file written in the last
+// `windowMs`. Either way an item is `done` only once its files are on disk.
 //
-// An fsync of a small file costs the process ~0.1 ms of CPU: the kernel writes that file's
+// An fsync of a small file costs the process ~0.06 ms of CPU: the kernel writes that file's
 // data and inode and flushes the disk's cache while the caller waits. One syncfs writes
 // every file of a batch in one pass and flushes once (benchmark scenario 3).
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { release } from "node:os";
 import { FatalRunError } from "../errors.js";
 
 export interface FileSync {
@@ -23,21 +25,39 @@ export interface FileSync {
   durable(folders: Iterable<string>, options?: { soon?: boolean }): Promise<void>;
 }
 
-/** Each file fsynced as it is written, with its folder: where syncfs is missing (macOS, Windows). */
+/** Each file fsynced as it is written, with its folder: where batched syncfs cannot be trusted. */
 export const FSYNC_EACH_FILE: FileSync = { batched: false, durable: async () => {} };
 
-/** Makes everything written into these folders durable, or rejects. */
-export type SyncFolders = (folders: readonly string[]) => Promise<void>;
+/** Makes everything written into these folders durable, or rejects (FatalRunError SYNC_FAILED). */
+export type SyncFolders = (folders: readonly string[], signal?: AbortSignal) => Promise<void>;
 
-/** syncfs(2) of each folder's file system, by coreutils' or BusyBox's `sync -f`. */
-export const syncfsWithCommand: SyncFolders = (folders) =>
-  new Promise((resolve, reject) => {
-    execFile("sync", ["-f", "--", ...folders], { timeout: 0 }, (error, _stdout, stderr) => {
-      if (!error) return resolve();
-      const why = String(stderr).trim() || error.message;
-      reject(new FatalRunError(`cannot make the output durable (sync -f ${folders.join(" ")}): ${why}`, "SYNC_FAILED", 3, { cause: error }));
+/** A sync that takes this long is taken for a hung file system (a hard NFS mount, a dying disk). */
+const SYNC_TIMEOUT_MS = 60_000;
+
+/**
+ * GNU coreutils' `sync -f` by its absolute path (a `sync` earlier on PATH, such as one in
+ * node_modules/.bin under `npm run`, must not stand in for it), or null when there is none.
+ */
+export async function gnuSyncCommand(): Promise<string | null> {
+  for (const path of ["/usr/bin/sync", "/bin/sync"]) {
+    if (!existsSync(path)) continue;
+    const version = await new Promise<string>((resolve) => execFile(path, ["--version"], { timeout: 5_000 }, (error, stdout) => resolve(error ? "" : String(stdout))));
+    return /GNU coreutils/.test(version) ? path : null;
+  }
+  return null;
+}
+
+/** syncfs(2) of each folder's file system through coreutils' `sync -f` at `command`. */
+export function syncfsWith(command: string): SyncFolders {
+  return (folders, signal) =>
+    new Promise((resolve, reject) => {
+      execFile(command, ["-f", "--", ...folders], { timeout: SYNC_TIMEOUT_MS, signal }, (error, _stdout, stderr) => {
+        if (!error) return resolve();
+        const why = (error as { killed?: boolean }).killed && !signal?.aborted ? `no answer in ${SYNC_TIMEOUT_MS / 1000} s` : String(stderr).trim() || error.message;
+        reject(new FatalRunError(`cannot make the output durable (sync -f ${folders.join(" ")}): ${why}`, "SYNC_FAILED", 3, { cause: error }));
+      });
     });
-  });
+}
 
 interface Batch {
   folders: Set<string>;
@@ -52,13 +72,16 @@ interface Batch {
  * Files written without fsync, made durable a batch at a time. A batch gathers folders for
  * `windowMs` after its first request (or less, once a request says nothing more is coming),
  * then syncs them all. Requests made while a sync runs wait for the next one: a file written
- * after a syncfs began may not be in it.
+ * after a syncfs began may not be in it. After one failed sync every later request fails
+ * too: syncfs reports a lost write once, so a later sync that succeeds proves nothing about
+ * files written before it.
  */
 export class SyncfsBatches implements FileSync {
   readonly batched = true;
   private next: Batch | null = null;
   private syncing = false;
   private timer: NodeJS.Timeout | null = null;
+  private failure: unknown = null;
 
   constructor(
     private readonly syncFolders: SyncFolders,
@@ -66,6 +89,7 @@ export class SyncfsBatches implements FileSync {
   ) {}
 
   durable(folders: Iterable<string>, options: { soon?: boolean } = {}): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     if (!this.next) {
       let resolve!: () => void;
       let reject!: (error: unknown) => void;
@@ -101,11 +125,13 @@ export class SyncfsBatches implements FileSync {
     const batch = this.next;
     this.next = null;
     if (!batch) return;
+    if (this.failure) return batch.reject(this.failure);
     this.syncing = true;
     try {
       await this.syncFolders([...batch.folders]);
       batch.resolve();
     } catch (error) {
+      this.failure = error;
       batch.reject(error);
     } finally {
       this.syncing = false;
@@ -114,15 +140,32 @@ export class SyncfsBatches implements FileSync {
   }
 }
 
+/** Linux 5.8 and later: syncfs(2) reports a failed writeback to the caller (errseq). */
+export function kernelReportsSyncfsErrors(platform: NodeJS.Platform = process.platform, kernel: string = release()): boolean {
+  if (platform !== "linux") return false;
+  const [major = 0, minor = 0] = kernel.split(".").map((part) => Number.parseInt(part, 10));
+  return major > 5 || (major === 5 && minor >= 8);
+}
+
 /**
- * Batches when one `sync -f` of `probeFolder` works here, else each file fsynced. The probe
- * is a real syncfs: it also makes durable what the run wrote before (the database).
+ * Batches when syncfs can be trusted here (Linux ≥ 5.8, GNU coreutils' `sync`) and one
+ * `sync -f` of each probe folder works, else each file fsynced. BSD and macOS `sync` ignore
+ * `-f`, and BusyBox's ignores syncfs's errors: those fsync each file. The probe is a real
+ * syncfs: it also makes durable what the run wrote before (the database).
  */
-export async function chooseFileSync(probeFolder: string, options: { windowMs: number; syncFolders?: SyncFolders; eachFile?: boolean }): Promise<FileSync> {
+export async function chooseFileSync(
+  probeFolders: readonly string[],
+  options: { windowMs: number; eachFile?: boolean; syncFolders?: SyncFolders; signal?: AbortSignal },
+): Promise<FileSync> {
   if (options.eachFile) return FSYNC_EACH_FILE;
-  const syncFolders = options.syncFolders ?? syncfsWithCommand;
+  let syncFolders = options.syncFolders;
+  if (!syncFolders) {
+    const command = kernelReportsSyncfsErrors() ? await gnuSyncCommand() : null;
+    if (!command) return FSYNC_EACH_FILE;
+    syncFolders = syncfsWith(command);
+  }
   try {
-    await syncFolders([probeFolder]);
+    await syncFolders(probeFolders, options.signal);
   } catch {
     return FSYNC_EACH_FILE;
   }

@@ -1,11 +1,12 @@
 // `imgbatch run <manifest>`: expand, submit, poll, download, thumbnail; resumes whatever
 // the database holds. Orchestrates only: the work is in runner/, store/, assets/, report/.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { hostname } from "node:os";
 import { Downloader } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
-import { outputLayout } from "../assets/image-stage.js";
+import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
@@ -175,11 +176,10 @@ async function execute(
   };
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
   await preflight(provider, store, log, stopSignal);
+  const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal });
+  log.debug(fileSync.batched ? "delivered files are synced in batches (sync -f)" : "each delivered file is fsynced");
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
-  mkdirSync(outDir, { recursive: true });
-  const fileSync = await chooseFileSync(outDir, { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders });
-  log.debug(fileSync.batched ? "delivered files are synced in batches (syncfs)" : "each delivered file is fsynced");
   const runner = new Runner({ store, provider, downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
   const onStop = () => runner.stop("signal", true);
   stopSignal.addEventListener("abort", onStop, { once: true });
@@ -194,6 +194,16 @@ async function execute(
   await writeReport(store, manifest.name, outDir, "as-synced");
   progress.finalLine(summary);
   return summary;
+}
+
+/**
+ * The output folder and those of its folders that exist already: a folder that is a link to
+ * another file system must pass the probe too. Folders made later are made in the output folder.
+ */
+function probeFolders(outDir: string, layout: OutputLayout, manifest: Manifest): string[] {
+  mkdirSync(outDir, { recursive: true });
+  const folders = [layout.imagesDir, layout.thumbsDir, layout.renditionsDir, ...manifest.renditions.map((r) => join(layout.renditionsDir, r.name))];
+  return [outDir, ...folders.filter((folder) => existsSync(folder))];
 }
 
 /** Each item with the hash of its request, made as the sync reads them (never a second array). */

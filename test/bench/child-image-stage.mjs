@@ -56,7 +56,7 @@ if (input.mode === "bare") {
   // As `imgbatch run` chooses (IMGBATCH_FSYNC_EACH_FILE=1 measures the fsync per file).
   // Builds from before batched sync (IMGBATCH_DIST) fsync each file and have no file-sync.js.
   const fileSync = await import(join(DIST, "assets/file-sync.js")).then(
-    ({ chooseFileSync }) => chooseFileSync(input.out, { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: /^(1|true|yes)$/i.test(process.env.IMGBATCH_FSYNC_EACH_FILE ?? "") }),
+    ({ chooseFileSync }) => chooseFileSync([input.out], { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: /^(1|true|yes)$/i.test(process.env.IMGBATCH_FSYNC_EACH_FILE ?? "") }),
     () => null,
   );
   work = ({ i, bytes }) => deliverItemImage({ item: records[i], source: { kind: "bytes", bytes }, downloader: null, layout, store, options, fileSync, signal });

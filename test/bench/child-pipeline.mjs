@@ -3,13 +3,13 @@
 // and the SQLite commit count, so runs never share a heap, a JIT or an RSS high-water mark.
 import { join } from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
-import { applyWhatIf, benchContext, childInput, childResult, countSqliteCommits, cpuByThread, diffThreads, DIST, peakRssMiB } from "./lib.mjs";
+import { applyWhatIf, benchContext, childInput, childResult, childrenCpuMs, countSqliteCommits, cpuByThread, diffThreads, DIST, peakRssMiB } from "./lib.mjs";
 
 const input = await childInput();
 const counter = input.countCommits ? await countSqliteCommits() : null;
 if (input.whatIf?.length) await applyWhatIf(input.whatIf);
 const { runCommand } = await import(join(DIST, "commands/run.js"));
-const { ctx } = await benchContext({ PICTORY_API_KEY: input.apiKey, PICTORY_BASE_URL: input.simUrl });
+const { ctx } = await benchContext({ PICTORY_API_KEY: input.apiKey, PICTORY_BASE_URL: input.simUrl, IMGBATCH_FSYNC_EACH_FILE: input.fsyncEachFile ? "1" : undefined });
 
 const rssBefore = peakRssMiB();
 // RSS every 50 ms when asked, to tell which phase holds the peak (load, sync, run, report).
@@ -27,6 +27,7 @@ const gcWatch = input.traceRss
   : null;
 gcWatch?.observe({ entryTypes: ["gc"] });
 const threadsBefore = cpuByThread();
+const childrenBefore = childrenCpuMs();
 const cpuBefore = process.cpuUsage();
 const startedAt = Date.now();
 let exitCode;
@@ -66,6 +67,7 @@ await childResult({
   cpuMs: (cpu.user + cpu.system) / 1000,
   cpuUserMs: cpu.user / 1000,
   cpuSystemMs: cpu.system / 1000,
+  childrenCpuMs: childrenCpuMs() - childrenBefore,
   threadsMs: diffThreads(cpuByThread(), threadsBefore),
   rssBeforeMiB: rssBefore.vmHwmMiB,
   ...peakRssMiB(),

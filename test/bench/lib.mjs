@@ -189,6 +189,23 @@ export function cpuByThread() {
   return out;
 }
 
+/** CPU of this process's ended, waited-for children (the pipeline's `sync -f`), in ms. */
+export function childrenCpuMs() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
+}
+
+/**
+ * CPU time of the whole machine so far (every process and kernel thread, /proc/stat: all
+ * but idle and iowait), in ms: to tell work saved from work moved to the kernel's threads.
+ */
+export function machineCpuMs() {
+  const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
+}
+
 export function diffThreads(after, before) {
   const out = {};
   for (const [k, v] of Object.entries(after)) out[k] = v - (before[k] ?? 0);
