@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
@@ -111,19 +112,41 @@ describe("Store", () => {
     store.close();
   });
 
-  it("fsyncs the submitting commit and the run's bookkeeping, not an item's later steps", () => {
+  it("commits a turn's state changes together, fsynced when one is a submit, and `committed` waits for that", async () => {
     const store = openStore();
+    const other = new Database(store.db.name, { readonly: true });
+    const committedState = (key: string) => (other.prepare("SELECT state FROM items WHERE key = ?").get(key) as { state: string }).state;
     const synchronous = () => store.db.pragma("synchronous", { simple: true });
-    store.syncManifest([planned("a")], "local");
+    store.syncManifest([planned("a"), planned("b"), planned("c")], "local");
     expect(synchronous()).toBe(2); // FULL
-    const submitting = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
+
+    const a = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
+    const b = store.transition(store.byKey("b")!, "submitting", { attempts: 1 });
     expect(synchronous()).toBe(2);
-    const running = store.transition(submitting, "running", { jobId: "job-1" });
+    expect(store.byKey("a")!.state).toBe("submitting"); // the store reads its own changes at once
+    expect([committedState("a"), committedState("b")]).toEqual(["queued", "queued"]); // others do not, yet
+    await store.committed();
+    expect([committedState("a"), committedState("b")]).toEqual(["submitting", "submitting"]);
+
+    // An item's later steps commit without fsync: alone in their turn, NORMAL.
+    const running = store.transition(a, "running", { jobId: "job-1" });
     expect(synchronous()).toBe(1); // NORMAL
-    store.transition(running, "failed", { errorCode: "X" });
-    expect(synchronous()).toBe(1);
-    store.requeueFailed();
+    // A submit in that same turn cannot wait for a NORMAL commit: the group commits, a FULL one opens.
+    store.transition(store.byKey("c")!, "submitting", { attempts: 1 });
+    expect(committedState("a")).toBe("running");
     expect(synchronous()).toBe(2);
+    store.transition(b, "failed", { errorCode: "X" }); // joins the FULL group
+    await store.committed();
+    expect([committedState("b"), committedState("c")]).toEqual(["failed", "submitting"]);
+
+    store.transition(running, "failed", { errorCode: "X" });
+    store.requeueFailed(); // bookkeeping: the open group commits first, then this alone, FULL
+    expect(synchronous()).toBe(2);
+    expect([committedState("a"), committedState("b")]).toEqual(["queued", "queued"]);
+    // Every change is still in the history, one event each.
+    const events = store.db.prepare("SELECT COUNT(*) AS n FROM events WHERE from_state IS NOT NULL").get() as { n: number };
+    expect(events.n).toBe(8);
+    other.close();
     store.close();
   });
 

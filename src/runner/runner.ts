@@ -135,6 +135,7 @@ export class Runner {
       await this.waitForChange(next === null ? null : next - this.now());
     }
     await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values()]);
+    this.store.commitGroup();
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
     return this.summary;

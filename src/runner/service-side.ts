@@ -95,9 +95,12 @@ export class ServiceSideDriver {
     // The wait for a token (a throttled provider) may have run past the deadline.
     if (this.host.stopping()) return queued;
     const attempt = queued.attempts + 1;
-    // Committed before the request is sent: a crash from here on leaves `submitting`,
-    // which the next run reconciles instead of paying again.
+    // On disk before the request is sent: a crash from here on leaves `submitting`, which
+    // the next run reconciles instead of paying again. The submits of one turn share the fsync.
     let item = this.host.move(queued, "submitting", { attempts: attempt, submittedAt: this.deps.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.deps.options.maxAttempts}`);
+    await this.deps.store.committed();
+    // Stopped while it committed: nothing was sent, so no look at the listings is needed.
+    if (this.deps.hardSignal.aborted) return this.host.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, "stopped before the submit was sent");
     try {
       const { jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal));
       item = this.host.move(item, "running", { jobId, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
