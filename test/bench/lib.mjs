@@ -222,7 +222,7 @@ const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b
 export async function countSqliteCommits() {
   const { default: Database } = await import("better-sqlite3");
   // `fsynced`: commits made while PRAGMA synchronous was FULL (the store switches it per write).
-  const counter = { commits: 0, transactions: 0, autocommits: 0, fsynced: 0 };
+  const counter = { commits: 0, transactions: 0, autocommits: 0, groups: 0, fsynced: 0 };
   const fullSync = new WeakMap(); // connection → synchronous is FULL (the store opens it so)
   const commit = (db) => {
     counter.commits++;
@@ -234,14 +234,16 @@ export async function countSqliteCommits() {
   const run = Statement.run;
   // What each statement is, worked out once per statement: the counter must not add CPU of
   // its own to the run whose CPU it is counted in.
-  const kinds = new WeakMap(); // statement → "full" | "normal" (a synchronous PRAGMA), "write", "other"
+  const kinds = new WeakMap(); // statement → "full" | "normal" (a synchronous PRAGMA), "commit", "write", "other"
   const kindOf = (statement) => {
     let kind = kinds.get(statement);
     if (kind === undefined) {
       const pragma = /^\s*PRAGMA\s+synchronous\s*=\s*(\w+)/i.exec(statement.source);
-      // better-sqlite3 runs its own BEGIN/COMMIT as statements: those are counted by the
-      // transaction wrapper below, not here.
-      kind = pragma ? (/^(FULL|2|EXTRA|3)$/i.test(pragma[1]) ? "full" : "normal") : !statement.reader && !TRANSACTION_CONTROL.test(statement.source) ? "write" : "other";
+      // better-sqlite3 runs its own BEGIN/COMMIT internally: those are counted by the
+      // transaction wrapper below. A COMMIT prepared by the store ends its group of a turn.
+      kind = pragma
+        ? /^(FULL|2|EXTRA|3)$/i.test(pragma[1]) ? "full" : "normal"
+        : /^\s*(COMMIT|END)\b/i.test(statement.source) ? "commit" : !statement.reader && !TRANSACTION_CONTROL.test(statement.source) ? "write" : "other";
       kinds.set(statement, kind);
     }
     return kind;
@@ -257,6 +259,9 @@ export async function countSqliteCommits() {
     if (outside && kind === "write") {
       commit(this.database);
       counter.autocommits++;
+    } else if (kind === "commit" && !outside && !this.database.inTransaction) {
+      commit(this.database);
+      counter.groups++;
     }
     return result;
   };
