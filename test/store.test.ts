@@ -150,6 +150,25 @@ describe("Store", () => {
     store.close();
   });
 
+  it("a group that does not commit fails its submits and every later write, so nothing is sent for them", async () => {
+    const store = openStore();
+    const other = new Database(store.db.name, { readonly: true });
+    store.syncManifest([planned("a"), planned("b")], "local");
+    const a = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
+    const committed = store.committed();
+    // What SQLite does by itself on an I/O error or a full disk: the whole open transaction goes.
+    store.db.exec("ROLLBACK");
+    expect(() => store.transition(store.byKey("b")!, "submitting", { attempts: 1 })).toThrow(/could not commit/);
+    await expect(committed).rejects.toMatchObject({ code: "DB_COMMIT_FAILED", exitCode: 3 });
+    expect((other.prepare("SELECT state FROM items WHERE key = 'a'").get() as { state: string }).state).toBe("queued");
+    // The records in memory no longer match the database: no later write gets through.
+    expect(() => store.transition(a, "running", { jobId: "job-1" })).toThrow(/could not commit/);
+    expect(() => store.endRun(1, { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 })).toThrow(/could not commit/);
+    expect(store.failure?.code).toBe("DB_COMMIT_FAILED");
+    other.close();
+    store.close();
+  });
+
   it("supersedes an item whose request changed and never touches an unchanged done item", () => {
     const store = openStore();
     store.syncManifest([planned("a"), planned("b")], "local");

@@ -83,7 +83,14 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     // (or its lock went stale). Only then is the output folder walked for them, which at
     // 100,000 items (300,000 files) costs ~300 ms of a resume's start-up with a warm cache.
     const interrupted = store.closeAbandonedRuns(run.id) > 0 || begun.tookOverFrom !== null;
-    const heartbeat = setInterval(() => store.heartbeat(run.id), 10_000);
+    const heartbeat = setInterval(() => {
+      try {
+        store.heartbeat(run.id);
+      } catch (error) {
+        // A database that stopped committing: the run's next state change stops it (exit 3).
+        log.error({ err: errorMessage(error) }, `heartbeat not written: ${errorMessage(error)}`);
+      }
+    }, 10_000);
     heartbeat.unref();
     // Listening from the moment the lock is held: a signal during start-up (the quota read,
     // its retries) also ends in a closed run and a released lock, not in an exit at once.
@@ -104,15 +111,19 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
       clearInterval(heartbeat);
       // A refused key at the quota read ends the run with its own code (1): the record says so.
       const exitCode = thrown instanceof ExitError ? thrown.exitCode : exitCodeFor(summary, store);
-      store.endRun(run.id, {
-        outcome: outcomeOf(exitCode),
-        exitCode,
-        stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
-        itemsDone: summary?.doneThisRun ?? 0,
-        itemsFailed: summary?.failedThisRun ?? 0,
-        credits: summary?.creditsThisRun ?? 0,
-      });
-      store.releaseLock(run.id);
+      // A database that stopped committing takes no bookkeeping either: the next run finds
+      // this one unclosed (`died`) and rebuilds its figures from the events.
+      if (!store.failure) {
+        store.endRun(run.id, {
+          outcome: outcomeOf(exitCode),
+          exitCode,
+          stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
+          itemsDone: summary?.doneThisRun ?? 0,
+          itemsFailed: summary?.failedThisRun ?? 0,
+          credits: summary?.creditsThisRun ?? 0,
+        });
+        store.releaseLock(run.id);
+      }
     }
     const exitCode = exitCodeFor(summary, store);
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);

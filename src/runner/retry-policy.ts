@@ -71,6 +71,10 @@ export function classifyFailure(error: unknown): FailureKind {
     }
     if (link instanceof Error && (link.name === "AbortError" || (link as { code?: string }).code === "ABORT_ERR")) return { kind: "aborted" };
     const code = (link as { code?: unknown } | null)?.code;
+    // better-sqlite3's: a full disk, an I/O error or a locked file meets every further write too.
+    if (link instanceof Error && link.name === "SqliteError") {
+      return { kind: "fatal", error: new FatalRunError(`the job database refused a write: ${link.message}`, typeof code === "string" ? code : "SQLITE_ERROR", 3, { cause: link }) };
+    }
     if (typeof code === "string" && FATAL_LOCAL_CODES.has(code)) {
       return { kind: "fatal", error: new FatalRunError(`cannot write output: ${(link as Error).message}`, code, 3, { cause: link }) };
     }

@@ -101,6 +101,7 @@ export class Runner {
         move: (item, to, patch, detail) => this.move(item, to, patch, detail),
         retryOrFail: (item, code, message) => this.serviceSide.retryOrFail(item, code, message),
         backToService: (item) => this.startAtService(item),
+        serviceIdle: () => this.atService.size === 0,
       },
     );
     // Every wait and request listens to these: hundreds at once is normal here.
@@ -135,7 +136,11 @@ export class Runner {
       await this.waitForChange(next === null ? null : next - this.now());
     }
     await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values()]);
-    this.store.commitGroup();
+    try {
+      this.store.commitGroup();
+    } catch (error) {
+      this.fatal ??= error instanceof FatalRunError ? error : new FatalRunError(`the job database could not commit: ${errorMessage(error)}`, "DB_COMMIT_FAILED", 3, { cause: error });
+    }
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
     return this.summary;

@@ -4,7 +4,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { InternalError, errorMessage } from "../errors.js";
+import { FatalRunError, InternalError, errorMessage } from "../errors.js";
 import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -43,8 +43,8 @@ export class Store {
   private fsyncEachCommit = true;
   /** The open transaction of this turn's state changes (beforeWrite). */
   private group: CommitGroup | null = null;
-  /** Why a group failed to commit when nobody waited on it: thrown by the next write. */
-  private groupFailure: unknown = null;
+  /** Why a group failed to commit (failGroup): thrown by every later write. */
+  private broken: FatalRunError | null = null;
 
   /**
    * Runs `work` in one transaction (nested: a savepoint). Made once: better-sqlite3 builds
@@ -88,11 +88,9 @@ export class Store {
    */
   private beforeWrite(commit: "fsync" | "grouped" | "grouped-fsync"): void {
     if (this.db.readonly) return;
-    if (this.groupFailure) {
-      const failure = this.groupFailure;
-      this.groupFailure = null;
-      throw new InternalError(`the last state changes did not commit: ${errorMessage(failure)}`, { cause: failure });
-    }
+    if (this.broken) throw this.broken;
+    // An I/O error or a full disk makes SQLite roll the whole open transaction back itself.
+    if (this.group && !this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
     if (commit === "fsync") {
       this.commitGroup();
       this.fsyncCommits(true);
@@ -104,7 +102,9 @@ export class Store {
       // A NORMAL group ends early: SQLite cannot make it FULL once begun.
       this.commitGroup();
     } else if (this.db.inTransaction) {
-      return; // inside an outer write (requeueFailed), which commits FULL
+      // Inside an outer write (requeueFailed), which commits FULL; no submit belongs there.
+      if (fsync) throw new InternalError("a submit inside another write's transaction could not be waited for");
+      return;
     }
     this.openGroup(fsync);
   }
@@ -125,7 +125,7 @@ export class Store {
       resolve = res;
       reject = rej;
     });
-    // Most groups have nobody waiting on them; a failure then reaches the next write.
+    // Most groups have nobody waiting on them: their failure reaches every later write.
     committed.catch(() => {});
     const group: CommitGroup = { fsync, committed, resolve, reject };
     this.group = group;
@@ -133,8 +133,8 @@ export class Store {
       if (this.group !== group) return; // committed early
       try {
         this.commitGroup();
-      } catch (error) {
-        this.groupFailure = error;
+      } catch {
+        /* kept in `broken`: every later write throws it */
       }
     });
   }
@@ -142,17 +142,38 @@ export class Store {
   /** Commits the open group of state changes now, if there is one. */
   commitGroup(): void {
     const group = this.group;
-    if (!group) return;
-    this.group = null;
+    if (!group || !this.db.open) return;
+    if (!this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
     try {
-      if (this.db.open && this.db.inTransaction) this.statement("COMMIT").run();
+      this.statement("COMMIT").run();
     } catch (error) {
-      // A failed COMMIT (disk full) can leave the transaction open: the next write starts clean.
-      if (this.db.open && this.db.inTransaction) this.db.exec("ROLLBACK");
-      group.reject(error);
-      throw error;
+      this.failGroup(error);
     }
+    this.group = null;
     group.resolve();
+  }
+
+  /**
+   * The open group did not commit. Its waiters (submits) are told first, and the store
+   * refuses every later write: the run's records in memory no longer match the database, and
+   * whatever the next run finds there it resumes without paying again.
+   */
+  private failGroup(cause: unknown): never {
+    const group = this.group;
+    this.group = null;
+    this.broken = new FatalRunError(`the job database could not commit: ${errorMessage(cause)}`, "DB_COMMIT_FAILED", 3, { cause });
+    group?.reject(this.broken);
+    try {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+    } catch {
+      /* the connection is closed on exit; nothing more is written through it */
+    }
+    throw this.broken;
+  }
+
+  /** Set once a group failed to commit: every write since throws it. */
+  get failure(): FatalRunError | null {
+    return this.broken;
   }
 
   /**
@@ -181,14 +202,13 @@ export class Store {
     return new Store(db, options.now ?? Date.now);
   }
 
-  /** Commits the open group and closes; throws when a group failed to commit unseen. */
+  /** Commits the open group (throwing when it cannot) and closes. */
   close(): void {
     try {
       this.commitGroup();
     } finally {
       if (this.db.open) this.db.close();
     }
-    if (this.groupFailure) throw new InternalError(`the last state changes did not commit: ${errorMessage(this.groupFailure)}`, { cause: this.groupFailure });
   }
 
   schemaVersion(): number {
@@ -416,6 +436,10 @@ export class Store {
     info: { pid: number; host: string; provider: string; manifestFile: string },
     isStale: (holder: LockHolder) => boolean,
   ): { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder } {
+    // A live holder is seen with a plain read: a busy run holds the write lock for most of
+    // each turn (its group), and BEGIN IMMEDIATE could wait out busy_timeout for it.
+    const seen = this.lockHolder();
+    if (seen && !isStale(seen)) return { acquired: false, holder: seen };
     this.beforeWrite("fsync");
     const result = this.db.transaction(() => {
       const holder = this.lockHolder();
