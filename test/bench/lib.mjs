@@ -1,6 +1,6 @@
 // Shared helpers of the benchmark: scratch folders, manifests, the simulator with small
 // images, child processes, and the measurements read from /proc.
-import { fork } from "node:child_process";
+import { execFileSync, fork } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -126,8 +126,18 @@ export async function startSim(options, { imagePx = 64 } = {}) {
   return sim;
 }
 
+/**
+ * Writes back every dirty page of the machine (`sync`) before a measured run, so that a run
+ * that syncs its files (the pipeline) does not pay for the writeback of the run before it
+ * (a bare loop that left hundreds of MB unwritten).
+ */
+export function settleWriteback() {
+  execFileSync("sync");
+}
+
 /** Runs `script` in a child Node process with `input`; resolves with what it sends back. */
 export function runChild(script, input, { execArgv = [], env = {}, onMessage } = {}) {
+  settleWriteback();
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
     const child = fork(join(BENCH_DIR, script), [], {

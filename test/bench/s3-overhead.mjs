@@ -2,7 +2,7 @@
 // logs, report), at zero latency with a tiny image, and SQLite commits per item.
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { binNodeFlags, DIST, machineCpuMs, round, runChild, scratch, startSim, writeCsvManifest } from "./lib.mjs";
+import { binNodeFlags, DIST, machineCpuMs, round, runChild, scratch, settleWriteback, startSim, writeCsvManifest } from "./lib.mjs";
 
 export const PARAMS = { n: 10_000, repeats: 3, concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64, sharpIterations: 2_000, imagePool: 2, baselineN: 2_000 };
 const THUMBNAIL = { size: 256, format: "webp", quality: 80 }; // the default a CSV manifest gets
@@ -17,6 +17,7 @@ export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name,
   const manifest = writeCsvManifest(dir, n);
   const dbPath = join(dir, "state.sqlite");
   sim.reset();
+  settleWriteback(); // the previous run's writeback is not this run's machine CPU
   const machineBefore = machineCpuMs();
   const simBefore = process.cpuUsage();
   const result = await runChild(
@@ -57,8 +58,8 @@ function fileCpu(name, iterations, writeOne) {
  * CPU of writing one small file the way the pipeline does where each file is fsynced, in its
  * own function (create, write, fsync, rename, fsync the folder), and of one fsync: the same
  * steps without the two fsyncs, subtracted. That pipeline writes three such files per item and
- * makes six fsyncs (three files, two folders, the WAL at the `submitting` commit); with
- * batched file sync, one (the WAL) and a share of a syncfs per folder.
+ * makes five fsyncs for them (three files, two folders); with batched file sync, a share of one
+ * `sync -f` instead. The WAL's fsync is shared by the submits of a turn (group commit).
  */
 async function fileAndFsyncCpu(iterations) {
   const { writeFileAtomicSync } = await import(join(DIST, "assets/atomic-file.js"));
@@ -129,7 +130,7 @@ export async function run({ log }) {
       { figure: "  whole machine per item, batched ÷ each file fsynced", value: round(r.machineLessSimMs / eachFileMedian.machineLessSimMs), unit: "×", note: `every process and kernel thread, less the simulator: ${round(r.machineLessSimMs / p.n)} against ${round(eachFileMedian.machineLessSimMs / p.n)} ms per item (the kernel's own writeback counts here); medians: ${perItem(r)} / ${perItem(eachFileMedian)}` },
       { figure: "  for scale: the bare p-limit loop, whole process", value: round(floor), unit: "ms", note: "submit, poll, download, write the file; no checkpoint, verification or thumbnail" },
       { figure: "  for scale: one small file written atomically", value: round(files.atomic), unit: "ms", note: "create, write, fsync, rename, fsync the folder; the pipeline writes three per item (image, thumbnail, sidecar)" },
-      { figure: "  for scale: one fsync of a small file or its folder", value: round(files.perFsync, 3), unit: "ms", note: `each file fsynced, the pipeline makes 5 per item (3 files, 2 folders): ${round(5 * files.perFsync)} ms; batched, one \`sync -f\` of 2 folders per 200 ms instead; and the WAL's, shared by the submits of a turn (below)` },
+      { figure: "  for scale: one fsync of a small file or its folder", value: round(files.perFsync, 3), unit: "ms", note: `each file fsynced, the pipeline makes 5 per item (3 files, 2 folders): ${round(5 * files.perFsync)} ms; batched, one \`sync -f\` of 2 folders a second instead; and the WAL's, shared by the submits of a turn (below)` },
       { figure: "SQLite commits per item", value: round(commits, 2), note: `${r.sqlite.groups} groups of a turn's state changes + ${r.sqlite.transactions} transactions + ${r.sqlite.autocommits} single-statement writes` },
       { figure: "  of which fsynced (synchronous = FULL)", value: round(r.sqlite.fsynced / p.n, 2), note: "the groups holding a submit and the run's bookkeeping; the others commit with NORMAL: durable once the next FULL commit syncs the WAL" },
       { figure: "throughput at zero latency", value: round(p.n / (r.wallMs / 1000), 0), unit: "items/s" },
