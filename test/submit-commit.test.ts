@@ -24,54 +24,63 @@ function planned(i: number): { item: PlannedItem; requestHash: string } {
   return { item, requestHash: requestHash(item.request, "local") };
 }
 
+/** A runner over `rows` planned items with the local renderer behind `wrap`. */
+function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) {
+  const dir = tempDir();
+  const dbPath = join(dir, "m.sqlite");
+  const store = Store.open(dbPath);
+  store.syncManifest(Array.from({ length: rows }, (_, i) => planned(i)), "local");
+  const local = new LocalProvider();
+  const provider: Provider = {
+    name: local.name,
+    pollIntervalMs: local.pollIntervalMs,
+    submit: local.submit.bind(local),
+    getJob: local.getJob.bind(local),
+    findLostJob: local.findLostJob.bind(local),
+    preflight: local.preflight.bind(local),
+    close: local.close.bind(local),
+    ...wrap(local),
+  };
+  const downloader = new Downloader({ maxBytes: DEFAULTS.downloadMaxBytes, connectTimeoutMs: 1_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000 });
+  const runner = new Runner({
+    store,
+    provider,
+    downloader,
+    layout: outputLayout(join(dir, "out")),
+    logger: createLogger({ level: "warn", destination: new Writable({ write: (_chunk, _enc, done) => done() }) }),
+    options: {
+      concurrency: 16,
+      maxAttempts: 3,
+      pollIntervalMs: 0,
+      rpm: 0,
+      backoffBaseMs: 10,
+      backoffCapMs: 50,
+      throttleFallbackMs: 50,
+      downloadConcurrency: 2,
+      maxInputPixels: DEFAULTS.maxInputPixels,
+      stopSubmittingAt: null,
+      maxCredits: null,
+      reconcileWindowMs: 60_000,
+      thumbnail: DEFAULTS.thumbnail,
+      renditions: [],
+    },
+  });
+  return { dbPath, store, runner, downloader };
+}
+
 describe("a submit and its commit", () => {
   it("no submit is made before its `submitting` row is committed where another connection sees it", async () => {
-    const dir = tempDir();
-    const dbPath = join(dir, "m.sqlite");
     const rows = 40;
-    const store = Store.open(dbPath);
-    store.syncManifest(Array.from({ length: rows }, (_, i) => planned(i)), "local");
-    const local = new LocalProvider();
     let made = 0;
     const ahead: number[] = [];
-    const provider: Provider = {
-      name: local.name,
-      pollIntervalMs: local.pollIntervalMs,
+    const { dbPath, store, runner, downloader } = setUp(rows, (local) => ({
       submit(request) {
         made++;
         const committed = readDb(dbPath, (conn) => (conn.prepare("SELECT COUNT(*) AS n FROM events WHERE to_state = 'submitting'").get() as { n: number }).n) ?? 0;
         if (committed < made) ahead.push(made - committed);
         return local.submit(request);
       },
-      getJob: local.getJob.bind(local),
-      findLostJob: local.findLostJob.bind(local),
-      preflight: local.preflight.bind(local),
-      close: local.close.bind(local),
-    };
-    const downloader = new Downloader({ maxBytes: DEFAULTS.downloadMaxBytes, connectTimeoutMs: 1_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000 });
-    const runner = new Runner({
-      store,
-      provider,
-      downloader,
-      layout: outputLayout(join(dir, "out")),
-      logger: createLogger({ level: "warn", destination: new Writable({ write: (_chunk, _enc, done) => done() }) }),
-      options: {
-        concurrency: 16,
-        maxAttempts: 3,
-        pollIntervalMs: 0,
-        rpm: 0,
-        backoffBaseMs: 10,
-        backoffCapMs: 50,
-        throttleFallbackMs: 50,
-        downloadConcurrency: 2,
-        maxInputPixels: DEFAULTS.maxInputPixels,
-        stopSubmittingAt: null,
-        maxCredits: null,
-        reconcileWindowMs: 60_000,
-        thumbnail: DEFAULTS.thumbnail,
-        renditions: [],
-      },
-    });
+    }));
     const summary = await runner.run();
     await downloader.close();
     expect(summary.fatal).toBeNull();
@@ -80,4 +89,30 @@ describe("a submit and its commit", () => {
     expect(ahead, "submits made before their commit").toEqual([]);
     store.close();
   }, 60_000);
+
+  it("a hard stop while submits wait for their commit sends none of them and queues them again, attempts returned", async () => {
+    let made = 0;
+    const { dbPath, store, runner, downloader } = setUp(8, (local) => ({
+      submit(request) {
+        made++;
+        return local.submit(request);
+      },
+    }));
+    // The stop (a signal) lands between the submits' `submitting` and their commit.
+    const committed = store.committed.bind(store);
+    store.committed = () => {
+      runner.stop("signal", true);
+      return committed();
+    };
+    const summary = await runner.run();
+    await downloader.close();
+    store.close();
+    expect(summary.stopReason).toBe("signal");
+    expect(made).toBe(0);
+    const rows = readDb(dbPath, (conn) => conn.prepare("SELECT state, attempts FROM items").all() as { state: string; attempts: number }[])!;
+    expect(rows.length).toBe(8);
+    expect(rows.every((r) => r.state === "queued" && r.attempts === 0), JSON.stringify(rows)).toBe(true);
+    const notes = readDb(dbPath, (conn) => conn.prepare("SELECT COUNT(*) AS n FROM events WHERE from_state = 'submitting' AND to_state = 'queued' AND detail = 'stopped before the submit was sent'").get() as { n: number })!;
+    expect(notes.n).toBeGreaterThan(0);
+  }, 30_000);
 });
