@@ -3,7 +3,7 @@
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { chooseFileSync, FSYNC_EACH_FILE, gnuSyncCommand, kernelReportsSyncfsErrors, SyncfsBatches, syncfsWith, type SyncFolders } from "../src/assets/file-sync.js";
 import { runCommand } from "../src/commands/run.js";
 import { ExitError, FatalRunError } from "../src/errors.js";
@@ -25,17 +25,22 @@ function heldSync() {
 const settle = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("SyncfsBatches", () => {
+  // The window's timer on a fake clock: a loaded machine cannot fire it early or late.
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+  const advance = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
+
   it("syncs every folder asked for within the window in one call, and only then resolves", async () => {
     const { calls, syncFolders } = heldSync();
     const batches = new SyncfsBatches(syncFolders, 20);
     let resolved = 0;
     const waits = [batches.durable(["/out/images", "/out/thumbs"]), batches.durable(["/out/images"]), batches.durable(["/out/renditions/web"])];
     for (const wait of waits) void wait.then(() => resolved++);
-    await settle(5);
+    await advance(5);
     expect(calls).toHaveLength(0); // still gathering
-    await settle(40);
+    await advance(40);
     expect(calls.map((c) => [...c.folders].sort())).toEqual([["/out/images", "/out/renditions/web", "/out/thumbs"]]);
-    await settle();
+    await advance();
     expect(resolved).toBe(0); // not durable until the sync ends
     calls[0]!.finish();
     await Promise.all(waits);
@@ -46,15 +51,15 @@ describe("SyncfsBatches", () => {
     const { calls, syncFolders } = heldSync();
     const batches = new SyncfsBatches(syncFolders, 10);
     const first = batches.durable(["/out/images"]);
-    await settle(30);
+    await advance(30);
     expect(calls).toHaveLength(1);
     let secondDone = false;
     const second = batches.durable(["/out/images"]).then(() => (secondDone = true));
     calls[0]!.finish();
     await first;
-    await settle();
+    await advance();
     expect(secondDone).toBe(false);
-    await settle(30);
+    await advance(30);
     expect(calls).toHaveLength(2);
     calls[1]!.finish();
     await second;
@@ -65,7 +70,7 @@ describe("SyncfsBatches", () => {
     const { calls, syncFolders } = heldSync();
     const batches = new SyncfsBatches(syncFolders, 60_000);
     const waits = [batches.durable(["/out/images"]), batches.durable(["/out/thumbs"], { soon: true })];
-    await settle(20);
+    await advance(20);
     expect(calls.map((c) => [...c.folders].sort())).toEqual([["/out/images", "/out/thumbs"]]);
     calls[0]!.finish();
     await Promise.all(waits);
@@ -75,13 +80,13 @@ describe("SyncfsBatches", () => {
     const { calls, syncFolders } = heldSync();
     const batches = new SyncfsBatches(syncFolders, 10);
     const failing = batches.durable(["/out/images"]);
-    await settle(30);
+    await advance(30);
     const joinedDuringTheSync = batches.durable(["/out/images"]);
     calls[0]!.finish(new Error("EIO"));
     await expect(failing).rejects.toThrow("EIO");
     await expect(joinedDuringTheSync).rejects.toThrow("EIO");
     await expect(batches.durable(["/out/thumbs"])).rejects.toThrow("EIO");
-    await settle(30);
+    await advance(30);
     expect(calls).toHaveLength(1); // no sync ran after the failure
   });
 });

@@ -115,6 +115,12 @@ export class SyncfsBatches implements FileSync {
     this.timer = setTimeout(() => void this.flush(), this.next.soon ? 0 : this.windowMs);
   }
 
+  private takeNext(): Batch | null {
+    const batch = this.next;
+    this.next = null;
+    return batch;
+  }
+
   private cancelTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -122,8 +128,7 @@ export class SyncfsBatches implements FileSync {
 
   private async flush(): Promise<void> {
     this.timer = null;
-    const batch = this.next;
-    this.next = null;
+    const batch = this.takeNext();
     if (!batch) return;
     if (this.failure) return batch.reject(this.failure);
     this.syncing = true;
@@ -133,6 +138,9 @@ export class SyncfsBatches implements FileSync {
     } catch (error) {
       this.failure = error;
       batch.reject(error);
+      // Those gathered meanwhile learn it now, not when their window ends.
+      this.cancelTimer();
+      this.takeNext()?.reject(error);
     } finally {
       this.syncing = false;
       this.schedule();
