@@ -89,6 +89,24 @@ describe("SyncfsBatches", () => {
     await advance(30);
     expect(calls).toHaveLength(1); // no sync ran after the failure
   });
+
+  it("close() at the end of a run drops the batch still gathering and ends the sync in progress", async () => {
+    const signals: AbortSignal[] = [];
+    const { calls, syncFolders } = heldSync();
+    const batches = new SyncfsBatches((folders, signal) => {
+      if (signal) signals.push(signal);
+      return syncFolders(folders, signal);
+    }, 10);
+    const syncing = batches.durable(["/out/images"]);
+    syncing.catch(() => {});
+    await advance(30);
+    const gathering = batches.durable(["/out/thumbs"]);
+    batches.close();
+    await expect(gathering).rejects.toMatchObject({ name: "AbortError" });
+    expect(signals[0]?.aborted).toBe(true); // the running `sync -f` is killed
+    await advance(30);
+    expect(calls).toHaveLength(1); // and no other starts
+  });
 });
 
 describe("chooseFileSync", () => {

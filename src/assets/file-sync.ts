@@ -23,10 +23,15 @@ export interface FileSync {
    * more files are coming for now (the image stage is idle), so the batch need not wait.
    */
   durable(folders: Iterable<string>, options?: { soon?: boolean }): Promise<void>;
+  /**
+   * The run is over: a batch still gathering is dropped and a sync in progress is ended, so
+   * that neither holds the process past its stop (nobody waits for them any more).
+   */
+  close(): void;
 }
 
 /** Each file fsynced as it is written, with its folder: where batched syncfs cannot be trusted. */
-export const FSYNC_EACH_FILE: FileSync = { batched: false, durable: async () => {} };
+export const FSYNC_EACH_FILE: FileSync = { batched: false, durable: async () => {}, close: () => {} };
 
 /** Makes everything written into these folders durable, or rejects (FatalRunError SYNC_FAILED). */
 export type SyncFolders = (folders: readonly string[], signal?: AbortSignal) => Promise<void>;
@@ -82,6 +87,7 @@ export class SyncfsBatches implements FileSync {
   private syncing = false;
   private timer: NodeJS.Timeout | null = null;
   private failure: unknown = null;
+  private readonly closed = new AbortController();
 
   constructor(
     private readonly syncFolders: SyncFolders,
@@ -109,6 +115,14 @@ export class SyncfsBatches implements FileSync {
     return batch.done;
   }
 
+  close(): void {
+    const stopped = new DOMException("the run is over", "AbortError");
+    this.failure ??= stopped;
+    this.cancelTimer();
+    this.takeNext()?.reject(stopped);
+    this.closed.abort(stopped);
+  }
+
   private schedule(): void {
     // A sync in progress schedules the next batch when it ends.
     if (this.timer || this.syncing || !this.next) return;
@@ -133,7 +147,7 @@ export class SyncfsBatches implements FileSync {
     if (this.failure) return batch.reject(this.failure);
     this.syncing = true;
     try {
-      await this.syncFolders([...batch.folders]);
+      await this.syncFolders([...batch.folders], this.closed.signal);
       batch.resolve();
     } catch (error) {
       this.failure = error;

@@ -200,6 +200,7 @@ async function execute(
   } finally {
     stopSignal.removeEventListener("abort", onStop);
     progress.stop();
+    fileSync.close();
   }
   // The sync kept the manifest's order in the store: the sheet follows it.
   await writeReport(store, manifest.name, outDir, "as-synced");
