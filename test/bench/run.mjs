@@ -115,7 +115,7 @@ function readmeSection(results) {
   out.push(
     "<!-- Written by `npm run bench` (test/bench/run.mjs): edit the benchmark, not this section. -->",
     "",
-    `Measured with \`npm run bench\` (about eight minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
+    `Measured with \`npm run bench\` (about twelve minutes; \`npm run bench -- 1 3\` runs only scenarios 1 and 3) on ` +
       `${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node.replace(/^v/, "")}, ${m.platform}; ` +
       `code ${code.commit}${code.dirty ? " with uncommitted changes" : ""} (src ${code.src}), ${results.updatedAt.slice(0, 10)}. ` +
       "Figures are ratios where a ratio is the point; `results.json` beside the benchmark holds every raw number.",
@@ -132,7 +132,8 @@ function readmeSection(results) {
       "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
       "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +
       "(inode allocation walks the freed inodes; a third of scenario 3's CPU when its folder had just been wiped). " +
-      "Give the machine six minutes after deleting many files before a run whose CPU figures matter (`npm run bench` warns when its own clean-up was more recent).",
+      "Give the machine six minutes after deleting many files before a run whose CPU figures matter (`npm run bench` warns when its own clean-up was more recent). " +
+      "Each child starts after a `sync`, so that no run pays for the writeback of the one before it.",
     "",
   );
   const history = results.history ?? [];
