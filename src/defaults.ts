@@ -20,10 +20,11 @@ export const DEFAULTS = {
   maxInputPixels: 64 * 1024 * 1024,
   downloadConcurrency: 2,
   /**
-   * Delivered files are made durable together: one \`sync -f\` for those written in this
-   * window (file-sync.ts). An item becomes \`done\` up to this much later, plus the sync. Each
-   * \`sync -f\` forks node, and a fork write-protects all of its memory: at 200 ms the image
-   * stage ran 5 % slower than with an fsync per file (benchmark scenario 5), at 1 s it does not.
+   * Delivered files are made durable together: one `sync -f` for those written in this
+   * window (file-sync.ts). An item becomes `done` up to this much later, plus the sync. Each
+   * `sync -f` forks node, and a fork write-protects all of its memory: at 200 ms the image
+   * stage ran 5 % slower than with an fsync per file (benchmark scenario 5); at 1 s the two are
+   * within the rounds' noise.
    */
   fileSyncWindowMs: 1_000,
   connectTimeoutMs: 10_000,

@@ -10,7 +10,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { release } from "node:os";
-import { FatalRunError } from "../errors.js";
+import { FatalRunError, errorMessage } from "../errors.js";
 
 export interface FileSync {
   /**
@@ -56,9 +56,12 @@ export async function gnuSyncCommand(): Promise<string | null> {
 export function syncfsWith(command: string): SyncFolders {
   return (folders, signal) =>
     new Promise((resolve, reject) => {
-      execFile(command, ["-f", "--", ...folders], { timeout: SYNC_TIMEOUT_MS, signal }, (error, _stdout, stderr) => {
+      // An abort, not execFile's `timeout`: that one answers only once the child has exited,
+      // and a syncfs stuck on a dying disk cannot be interrupted.
+      const timeout = AbortSignal.timeout(SYNC_TIMEOUT_MS);
+      execFile(command, ["-f", "--", ...folders], { signal: signal ? AbortSignal.any([signal, timeout]) : timeout }, (error, _stdout, stderr) => {
         if (!error) return resolve();
-        const why = (error as { killed?: boolean }).killed && !signal?.aborted ? `no answer in ${SYNC_TIMEOUT_MS / 1000} s` : String(stderr).trim() || error.message;
+        const why = timeout.aborted ? `no answer in ${SYNC_TIMEOUT_MS / 1000} s` : String(stderr).trim() || error.message;
         reject(new FatalRunError(`cannot make the output durable (sync -f ${folders.join(" ")}): ${why}`, "SYNC_FAILED", 3, { cause: error }));
       });
     });
@@ -177,7 +180,7 @@ export function kernelReportsSyncfsErrors(platform: NodeJS.Platform = process.pl
  */
 export async function chooseFileSync(
   probeFolders: readonly string[],
-  options: { windowMs: number; eachFile?: boolean; syncFolders?: SyncFolders; signal?: AbortSignal },
+  options: { windowMs: number; eachFile?: boolean; syncFolders?: SyncFolders; signal?: AbortSignal; warn?: (message: string) => void },
 ): Promise<FileSync> {
   if (options.eachFile) return FSYNC_EACH_FILE;
   let syncFolders = options.syncFolders;
@@ -188,7 +191,8 @@ export async function chooseFileSync(
   }
   try {
     await syncFolders(probeFolders, options.signal);
-  } catch {
+  } catch (error) {
+    if (!options.signal?.aborted) options.warn?.(`sync -f of the output folders failed (${errorMessage(error)}): each file is fsynced instead`);
     return FSYNC_EACH_FILE;
   }
   return new SyncfsBatches(syncFolders, options.windowMs);

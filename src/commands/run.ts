@@ -101,6 +101,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     });
     let summary: RunSummary | null = null;
     let thrown: unknown = null;
+    let bookkeepingFailure: unknown = null;
     try {
       summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
     } catch (error) {
@@ -114,19 +115,26 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
       // A database that stopped committing takes no bookkeeping either: the next run finds
       // this one unclosed (`died`) and rebuilds its figures from the events.
       if (!store.failure) {
-        store.endRun(run.id, {
-          outcome: outcomeOf(exitCode),
-          exitCode,
-          stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
-          itemsDone: summary?.doneThisRun ?? 0,
-          itemsFailed: summary?.failedThisRun ?? 0,
-          credits: summary?.creditsThisRun ?? 0,
-        });
-        store.releaseLock(run.id);
+        try {
+          store.endRun(run.id, {
+            outcome: outcomeOf(exitCode),
+            exitCode,
+            stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
+            itemsDone: summary?.doneThisRun ?? 0,
+            itemsFailed: summary?.failedThisRun ?? 0,
+            credits: summary?.creditsThisRun ?? 0,
+          });
+          store.releaseLock(run.id);
+        } catch (error) {
+          // Its items are as the run left them; the next run finds this one unclosed (`died`).
+          bookkeepingFailure = error;
+          log.error({ err: errorMessage(error) }, `the run's end was not recorded: ${errorMessage(error)}`);
+        }
       }
     }
     const exitCode = exitCodeFor(summary, store);
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);
+    if (bookkeepingFailure) throw new ExitError(EXIT.stoppedEarly, `the run's end was not recorded: ${errorMessage(bookkeepingFailure)}`);
     return exitCode;
   } finally {
     await Promise.allSettled([provider.close(), downloader.close()]);
@@ -187,7 +195,7 @@ async function execute(
   };
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
   await preflight(provider, store, log, stopSignal);
-  const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal });
+  const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal, warn: (message) => log.warn(message) });
   log.debug(fileSync.batched ? "delivered files are synced in batches (sync -f)" : "each delivered file is fsynced");
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });

@@ -141,6 +141,9 @@ export class Runner {
     } catch (error) {
       this.fatal ??= error instanceof FatalRunError ? error : new FatalRunError(`the job database could not commit: ${errorMessage(error)}`, "DB_COMMIT_FAILED", 3, { cause: error });
     }
+    // A group that failed at the end of a turn with no write after it is said here.
+    this.fatal ??= this.store.failure;
+    if (this.fatal && !this.stopReason) this.stopReason = "fatal";
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
     return this.summary;

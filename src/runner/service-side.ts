@@ -101,13 +101,15 @@ export class ServiceSideDriver {
     await this.deps.store.committed();
     // Stopped while it committed: nothing was sent, so no look at the listings is needed.
     if (this.deps.hardSignal.aborted) return this.host.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, "stopped before the submit was sent");
+    let jobId: string;
     try {
-      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal));
-      item = this.host.move(item, "running", { jobId, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
-      return item;
+      ({ jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal)));
     } catch (error) {
       return this.afterSubmitFailure(item, error);
     }
+    // Outside the try: a failure to record the job (the database) is no refusal of the
+    // submit. It stops the run with `submitting` on disk, which the next run reconciles.
+    return this.host.move(item, "running", { jobId, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
   }
 
   private afterSubmitFailure(item: ItemRecord, error: unknown): ItemRecord {
