@@ -150,7 +150,7 @@ export class ImageStageDriver {
     if (signal.aborted) return false;
     // The last image of the run for now (none being made, none on its way from the service):
     // its files need not wait for others to join them. While jobs are at the service the
-    // window holds, or each pause of the stage would cost a \`sync -f\` (~1 ms of CPU to start).
+    // window holds, or each pause of the stage would cost a `sync -f` (~1 ms of CPU to start).
     const idle = this.pool.activeCount === 0 && this.pool.pendingCount === 0 && this.host.serviceIdle();
     const synced = this.deps.fileSync.durable(folders, { soon: idle }).then(() => true);
     // A sync that fails after a stop has nobody left to tell.
