@@ -1,7 +1,7 @@
 // A file under its final name is always whole: write to a temporary name in the same
 // folder, fsync, rename, fsync the folder (or leave both fsyncs to one syncfs of the folder
-// later, file-sync.ts, before anything claims the file is there). Temporary names share one shape so a resumed
-// run can find and remove what a killed one left.
+// later, file-sync.ts, before anything claims the file is there). Temporary names share one
+// shape so a resumed run can find and remove what a killed one left.
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";

@@ -10,6 +10,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { release } from "node:os";
+import { deferred, type Deferred } from "../deferred.js";
 import { FatalRunError, errorMessage } from "../errors.js";
 
 export interface FileSync {
@@ -71,9 +72,7 @@ interface Batch {
   folders: Set<string>;
   /** Sync without waiting out the window. */
   soon: boolean;
-  done: Promise<void>;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+  synced: Deferred;
 }
 
 /**
@@ -99,30 +98,20 @@ export class SyncfsBatches implements FileSync {
 
   durable(folders: Iterable<string>, options: { soon?: boolean } = {}): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (!this.next) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const done = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.next = { folders: new Set(), soon: false, done, resolve, reject };
-    }
-    const batch = this.next;
+    const batch = (this.next ??= { folders: new Set(), soon: false, synced: deferred() });
     for (const folder of folders) batch.folders.add(folder);
     if (options.soon && !batch.soon) {
       batch.soon = true;
       this.cancelTimer();
     }
     this.schedule();
-    return batch.done;
+    return batch.synced.promise;
   }
 
   close(): void {
     const stopped = new DOMException("the run is over", "AbortError");
     this.failure ??= stopped;
-    this.cancelTimer();
-    this.takeNext()?.reject(stopped);
+    this.dropNext(stopped);
     this.closed.abort(stopped);
   }
 
@@ -138,6 +127,12 @@ export class SyncfsBatches implements FileSync {
     return batch;
   }
 
+  /** The batch still gathering fails now, not when its window ends. */
+  private dropNext(error: unknown): void {
+    this.cancelTimer();
+    this.takeNext()?.synced.reject(error);
+  }
+
   private cancelTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -147,17 +142,15 @@ export class SyncfsBatches implements FileSync {
     this.timer = null;
     const batch = this.takeNext();
     if (!batch) return;
-    if (this.failure) return batch.reject(this.failure);
+    if (this.failure) return batch.synced.reject(this.failure);
     this.syncing = true;
     try {
       await this.syncFolders([...batch.folders], this.closed.signal);
-      batch.resolve();
+      batch.synced.resolve();
     } catch (error) {
       this.failure = error;
-      batch.reject(error);
-      // Those gathered meanwhile learn it now, not when their window ends.
-      this.cancelTimer();
-      this.takeNext()?.reject(error);
+      batch.synced.reject(error);
+      this.dropNext(error);
     } finally {
       this.syncing = false;
       this.schedule();

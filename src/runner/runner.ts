@@ -138,10 +138,10 @@ export class Runner {
     await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values()]);
     try {
       this.store.commitGroup();
-    } catch (error) {
-      this.fatal ??= error instanceof FatalRunError ? error : new FatalRunError(`the job database could not commit: ${errorMessage(error)}`, "DB_COMMIT_FAILED", 3, { cause: error });
+    } catch {
+      /* the store keeps it as its failure, below */
     }
-    // A group that failed at the end of a turn with no write after it is said here.
+    // Also a group that failed at the end of a turn with no write after it.
     this.fatal ??= this.store.failure;
     if (this.fatal && !this.stopReason) this.stopReason = "fatal";
     this.summary.stopReason = this.stopReason;

@@ -4,6 +4,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { deferred, type Deferred } from "../deferred.js";
 import { FatalRunError, InternalError, errorMessage } from "../errors.js";
 import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
@@ -21,9 +22,7 @@ export type StateCounts = Record<ItemState, number>;
 interface CommitGroup {
   /** Commits with synchronous=FULL: it holds a `submitting`. */
   fsync: boolean;
-  committed: Promise<void>;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+  committed: Deferred;
 }
 
 export interface StoreOptions {
@@ -89,8 +88,7 @@ export class Store {
   private beforeWrite(commit: "fsync" | "grouped" | "grouped-fsync"): void {
     if (this.db.readonly) return;
     if (this.broken) throw this.broken;
-    // An I/O error or a full disk makes SQLite roll the whole open transaction back itself.
-    if (this.group && !this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
+    this.failIfRolledBack();
     if (commit === "fsync") {
       this.commitGroup();
       this.fsyncCommits(true);
@@ -119,15 +117,9 @@ export class Store {
   private openGroup(fsync: boolean): void {
     this.fsyncCommits(fsync);
     this.statement("BEGIN").run();
-    let resolve!: () => void;
-    let reject!: (error: unknown) => void;
-    const committed = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const group: CommitGroup = { fsync, committed: deferred() };
     // Most groups have nobody waiting on them: their failure reaches every later write.
-    committed.catch(() => {});
-    const group: CommitGroup = { fsync, committed, resolve, reject };
+    group.committed.promise.catch(() => {});
     this.group = group;
     setImmediate(() => {
       if (this.group !== group) return; // committed early
@@ -143,14 +135,19 @@ export class Store {
   commitGroup(): void {
     const group = this.group;
     if (!group || !this.db.open) return;
-    if (!this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
+    this.failIfRolledBack();
     try {
       this.statement("COMMIT").run();
     } catch (error) {
       this.failGroup(error);
     }
     this.group = null;
-    group.resolve();
+    group.committed.resolve();
+  }
+
+  /** An I/O error or a full disk makes SQLite roll the whole open transaction back by itself. */
+  private failIfRolledBack(): void {
+    if (this.group && !this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
   }
 
   /**
@@ -162,7 +159,7 @@ export class Store {
     const group = this.group;
     this.group = null;
     this.broken = new FatalRunError(`the job database could not commit: ${errorMessage(cause)}`, "DB_COMMIT_FAILED", 3, { cause });
-    group?.reject(this.broken);
+    group?.committed.reject(this.broken);
     try {
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
     } catch {
@@ -181,7 +178,7 @@ export class Store {
    * was `submitting` (its group committed FULL). Rejects when that commit failed.
    */
   committed(): Promise<void> {
-    return this.group ? this.group.committed : Promise.resolve();
+    return this.group ? this.group.committed.promise : Promise.resolve();
   }
 
   static open(path: string, options: StoreOptions = {}): Store {
