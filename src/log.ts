@@ -12,6 +12,19 @@ export function maskSecrets(text: string): string {
   return text.replace(KEY_PATTERN, "pictai_[redacted]");
 }
 
+/**
+ * How stderr reads: `text` for a person (log lines as `HH:MM:SS level message`, an error
+ * that ends the command as the plain sentences it was built from), `json` for a program
+ * (one pino object a line). The log file is JSON either way.
+ */
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** Text when a person is watching stderr; JSON for pipes, files and cron, as before the flag. */
+export function defaultLogFormat(stderrIsTTY: boolean): LogFormat {
+  return stderrIsTTY ? "text" : "json";
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Where human/JSON lines go; defaults to stderr. */
