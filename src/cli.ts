@@ -6,9 +6,9 @@ import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { readEnvironment } from "./env.js";
 import { EXIT, ExitError, errorMessage } from "./errors.js";
-import { createLogger, maskSecrets, type Logger } from "./log.js";
+import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogFormat, type Logger } from "./log.js";
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
-import { Terminal } from "./report/terminal.js";
+import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
 import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
 import { reportCommand } from "./commands/report.js";
@@ -20,6 +20,7 @@ import { validateCommand } from "./commands/validate.js";
 interface GlobalOptions {
   logLevel?: string;
   logFile?: string;
+  logFormat?: LogFormat;
   quiet?: boolean;
 }
 
@@ -43,12 +44,12 @@ const VERSION = (createRequire(import.meta.url)("../package.json") as { version:
 const stopListeners = new Set<(signal: string) => void>();
 let signalsSeen = 0;
 
-function installSignalHandlers(logger: () => Logger): void {
+function installSignalHandlers(warn: (message: string) => void): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
       signalsSeen++;
       if (signalsSeen > 1 || stopListeners.size === 0) {
-        logger().warn(`${signal} again: exiting at once (the next run resumes from the database)`);
+        warn(`${signal} again: exiting at once (the next run resumes from the database)`);
         process.exit(EXIT.stoppedEarly);
       }
       for (const listener of stopListeners) listener(signal);
@@ -56,10 +57,19 @@ function installSignalHandlers(logger: () => Logger): void {
   }
 }
 
+/** Made with the command's context: main() clears its status line before a closing message. */
+let liveTerminal: Terminal | null = null;
+
+function logFormatOf(globals: GlobalOptions): LogFormat {
+  return globals.logFormat ?? defaultLogFormat(process.stderr.isTTY === true);
+}
+
 function makeContext(globals: GlobalOptions): CommandContext {
-  const terminal = process.stderr.isTTY ? new Terminal(process.stderr) : null;
+  const terminal = (liveTerminal = process.stderr.isTTY ? new Terminal(process.stderr) : null);
   const level = globals.quiet ? "warn" : (globals.logLevel ?? "info");
-  const logger = createLogger({ level, destination: terminal ? terminal.logStream() : process.stderr, logFile: globals.logFile });
+  const format = logFormatOf(globals);
+  const destination = terminal ? terminal.logStream(format) : format === "text" ? plainLogStream(process.stderr) : process.stderr;
+  const logger = createLogger({ level, destination, logFile: globals.logFile });
   return {
     logger,
     env: readEnvironment(),
@@ -119,6 +129,7 @@ export function buildProgram(exit: { code: number }): Command {
     .description("Batch image generation from a YAML or CSV manifest: resumable, crash-safe, nothing paid twice.")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .option("--log-file <file>", "also append JSON log lines to this file")
+    .addOption(new Option("--log-format <format>", "stderr as plain lines or JSON lines (default: text on a terminal, else json)").choices([...LOG_FORMATS]))
     .option("-q, --quiet", "only warnings and errors; no progress line")
     .showHelpAfterError();
 
@@ -179,8 +190,20 @@ async function main(): Promise<void> {
   const exit = { code: EXIT.ok as number };
   const program = buildProgram(exit);
   let logger: Logger | null = null;
-  const getLogger = () => (logger ??= createLogger({ level: "info", destination: process.stderr }));
-  installSignalHandlers(getLogger);
+  // A message that ends the command: in json, a line like every log line (the logger masks
+  // keys); in text, the sentences themselves (a manifest's problems one a line), no time or
+  // level in front.
+  const printLast = (level: "warn" | "error", message: string, fields?: Record<string, unknown>): void => {
+    if (logFormatOf(program.opts<GlobalOptions>()) === "json") {
+      logger ??= createLogger({ level: "info", destination: process.stderr });
+      if (fields) logger[level](fields, message);
+      else logger[level](message);
+      return;
+    }
+    liveTerminal?.clearStatus();
+    process.stderr.write(`${maskSecrets(message)}\n`);
+  };
+  installSignalHandlers((message) => printLast("warn", message));
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
@@ -188,10 +211,10 @@ async function main(): Promise<void> {
       // --help and --version end here too, with their own code (0).
       exit.code = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     } else if (error instanceof ExitError) {
-      if (error.message) getLogger().error(maskSecrets(error.message));
+      if (error.message) printLast("error", error.message);
       exit.code = error.exitCode;
     } else {
-      getLogger().error({ err: maskSecrets(errorMessage(error)) }, `internal error: ${maskSecrets(errorMessage(error))}`);
+      printLast("error", `internal error: ${errorMessage(error)}`, { err: errorMessage(error) });
       exit.code = EXIT.internal;
     }
   }
