@@ -3,8 +3,13 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { formatDuration, formatProgress } from "../src/commands/progress.js";
+import { formatDuration, formatProgress, startProgress } from "../src/commands/progress.js";
+import type { Logger } from "../src/log.js";
+import type { TransitionEvent } from "../src/runner/runner.js";
 import { Terminal, prettyLogLine } from "../src/report/terminal.js";
+import { ITEM_STATES } from "../src/store/states.js";
+import type { StateCounts, Store } from "../src/store/store.js";
+import type { ItemRecord } from "../src/store/types.js";
 import { CLI } from "./helpers/cli.js";
 import { useTempDir } from "./helpers/tmp.js";
 
@@ -13,16 +18,54 @@ const tempDir = useTempDir();
 describe("formatProgress", () => {
   it("shows done/total, states, rate, ETA, credits and the last failure", () => {
     const line = formatProgress({
-      counts: { queued: 10, submitting: 1, running: 3, downloading: 1, done: 20, failed: 2 },
+      counts: { queued: 10, submitting: 1, running: 3, downloading: 1, done: 20, failed: 2, missing: 0 },
       total: 37,
       doneThisRun: 20,
       elapsedMs: 120_000,
       credits: 12.6,
       lastFailure: "hero--v2: CONTENT_POLICY_VIOLATION rejected",
+      ended: false,
     });
     expect(line).toBe(
       "20/37 done · 10 queued · 1 submitting · 3 running · 1 downloading · 2 failed · 10.0/min · ETA 1m30s · 12.6 credits · last failure: hero--v2: CONTENT_POLICY_VIOLATION rejected",
     );
+  });
+
+  const counts = (some: Partial<StateCounts>): StateCounts => ({ ...(Object.fromEntries(ITEM_STATES.map((s) => [s, 0])) as StateCounts), ...some });
+  const figures = { total: 13, elapsedMs: 60_000, credits: 0, lastFailure: null, ended: false };
+
+  it("a stopped run's summary has its rate but no ETA", () => {
+    const stopped = { ...figures, counts: counts({ queued: 8, done: 5 }), doneThisRun: 5, credits: 3, ended: true };
+    expect(formatProgress(stopped)).toBe("5/13 done · 8 queued · 5.0/min · 3 credits");
+    expect(formatProgress({ ...stopped, ended: false })).toBe("5/13 done · 8 queued · 5.0/min · ETA 1m36s · 3 credits");
+  });
+
+  it("a run that made nothing shows no rate (no 0.0/min) and no ETA", () => {
+    expect(formatProgress({ ...figures, counts: counts({ queued: 13 }), doneThisRun: 0, ended: true })).toBe("0/13 done · 13 queued · 0 credits");
+    expect(formatProgress({ ...figures, counts: counts({ queued: 9, running: 4 }), doneThisRun: 0 })).toBe("0/13 done · 9 queued · 4 running · 0 credits");
+  });
+
+  it("rounds credits to the hundredth", () => {
+    const sum = Array.from({ length: 13 }, () => 0.6).reduce((a, b) => a + b, 0);
+    expect(formatProgress({ ...figures, counts: counts({ done: 13 }), doneThisRun: 13, credits: sum, ended: true })).toBe("13/13 done · 13.0/min · 7.8 credits");
+  });
+
+  it("a stopped run's last log line: no ETA, credits rounded in the text and in the JSON", () => {
+    let stateCounts = counts({ queued: 13 });
+    const logged: { obj: Record<string, unknown>; msg: string }[] = [];
+    const logger = { info: (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg }) } as unknown as Logger;
+    const clock = { t: 0 };
+    const progress = startProgress({ store: { counts: () => stateCounts } as unknown as Store, logger, terminal: null, quiet: false, now: () => clock.t });
+    for (let i = 0; i < 3; i++) {
+      const item = { key: `k${i}`, credits: 0.6 } as ItemRecord;
+      for (const [from, to] of [["queued", "submitting"], ["submitting", "running"], ["running", "downloading"], ["downloading", "done"]] as const) progress.onTransition({ item, from, to, detail: null } as TransitionEvent);
+    }
+    clock.t = 60_000;
+    stateCounts = counts({ queued: 10, done: 3 });
+    progress.finalLine({ stopReason: "signal", fatal: null, creditsThisRun: 0.6 + 0.6 + 0.6, doneThisRun: 3, failedThisRun: 0 });
+    progress.stop();
+    expect(logged.at(-1)!.msg).toBe("stopped (signal): 3/13 done · 10 queued · 3.0/min · 1.8 credits");
+    expect(logged.at(-1)!.obj.summary).toMatchObject({ credits: 1.8, doneThisRun: 3, ended: true });
   });
 
   it.each([

@@ -3,6 +3,7 @@
 // one-line summary at info every 30 s and at the end; transitions at debug.
 import { DEFAULTS } from "../defaults.js";
 import type { Logger } from "../log.js";
+import { formatCredits, roundCredits } from "../report/format.js";
 import type { Terminal } from "../report/terminal.js";
 import type { RunSummary, TransitionEvent } from "../runner/runner.js";
 import type { StateCounts, Store } from "../store/store.js";
@@ -20,18 +21,23 @@ export interface ProgressFigures {
   elapsedMs: number;
   credits: number;
   lastFailure: string | null;
+  /** The run is over (finished or stopped): its summary has no ETA. */
+  ended: boolean;
 }
 
 /** The shared one-line summary, e.g. `12/40 done · 3 running · 1 failed · 8.0/min · ETA 3m30s · 24 credits`. */
 export function formatProgress(f: ProgressFigures): string {
   const c = f.counts;
   const perMinute = f.elapsedMs > 0 ? (f.doneThisRun / f.elapsedMs) * 60_000 : 0;
-  const remaining = f.total - c.done - c.failed;
-  const eta = perMinute > 0 && remaining > 0 ? ` · ETA ${formatDuration((remaining / perMinute) * 60_000)}` : "";
+  const remaining = c.queued + c.submitting + c.running + c.downloading;
   const parts = [`${c.done}/${f.total} done`];
   for (const state of ["queued", "submitting", "running", "downloading", "failed"] as const) if (c[state] > 0) parts.push(`${c[state]} ${state}`);
-  parts.push(`${perMinute.toFixed(1)}/min${eta}`);
-  parts.push(`${Math.round(f.credits * 100) / 100} credits`);
+  // No rate for a run that has made nothing (yet): "0.0/min" says nothing, and no ETA follows.
+  if (f.doneThisRun > 0 && perMinute > 0) {
+    const eta = !f.ended && remaining > 0 ? ` · ETA ${formatDuration((remaining / perMinute) * 60_000)}` : "";
+    parts.push(`${perMinute.toFixed(1)}/min${eta}`);
+  }
+  parts.push(`${formatCredits(f.credits)} credits`);
   if (f.lastFailure) parts.push(`last failure: ${f.lastFailure}`);
   return parts.join(" · ");
 }
@@ -51,13 +57,15 @@ export function startProgress(input: { store: Store; logger: Logger; terminal: T
   let credits = 0;
   let lastFailure: string | null = null;
   let counts = store.counts();
+  let ended = false;
   const figures = (): ProgressFigures => ({
     counts,
     total: Object.values(counts).reduce((a, b) => a + b, 0),
     doneThisRun,
     elapsedMs: now() - startedAt,
-    credits,
+    credits: roundCredits(credits),
     lastFailure,
+    ended,
   });
   let redrawScheduled = false;
   const redraw = () => {
@@ -92,6 +100,7 @@ export function startProgress(input: { store: Store; logger: Logger; terminal: T
     finalLine(summary) {
       counts = store.counts();
       credits = summary.creditsThisRun;
+      ended = true;
       const line = formatProgress(figures());
       logger.info({ summary: figures(), stopReason: summary.stopReason }, `${summary.stopReason ? `stopped (${summary.stopReason})` : "finished"}: ${line}`);
     },
