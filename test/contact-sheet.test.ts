@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
 import { escapeHtml, renderContactSheet, writeContactSheet } from "../src/report/contact-sheet.js";
+import { formatLocalTime } from "../src/report/format.js";
 import { writeReport } from "../src/report/index.js";
 import { Store } from "../src/store/store.js";
 import type { ResultLine } from "../src/report/results.js";
@@ -106,10 +107,30 @@ describe("renderContactSheet", () => {
     expect(stat(html, "in progress")).toBe("2");
     // credits of every delivered image, including one no longer in the manifest; none for unfinished ones
     expect(stat(html, "credits spent")).toBe("6.6");
-    expect(html).toContain(`<time datetime="2026-03-14T06:30:00.000Z">2026-03-14 06:30 UTC</time>`);
+    // Local time with its offset, as status shows it (the test runs in UTC unless TZ says otherwise)
+    expect(html).toContain(`<time datetime="2026-03-14T06:30:00.000Z">${formatLocalTime(new Date("2026-03-14T06:30:00Z"))}</time>`);
     expect(html).toContain("provider: local, pictory");
     // the database's own total (it counts superseded images too) wins when given
     expect(stat(renderContactSheet({ name: "n", generatedAt: new Date(0), lines: [], creditsSpent: 1234.5 }), "credits spent")).toBe("1,234.5");
+  });
+
+  it("shows its generation time in this machine's zone with the offset; the datetime stays ISO UTC", () => {
+    const tzBefore = process.env.TZ;
+    try {
+      process.env.TZ = "Asia/Kolkata";
+      expect(render([line({ key: "a" })])).toContain(`<time datetime="2026-03-14T06:30:00.000Z">2026-03-14 12:00 +05:30</time>`);
+    } finally {
+      if (tzBefore === undefined) delete process.env.TZ;
+      else process.env.TZ = tzBefore;
+    }
+  });
+
+  it("rounds credits to the hundredth, on the cards and in the total", () => {
+    const html = render(Array.from({ length: 13 }, (_, i) => line({ key: `f${i}`, credits: 0.6 })));
+    expect(stat(html, "credits spent")).toBe("7.8");
+    expect(stat(renderContactSheet({ name: "n", generatedAt: new Date(0), lines: [], creditsSpent: 0.1 + 0.2 }), "credits spent")).toBe("0.3");
+    expect(render([line({ key: "a", credits: 0.1 + 0.2 })])).toContain("0.3 credits");
+    expect(html).not.toContain("7.79999");
   });
 
   it("keeps items no longer in the manifest in a collapsed section at the end", () => {

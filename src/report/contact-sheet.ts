@@ -3,6 +3,7 @@
 // function of the result lines; every piece of user text goes through `escapeHtml`.
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { CSS, SCRIPT, SCRIPT_HASH } from "./contact-sheet-assets.js";
+import { formatCredits, formatLocalTime } from "./format.js";
 import type { ResultLine } from "./results.js";
 
 export interface ContactSheetInput {
@@ -69,7 +70,7 @@ function renderThumb(line: ResultLine): string {
 function renderCard(line: ResultLine): string {
   const kind = line.state === "done" ? "ok" : line.state === "failed" ? "bad" : "wait";
   const size = line.state === "done" && line.width && line.height ? `${line.width}×${line.height}` : "";
-  const credits = line.credits === null ? "" : `${formatNumber(line.credits)} credits`;
+  const credits = line.credits === null ? "" : `${formatCredits(line.credits)} credits`;
   const facts = [size, credits].filter(Boolean).map(escapeHtml).join(" · ");
   const renditions = Object.entries(line.renditions)
     .map(([name, path]) => `<a href="${href(path)}">${escapeHtml(name)}</a>`)
@@ -175,8 +176,8 @@ function renderHead(name: string, generatedAt: Date, tally: SheetTally, credits:
 <body${all > BIG_SHEET_CARDS ? ` class="big"` : ""}>
 <header class="top">
 <div class="head"><div><h1>${escapeHtml(name)}</h1>
-<p class="sub">Contact sheet · generated <time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time> · provider: ${escapeHtml(providers)}</p></div>
-<dl class="stats">${stat("items", formatNumber(items))}${stat("done", formatNumber(done), "ok")}${stat("failed", formatNumber(failed), failed ? "bad" : "")}${stat("in progress", formatNumber(pending), pending ? "wait" : "")}${stat("credits spent", formatNumber(credits))}</dl></div>
+<p class="sub">Contact sheet · generated <time datetime="${iso}">${formatLocalTime(generatedAt)}</time> · provider: ${escapeHtml(providers)}</p></div>
+<dl class="stats">${stat("items", formatNumber(items))}${stat("done", formatNumber(done), "ok")}${stat("failed", formatNumber(failed), failed ? "bad" : "")}${stat("in progress", formatNumber(pending), pending ? "wait" : "")}${stat("credits spent", formatCredits(credits))}</dl></div>
 <div class="bar" title="${done} done, ${failed} failed, ${pending} in progress"><span class="ok" style="width:${pct(done)}%"></span><span class="bad" style="width:${pct(failed)}%"></span><span class="wait" style="width:${pct(pending)}%"></span></div>
 <form class="filters" id="filters">
 <label class="search">Search<input type="search" id="q" placeholder="key or prompt" autocomplete="off"></label>
