@@ -1,11 +1,11 @@
 // Manifest loading: read → parse (YAML or CSV into one draft shape) → rules → expand.
 // Every step records issues and carries on; all of them are thrown together at the end.
 import { readFile } from "node:fs/promises";
-import { isUtf8 } from "node:buffer";
 import path from "node:path";
 import { ManifestAssembly } from "./assemble.js";
 import { csvHeader, readCsvRows, streamCsvRows } from "./csv.js";
 import { IssueList } from "./draft.js";
+import { manifestUtf8 } from "./encoding.js";
 import { slugify } from "./slug.js";
 import { type Manifest, ManifestError } from "./types.js";
 import { ID_PATTERN } from "./values.js";
@@ -31,7 +31,7 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
       {
         file: filePath,
         field: "",
-        message: `${extension === "" ? "has no extension" : `has the extension "${extension}"`}; a manifest is .yaml, .yml or .csv`,
+        message: `${extension === "" ? "has no extension" : `has the extension "${extension}"`}; a manifest is .yaml, .yml or .csv${extension.toLowerCase() === ".txt" ? ' (a spreadsheet saved as "Unicode text" reads as it is once renamed to .csv)' : ""}`,
       },
     ]);
   }
@@ -43,22 +43,14 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
     const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a folder, not a file" : `cannot be read (${code ?? String(error)})`;
     throw new ManifestError([{ file: filePath, field: "", message: reason }]);
   }
-  const badLine = firstNonUtf8Line(bytes);
-  if (badLine !== null) {
-    throw new ManifestError([
-      {
-        file: filePath,
-        line: badLine,
-        field: "",
-        message: "is not valid UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
-      },
-    ]);
-  }
-  if (format === "yaml") return parseManifestText(bytes.toString("utf8"), filePath, format);
+  const decoded = manifestUtf8(bytes);
+  if ("refused" in decoded) throw new ManifestError([{ file: filePath, line: decoded.refused.line, field: "", message: decoded.refused.message }]);
+  const utf8 = decoded.utf8;
+  if (format === "yaml") return parseManifestText(utf8.toString("utf8"), filePath, format);
   const issues = new IssueList(filePath);
   const names = sourceNames(filePath);
   const assembly = new ManifestAssembly(csvHeader(names), issues);
-  const parsedWhole = await streamCsvRows(bytes, names, issues, (row) => assembly.add(row));
+  const parsedWhole = await streamCsvRows(utf8, names, issues, (row) => assembly.add(row));
   return assembly.finish(filePath, parsedWhole);
 }
 
@@ -83,19 +75,4 @@ function sourceNames(fileName: string): SourceNames {
   const base = path.basename(fileName);
   const stem = slugify(path.basename(fileName, path.extname(fileName))).slice(0, 100).replace(/-+$/, "");
   return { file: fileName, base, defaultName: ID_PATTERN.test(stem) ? stem : "manifest" };
-}
-
-/** 1-based line of the first byte sequence that is not UTF-8, or null when all of it is. */
-function firstNonUtf8Line(bytes: Buffer): number | null {
-  if (isUtf8(bytes)) return null;
-  let line = 1;
-  let start = 0;
-  while (start <= bytes.length) {
-    let end = bytes.indexOf(0x0a, start);
-    if (end === -1) end = bytes.length;
-    if (!isUtf8(bytes.subarray(start, end))) return line;
-    line += 1;
-    start = end + 1;
-  }
-  return line;
 }
