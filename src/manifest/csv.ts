@@ -4,6 +4,7 @@
 import { Readable } from "node:stream";
 import { parse as parseStream } from "csv-parse";
 import { CsvError, parse as parseSync } from "csv-parse/sync";
+import type { CsvDelimiter, CsvPreamble } from "./csv-preamble.js";
 import { type DraftHeader, type DraftRow, type FieldValues, isRequestField, IssueList, type Located, type MatrixAxis, ROW_FIELDS, type Where } from "./draft.js";
 import { defaultThumbnail } from "./outputs.js";
 import { suggestion, variantsProblem } from "./values.js";
@@ -16,9 +17,9 @@ interface Column {
   name: string;
 }
 
-/** A manifest-wide part of a CSV manifest: only rows, so the defaults of everything else. */
-export function csvHeader(names: SourceNames): DraftHeader {
-  return { name: names.defaultName, provider: null, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail() };
+/** A manifest-wide part of a CSV manifest: rows, the name and provider of its directives, the defaults of everything else. */
+export function csvHeader(names: SourceNames, preamble: CsvPreamble): DraftHeader {
+  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail() };
 }
 
 /** A header issue, or a nameless column whose data (if any, anywhere below) makes one. */
@@ -40,16 +41,19 @@ export class CsvManifestReader {
   private dataIndex = 0;
   private rows = 0;
 
+  /** `linesBefore`: the comment lines above the header, which the parser does not see. */
   constructor(
     private readonly names: SourceNames,
     private readonly issues: IssueList,
+    private readonly linesBefore = 0,
   ) {
     this.rowIssues = new IssueList(issues.file);
   }
 
   /** The row a record makes, or null (the header, a blank or malformed record, an unusable header). */
-  read(record: string[], lines: number): DraftRow | null {
+  read(record: string[], parserLines: number): DraftRow | null {
     if (this.empty) return null;
+    const lines = parserLines + this.linesBefore;
     if (this.header === null) {
       if (isBlank(record)) {
         this.empty = true;
@@ -79,7 +83,9 @@ export class CsvManifestReader {
   /** Adds the issues found; returns false when the file gave no usable header (nothing else counts). */
   finish(): boolean {
     if (this.header === null) {
-      this.issues.add({ field: "", line: 1 }, "the file is empty; expected a header row with at least a prompt column");
+      const expected = "expected a header row with at least a prompt column";
+      if (this.linesBefore === 0) this.issues.add({ field: "", line: 1 }, `the file is empty; ${expected}`);
+      else this.issues.add({ field: "", line: this.linesBefore + 1 }, `has only comment lines; ${expected} below them`);
       return false;
     }
     const { line, columns } = this.header;
@@ -130,33 +136,35 @@ export class CsvManifestReader {
   }
 }
 
-const CSV_OPTIONS = { info: true, bom: true, relax_column_count: true, skip_empty_lines: false } as const;
+function csvOptions(delimiter: CsvDelimiter) {
+  return { info: true, bom: true, delimiter, relax_column_count: true, skip_empty_lines: false } as const;
+}
 
 interface CsvRecord {
   record: string[];
   info: { lines: number };
 }
 
-function syntaxIssue(error: unknown, issues: IssueList): void {
+function syntaxIssue(error: unknown, issues: IssueList, linesBefore: number): void {
   if (!(error instanceof CsvError)) throw error;
   const line = (error as CsvError & { lines?: number }).lines;
-  issues.add(line === undefined ? { field: "" } : { field: "", line }, `CSV syntax: ${error.message}`);
+  issues.add(line === undefined ? { field: "" } : { field: "", line: line + linesBefore }, `CSV syntax: ${error.message}`);
 }
 
 /**
- * Pure: reads the rows of a CSV text into `onRow`. Returns false when nothing but the issues
- * of the file itself count (a syntax error, no usable header): then no row was handed on
- * that should be reported.
+ * Pure: reads the rows of a CSV text (its preamble read: csv-preamble.ts) into `onRow`.
+ * Returns false when nothing but the issues of the file itself count (a syntax error, no
+ * usable header): then no row was handed on that should be reported.
  */
-export function readCsvRows(text: string, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): boolean {
+export function readCsvRows(text: string, preamble: CsvPreamble, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): boolean {
   let records: CsvRecord[];
   try {
-    records = parseSync(text, CSV_OPTIONS) as unknown as CsvRecord[];
+    records = parseSync(text.slice(preamble.headerStart), csvOptions(preamble.delimiter)) as unknown as CsvRecord[];
   } catch (error) {
-    syntaxIssue(error, issues);
+    syntaxIssue(error, issues, preamble.linesBefore);
     return false;
   }
-  const reader = new CsvManifestReader(names, issues);
+  const reader = new CsvManifestReader(names, issues, preamble.linesBefore);
   for (const { record, info } of records) {
     const row = reader.read(record, info.lines);
     if (row !== null) onRow(row);
@@ -168,14 +176,14 @@ export function readCsvRows(text: string, names: SourceNames, issues: IssueList,
 const FEED_BYTES = 16 * 1024;
 
 /**
- * Like readCsvRows, from the file's bytes through csv-parse's stream: one record at a time,
- * so a 20,000-row file is never 20,000 records (and rows) in memory. A syntax error found
- * after some rows were handed on returns false with only that issue, as the whole-text
- * parse reports it.
+ * Like readCsvRows, from the UTF-8 bytes from the header on through csv-parse's stream: one
+ * record at a time, so a 20,000-row file is never 20,000 records (and rows) in memory. A
+ * syntax error found after some rows were handed on returns false with only that issue, as
+ * the whole-text parse reports it.
  */
-export async function streamCsvRows(bytes: Uint8Array, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): Promise<boolean> {
-  const reader = new CsvManifestReader(names, issues);
-  const parser = Readable.from(pieces(bytes), { objectMode: false }).pipe(parseStream(CSV_OPTIONS));
+export async function streamCsvRows(bytes: Uint8Array, preamble: CsvPreamble, names: SourceNames, issues: IssueList, onRow: (row: DraftRow) => void): Promise<boolean> {
+  const reader = new CsvManifestReader(names, issues, preamble.linesBefore);
+  const parser = Readable.from(pieces(bytes), { objectMode: false }).pipe(parseStream(csvOptions(preamble.delimiter)));
   try {
     for await (const { record, info } of parser as AsyncIterable<CsvRecord>) {
       const row = reader.read(record, info.lines);
@@ -183,7 +191,7 @@ export async function streamCsvRows(bytes: Uint8Array, names: SourceNames, issue
     }
   } catch (error) {
     // Rows' issues wait in the reader until finish(), so the syntax error is the only one.
-    syntaxIssue(error, issues);
+    syntaxIssue(error, issues, preamble.linesBefore);
     return false;
   }
   return reader.finish();

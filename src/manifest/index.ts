@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ManifestAssembly } from "./assemble.js";
 import { csvHeader, readCsvRows, streamCsvRows } from "./csv.js";
+import { readCsvPreamble, readCsvPreambleOfBytes } from "./csv-preamble.js";
 import { IssueList } from "./draft.js";
 import { manifestUtf8 } from "./encoding.js";
 import { slugify } from "./slug.js";
@@ -49,8 +50,9 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
   if (format === "yaml") return parseManifestText(utf8.toString("utf8"), filePath, format);
   const issues = new IssueList(filePath);
   const names = sourceNames(filePath);
-  const assembly = new ManifestAssembly(csvHeader(names), issues);
-  const parsedWhole = await streamCsvRows(utf8, names, issues, (row) => assembly.add(row));
+  const { preamble, headerByte } = readCsvPreambleOfBytes(utf8, issues);
+  const assembly = new ManifestAssembly(csvHeader(names, preamble), issues);
+  const parsedWhole = await streamCsvRows(utf8.subarray(headerByte), preamble, names, issues, (row) => assembly.add(row));
   return assembly.finish(filePath, parsedWhole);
 }
 
@@ -60,8 +62,9 @@ export function parseManifestText(text: string, fileName: string, format: Manife
   const names = sourceNames(fileName);
   const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
   if (format === "csv") {
-    const assembly = new ManifestAssembly(csvHeader(names), issues);
-    const parsedWhole = readCsvRows(body, names, issues, (row) => assembly.add(row));
+    const preamble = readCsvPreamble(body, issues);
+    const assembly = new ManifestAssembly(csvHeader(names, preamble), issues);
+    const parsedWhole = readCsvRows(body, preamble, names, issues, (row) => assembly.add(row));
     return assembly.finish(fileName, parsedWhole);
   }
   const draft = readYamlManifest(body, names, issues);
