@@ -2,6 +2,7 @@
 // reasons, the last runs, and items no longer in the manifest. `--json` for machines.
 import { existsSync } from "node:fs";
 import { EXIT, ExitError } from "../errors.js";
+import { formatCredits, formatLocalTime, roundCredits } from "../report/format.js";
 import { ITEM_STATES } from "../store/states.js";
 import { Store, type StateCounts } from "../store/store.js";
 import type { LockHolder, RunRecord } from "../store/types.js";
@@ -15,8 +16,10 @@ export interface StatusReport {
   name: string;
   db: string;
   counts: StateCounts;
+  /** Rounded to the hundredth, as the service charges (report/format.ts). */
   credits: number;
-  failed: { key: string; code: string; message: string }[];
+  failed: { key: string; rowId: string; code: string; message: string }[];
+  /** Why the items failed now are failed (whichever run failed them), most common first. */
   failureReasons: { code: string; count: number; example: string }[];
   notInManifest: { key: string; state: string }[];
   /** Newest first. */
@@ -31,9 +34,13 @@ export interface StatusReport {
     stopReason: string | null;
     pid: number;
     host: string;
-    itemsDone: number;
+    provider: string;
+    /** null while the run is open (running, or died and not yet closed): written when it ends. */
+    itemsDone: number | null;
+    /** An open run's are counted from its events so far. */
     itemsFailed: number;
-    credits: number;
+    /** null while the run is open, like itemsDone. */
+    credits: number | null;
     /** Why items failed in this run (its own events), most common first. */
     failureReasons: { code: string; count: number }[];
   }[];
@@ -47,6 +54,11 @@ function openRunOutcome(run: RunRecord, holder: LockHolder | null, now: number):
   return holder !== null && holder.runId === run.id && !lockIsStale(holder, now) ? "running" : "died";
 }
 
+/** Enough to count every failure of a run: the codes of one run are a handful. */
+const ALL_CODES = 1000;
+/** Reasons shown per run. */
+const RUN_REASONS = 5;
+
 export function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now()): StatusReport {
   const failedItems = store.inStates(["failed"]);
   const holder = store.lockHolder();
@@ -54,12 +66,15 @@ export function buildStatus(store: Store, name: string, db: string, runLimit = 5
     name,
     db,
     counts: store.counts(),
-    credits: store.totalCredits(),
-    failed: failedItems.map((i) => ({ key: i.key, code: i.errorCode ?? "UNKNOWN", message: i.errorMessage ?? "" })),
+    credits: roundCredits(store.totalCredits()),
+    failed: failedItems.map((i) => ({ key: i.key, rowId: i.rowId, code: i.errorCode ?? "UNKNOWN", message: i.errorMessage ?? "" })),
     failureReasons: store.failureReasons(5),
     notInManifest: store.removedFromManifest().map((i) => ({ key: i.key, state: i.state })),
     runs: store.recentRuns(runLimit).map((r: RunRecord) => {
       const outcome = r.outcome ?? openRunOutcome(r, holder, now);
+      const reasons = store.runFailureReasons(r.id, ALL_CODES).map(({ code, count }) => ({ code, count }));
+      // A run's figures are written when it ends; until then its failures are its events.
+      const open = r.outcome === null;
       return {
         id: r.id,
         startedAt: new Date(r.startedAt).toISOString(),
@@ -69,37 +84,90 @@ export function buildStatus(store: Store, name: string, db: string, runLimit = 5
         stopReason: r.stopReason ?? (outcome === "died" ? "no clean exit: killed or crashed" : null),
         pid: r.pid,
         host: r.host,
-        itemsDone: r.itemsDone,
-        itemsFailed: r.itemsFailed,
-        credits: Math.round(r.credits * 1000) / 1000,
-        failureReasons: store.runFailureReasons(r.id).map(({ code, count }) => ({ code, count })),
+        provider: r.provider,
+        itemsDone: open ? null : r.itemsDone,
+        itemsFailed: open ? reasons.reduce((sum, f) => sum + f.count, 0) : r.itemsFailed,
+        credits: open ? null : roundCredits(r.credits),
+        failureReasons: reasons.slice(0, RUN_REASONS),
       };
     }),
   };
 }
 
-export function formatStatus(report: StatusReport): string {
+/** How the user named the manifest (and database) on the command line: the hints repeat it. */
+export interface StatusInvocation {
+  /** The manifest's path as typed. */
+  manifest: string;
+  /** `--db` as typed, if given. */
+  db?: string;
+  /** The manifest's own `provider:`, which a retry without `--provider` would use. */
+  manifestProvider?: string | null;
+}
+
+/** Above this many failed rows, the hint re-runs every failed item instead of listing rows. */
+const HINT_MAX_ROWS = 10;
+
+/** A word the shell passes through as it is, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The commands that re-run the failed items, as the user would type them here. */
+function retryCommands(report: StatusReport, invocation: StatusInvocation): { label: string; command: string }[] {
+  const base = ["imgbatch", "retry", shellWord(invocation.manifest)];
+  if (invocation.db !== undefined) base.push("--db", shellWord(invocation.db));
+  // Made by another provider than a bare retry would use: say which, or the retry would switch.
+  const lastProvider = report.runs[0]?.provider;
+  if (lastProvider && lastProvider !== (invocation.manifestProvider ?? "local")) base.push("--provider", lastProvider);
+  const rows = [...new Set(report.failed.map((f) => f.rowId))];
+  const all = report.failed.length === 1 ? "the failed item" : `all ${report.failed.length} failed items`;
+  const commands = [
+    rows.length <= HINT_MAX_ROWS
+      ? { label: `${all} (row${rows.length === 1 ? "" : "s"} ${rows.join(", ")})`, command: [...base, "--rows", rows.join(",")].join(" ") }
+      : { label: all, command: base.join(" ") },
+  ];
+  if (report.failureReasons.length > 1) {
+    for (const f of report.failureReasons) commands.push({ label: `only ${f.code} (${f.count})`, command: [...base, "--code", f.code].join(" ") });
+  }
+  return commands;
+}
+
+function formatRunTimes(r: StatusReport["runs"][number]): string {
+  const start = formatLocalTime(Date.parse(r.startedAt));
+  if (r.endedAt) return `${start} → ${formatLocalTime(Date.parse(r.endedAt))} (${formatDuration(Date.parse(r.endedAt) - Date.parse(r.startedAt))})`;
+  return `${start} → ${r.outcome === "running" ? "still running" : "—"}`;
+}
+
+export function formatStatus(report: StatusReport, invocation: StatusInvocation = { manifest: "<manifest>" }): string {
   const lines: string[] = [];
   const total = ITEM_STATES.reduce((sum, s) => sum + report.counts[s], 0);
-  lines.push(`${report.name}: ${report.counts.done}/${total} done, ${report.counts.failed} failed · ${Math.round(report.credits * 100) / 100} credits spent`);
+  lines.push(`${report.name}: ${report.counts.done}/${total} done, ${report.counts.failed} failed · ${formatCredits(report.credits)} credits spent`);
   lines.push(`  ${ITEM_STATES.map((s) => `${s} ${report.counts[s]}`).join(" · ")}`);
   if (report.runs.length) {
     lines.push("", "Last runs (newest first):");
     for (const r of report.runs) {
-      const end = r.endedAt ? `${r.endedAt} (${formatDuration(Date.parse(r.endedAt) - Date.parse(r.startedAt))})` : r.outcome === "running" ? "still running" : "—";
       const how = r.outcome === "running" ? `running (pid ${r.pid} on ${r.host})` : `${r.outcome}${r.exitCode === null ? "" : `, exit ${r.exitCode}`}${r.stopReason ? ` (${r.stopReason})` : ""}`;
-      lines.push(`  #${r.id} ${r.startedAt} → ${end}  ${how} · ${r.itemsDone} done, ${r.itemsFailed} failed, ${r.credits} credits`);
+      // An open run's done count and credits are written when it ends: only its failures are known.
+      const figures =
+        r.itemsDone === null || r.credits === null
+          ? `${r.itemsFailed} failed so far`
+          : `${r.itemsDone} done, ${r.itemsFailed} failed, ${formatCredits(r.credits)} credits`;
+      lines.push(`  #${r.id} ${formatRunTimes(r)}  ${how} · ${figures}`);
       if (r.failureReasons.length) lines.push(`      failures: ${r.failureReasons.map((f) => `${f.count} × ${f.code}`).join(", ")}`);
     }
   }
   if (report.failureReasons.length) {
-    lines.push("", "Failure reasons:");
+    lines.push("", "Items failed now, by reason:");
     for (const f of report.failureReasons) lines.push(`  ${String(f.count).padStart(4)} × ${f.code}: ${f.example}`);
   }
   if (report.failed.length) {
-    lines.push("", "Failed items (re-run with: imgbatch retry <manifest> [--rows ids] [--code CODE]):");
+    lines.push("", "Failed items:");
     for (const f of report.failed.slice(0, 50)) lines.push(`  ${f.key}  ${f.code}: ${f.message}`);
     if (report.failed.length > 50) lines.push(`  … and ${report.failed.length - 50} more (status --json lists all)`);
+    lines.push("", "Re-run them:");
+    const commands = retryCommands(report, invocation);
+    const width = Math.max(...commands.map((c) => c.command.length));
+    for (const c of commands) lines.push(`  ${c.command.padEnd(width)}   # ${c.label}`);
   }
   if (report.notInManifest.length) {
     lines.push("", `No longer in the manifest (left alone): ${report.notInManifest.length}`);
@@ -110,12 +178,13 @@ export function formatStatus(report: StatusReport): string {
 
 export async function statusCommand(manifestPath: string, options: { db?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
-  const paths = runPaths(manifest.name, options);
-  if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${manifestPath})`);
+  const paths = runPaths(manifest, options);
+  if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${shellWord(manifestPath)})`);
   const store = Store.open(paths.db, { readonly: true });
   try {
     const report = buildStatus(store, manifest.name, paths.db, 5, ctx.now());
-    ctx.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider, ...(options.db === undefined ? {} : { db: options.db }) };
+    ctx.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, invocation));
     return EXIT.ok;
   } finally {
     store.close();
