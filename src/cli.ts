@@ -11,11 +11,13 @@ import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
 import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
+import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
 import { runCommand, type RunCommandOptions } from "./commands/run.js";
 import { simCommand } from "./commands/sim.js";
 import { statusCommand } from "./commands/status.js";
 import { validateCommand } from "./commands/validate.js";
+import { verifyCommand } from "./commands/verify.js";
 
 interface GlobalOptions {
   logLevel?: string;
@@ -36,6 +38,7 @@ interface RunFlags {
   maxRuntime?: string;
   maxCredits?: string;
   retryFailed?: boolean;
+  switchProvider?: boolean;
 }
 
 /** The package's version: package.json is one folder above both src/ and dist/. */
@@ -96,6 +99,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     maxRuntimeMs: flags.maxRuntime === undefined ? undefined : parseDuration(flags.maxRuntime, "--max-runtime"),
     maxCredits: flags.maxCredits === undefined ? undefined : parseNonNegativeNumber(flags.maxCredits, "--max-credits"),
     retryFailed: flags.retryFailed,
+    switchProvider: flags.switchProvider,
     quiet: globals.quiet,
   };
 }
@@ -103,15 +107,16 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
 function addRunFlags(command: Command): Command {
   return command
     .addOption(new Option("--provider <name>", "image service (default: the manifest's, else local)").choices([...PROVIDER_NAMES]))
-    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
-    .option("--out <dir>", "output folder (default output/<name>/)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
     .option("--poll-interval <duration>", "time between polls of a job, e.g. 250ms, 10s, 2m (default 10s for pictory)")
     .option("--rpm <n>", "requests per minute over every request to the service (default: no limit)")
     .option("--deadline <HH:MM|ISO>", "stop submitting at this time, exit 3")
     .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
-    .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3");
+    .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3")
+    .option("--switch-provider", "make items another (paying) provider made anew with this run's provider (their images are kept in superseded/)");
 }
 
 export function buildProgram(exit: { code: number }): Command {
@@ -137,16 +142,24 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--retry-failed", "re-queue every failed item first")
     .action(act(async (manifest: string, flags: RunFlags) => runCommand(manifest, runOptionsFrom(flags, program.opts()), context())));
 
-  addRunFlags(program.command("retry <manifest>").description("re-queue failed items (all, or by --rows / --code) with fresh attempts, then run"))
-    .option("--rows <ids>", "only these row ids (comma-separated)")
+  addRunFlags(program.command("retry <manifest>").description("re-queue failed items (all, or by --rows / --items / --code) with fresh attempts, then run; --missing: the missing ones"))
+    .option("--rows <ids>", "only these row ids, or item keys as status and the contact sheet show them (comma-separated)")
+    .option("--items <keys>", "only these item keys (comma-separated)")
     .option("--code <codes>", "only items that failed with these error codes (comma-separated)")
+    .option("--missing", "re-queue missing items instead (images lost from disk that the service no longer has): each is paid for again")
     .action(
-      act(async (manifest: string, flags: RunFlags & { rows?: string; code?: string }) =>
+      act(async (manifest: string, flags: RunFlags & { rows?: string; items?: string; code?: string; missing?: boolean }) =>
         runCommand(
           manifest,
           {
             ...runOptionsFrom(flags, program.opts()),
-            retryFilter: { rowIds: flags.rows === undefined ? undefined : parseList(flags.rows), codes: flags.code === undefined ? undefined : parseList(flags.code) },
+            command: "retry",
+            retryFilter: {
+              rowIds: flags.rows === undefined ? undefined : parseList(flags.rows),
+              keys: flags.items === undefined ? undefined : parseList(flags.items),
+              codes: flags.code === undefined ? undefined : parseList(flags.code),
+              missing: flags.missing,
+            },
           },
           context(),
         ),
@@ -154,17 +167,35 @@ export function buildProgram(exit: { code: number }): Command {
     );
 
   program
+    .command("verify <manifest>")
+    .description("check every delivered file against its sidecar and the database (sha256); exit 2 when one differs")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--json", "machine-readable output")
+    .action(act(async (manifest: string, flags: { db?: string; out?: string; json?: boolean }) => verifyCommand(manifest, flags, context())));
+
+  program
+    .command("rebuild <manifest>")
+    .description("rebuild a lost or damaged database from the output folder's sidecars, paying nothing (the old file is kept aside)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .addOption(new Option("--provider <name>", "provider for items without an image (default: the manifest's, else the sidecars')").choices([...PROVIDER_NAMES]))
+    .option("--force", "rebuild even a database that opens")
+    .action(act(async (manifest: string, flags: { db?: string; out?: string; provider?: ProviderName; force?: boolean }) => rebuildCommand(manifest, flags, context())));
+
+  program
     .command("status <manifest>")
     .description("counts by state, credits, failures with reasons, the last runs")
-    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder, for its superseded images (default <project>/output/<name>/)")
     .option("--json", "machine-readable output")
-    .action(act(async (manifest: string, flags: { db?: string; json?: boolean }) => statusCommand(manifest, flags, context())));
+    .action(act(async (manifest: string, flags: { db?: string; out?: string; json?: boolean }) => statusCommand(manifest, flags, context())));
 
   program
     .command("report <manifest>")
     .description("write results.csv, results.jsonl and index.html for the output folder")
-    .option("--db <file>", "state database (default jobs/<name>.sqlite)")
-    .option("--out <dir>", "output folder (default output/<name>/)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .action(act(async (manifest: string, flags: { db?: string; out?: string }) => reportCommand(manifest, flags, context())));
 
   program

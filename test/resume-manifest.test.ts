@@ -47,7 +47,7 @@ describe("editing the manifest between runs", () => {
     expect(second.code, second.stderr).toBe(0);
     expect(doneKeys(second.stderr)).toEqual(["edit"]);
     const msgs = jsonLines(second.stderr).map((l) => String(l.msg));
-    expect(msgs).toContain("1 item(s) changed in the manifest: made anew");
+    expect(msgs.some((m) => m.startsWith("1 item(s) changed in the manifest: made anew by local"))).toBe(true);
     expect(msgs).toContain("1 item(s) are no longer in the manifest: left alone");
 
     // The edited row: a new picture and sidecar; the old record kept, superseded, with its event.

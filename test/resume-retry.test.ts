@@ -65,7 +65,7 @@ describe("re-running failed rows", () => {
     const text = await runCli(["status", "night.yaml"], { cwd });
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/1\/6 done, 5 failed/);
-    expect(text.stdout).toMatch(/#1 \S+Z → \S+Z \(\d+s\)\s+some-failed, exit 2 · 1 done, 5 failed, 0\.6 credits/);
+    expect(text.stdout).toMatch(/#1 \d{4}-\d\d-\d\d \d\d:\d\d [+-]\d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d [+-]\d\d:\d\d \(\d+s\)\s+some-failed, exit 2 · 1 done, 5 failed, 0\.6 credits/);
     expect(text.stdout).toMatch(/failures: 3 × REFERENCE_IMAGE_UNREACHABLE, 2 × INVALID_REQUEST_BODY/);
     expect(text.stdout).toMatch(/ {3}3 × REFERENCE_IMAGE_UNREACHABLE: /);
     const afterFirst = JSON.parse((await runCli(["status", "night.yaml", "--json"], { cwd })).stdout) as StatusJson;

@@ -57,7 +57,8 @@ describe("run --provider pictory against the simulator", () => {
     const db = new Database(join(dir, "db.sqlite"), { readonly: true });
     const rows = db.prepare("SELECT key, state, credits, sha256, file_path FROM items").all() as { state: string; credits: number; sha256: string; file_path: string }[];
     expect(rows.every((r) => r.state === "done" && r.credits === 0.6)).toBe(true);
-    for (const r of rows) expect(createHash("sha256").update(readFileSync(r.file_path)).digest("hex")).toBe(r.sha256);
+    // Paths are relative to the output folder.
+    for (const r of rows) expect(createHash("sha256").update(readFileSync(join(dir, "out", r.file_path))).digest("hex")).toBe(r.sha256);
     db.close();
   }, 60_000);
 
@@ -143,7 +144,7 @@ describe("run --provider pictory against the simulator", () => {
         expect(item.error_code).toBeTruthy();
         expect(item.error_message).toBeTruthy();
       } else {
-        const bytes = readFileSync(item.file_path as string);
+        const bytes = readFileSync(join(dir, "out", item.file_path as string));
         expect(createHash("sha256").update(bytes).digest("hex")).toBe(item.sha256);
         const meta = await sharp(bytes).metadata();
         expect([meta.width, meta.height]).toEqual([item.width, item.height]);

@@ -35,8 +35,13 @@ describe("state machine", () => {
     expect(canTransition(from, to)).toBe(allowed);
   });
 
-  it("done is terminal", () => {
-    for (const to of ITEM_STATES) expect(canTransition("done", to)).toBe(false);
+  it("done leaves only to be delivered again (its image went missing), never to a new submit", () => {
+    expect(ITEM_STATES.filter((to) => canTransition("done", to))).toEqual(["downloading"]);
+  });
+
+  it("missing is paid for again only through the queue (an explicit retry)", () => {
+    expect(ITEM_STATES.filter((to) => canTransition("missing", to))).toEqual(["queued", "downloading"]);
+    expect(canTransition("downloading", "missing")).toBe(true);
   });
 });
 

@@ -1,7 +1,7 @@
 // The image stage of the pipeline: verify what arrived, move it into place, make the
 // thumbnail and renditions. sharp is used here and in the local renderer only.
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { isAbsolute, join, relative, sep } from "node:path";
 import sharp from "sharp";
 import { PermanentError } from "../errors.js";
 import type { OutputFormat, RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
@@ -10,13 +10,32 @@ import { EXTENSION, sniffImageFormat, type ImageFormat } from "./image-format.js
 import { embedXmp, provenanceXmp, type Provenance } from "./provenance.js";
 
 export interface OutputLayout {
+  outDir: string;
   imagesDir: string;
   thumbsDir: string;
   renditionsDir: string;
+  /** Earlier files of items made anew: `superseded/<key>/<n>/` (never deleted). */
+  supersededDir: string;
 }
 
 export function outputLayout(outDir: string): OutputLayout {
-  return { imagesDir: join(outDir, "images"), thumbsDir: join(outDir, "thumbs"), renditionsDir: join(outDir, "renditions") };
+  return {
+    outDir,
+    imagesDir: join(outDir, "images"),
+    thumbsDir: join(outDir, "thumbs"),
+    renditionsDir: join(outDir, "renditions"),
+    supersededDir: join(outDir, "superseded"),
+  };
+}
+
+/** A path as the database keeps it: relative to the output folder, with `/`, so a moved folder keeps working. */
+export function storedPath(layout: Pick<OutputLayout, "outDir">, path: string): string {
+  return relative(layout.outDir, path).split(sep).join("/");
+}
+
+/** Where a path the database keeps is on disk (an absolute one, from before migration 6, as it is). */
+export function pathOnDisk(layout: Pick<OutputLayout, "outDir">, stored: string): string {
+  return isAbsolute(stored) ? stored : join(layout.outDir, ...stored.split("/"));
 }
 
 /** An image decoded once, kept as pixels so the thumbnail and renditions need no decode of their own. */
@@ -65,6 +84,8 @@ export async function deliverImage(input: {
   provenance: Provenance;
   /** "file-only" leaves the folder's fsync to the sidecar written next to it. */
   sync: WriteSync;
+  /** Called with the image's sha256 before anything is written (to move earlier files aside). */
+  beforeWrite?: (sha256: string) => void;
 }): Promise<DeliveredImage> {
   const { original } = input;
   const format = sniffImageFormat(original.subarray(0, 16));
@@ -86,9 +107,11 @@ export async function deliverImage(input: {
     );
   }
   const stamped = embedXmp(original, format, provenanceXmp(input.provenance));
+  const sha256 = createHash("sha256").update(stamped).digest("hex");
+  input.beforeWrite?.(sha256);
   const filePath = join(input.layout.imagesDir, `${input.key}.${EXTENSION[format]}`);
   writeFileAtomicSync(filePath, stamped, input.sync);
-  return { pixels, filePath, format, sha256: createHash("sha256").update(stamped).digest("hex"), bytes: stamped.length, width, height };
+  return { pixels, filePath, format, sha256, bytes: stamped.length, width, height };
 }
 
 export async function makeThumbnail(input: {

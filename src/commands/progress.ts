@@ -31,7 +31,7 @@ export function formatProgress(f: ProgressFigures): string {
   const perMinute = f.elapsedMs > 0 ? (f.doneThisRun / f.elapsedMs) * 60_000 : 0;
   const remaining = c.queued + c.submitting + c.running + c.downloading;
   const parts = [`${c.done}/${f.total} done`];
-  for (const state of ["queued", "submitting", "running", "downloading", "failed"] as const) if (c[state] > 0) parts.push(`${c[state]} ${state}`);
+  for (const state of ["queued", "submitting", "running", "downloading", "failed", "missing"] as const) if (c[state] > 0) parts.push(`${c[state]} ${state}`);
   // No rate for a run that has made nothing (yet): "0.0/min" says nothing, and no ETA follows.
   if (f.doneThisRun > 0 && perMinute > 0) {
     const eta = !f.ended && remaining > 0 ? ` · ETA ${formatDuration((remaining / perMinute) * 60_000)}` : "";

@@ -9,7 +9,7 @@ import { runPaths } from "./paths.js";
 
 export async function reportCommand(manifestPath: string, options: { db?: string; out?: string }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
-  const paths = runPaths(manifest.name, options);
+  const paths = runPaths(manifest, options);
   if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: run the manifest first (imgbatch run ${manifestPath})`);
   const store = Store.open(paths.db, { readonly: true });
   try {

@@ -7,6 +7,7 @@ import { Downloader } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
+import { supersedeFiles } from "../assets/superseded.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
@@ -14,6 +15,7 @@ import { requestHash } from "../manifest/index.js";
 import type { Manifest, PlannedItem } from "../manifest/types.js";
 import { createProvider } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
+import { formatCredits } from "../report/format.js";
 import { writeReport } from "../report/index.js";
 import { priceOfModel } from "../runner/price.js";
 import { Runner, type RunSummary } from "../runner/runner.js";
@@ -21,13 +23,17 @@ import { classifyFailure } from "../runner/retry-policy.js";
 import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
-import { Store } from "../store/store.js";
-import type { PlannedWithHash } from "../store/sync.js";
+import { adoptFromSidecars, providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
+import { findLostImages, redeliverLostImages } from "../runner/lost-images.js";
+import type { Store } from "../store/store.js";
+import { PaidImagesWouldBeReplaced, type PlannedWithHash } from "../store/sync.js";
 import type { RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
+import { openStoreOrExit, refuseFormerDefault } from "./open-store.js";
 import { runPaths } from "./paths.js";
+import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
 import { startProgress } from "./progress.js";
 
 export interface RunCommandOptions {
@@ -43,7 +49,11 @@ export interface RunCommandOptions {
   maxCredits?: number;
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
-  retryFilter?: { rowIds?: string[]; codes?: string[] };
+  retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean };
+  /** Remake items a paying provider made with the provider chosen now (--switch-provider). */
+  switchProvider?: boolean;
+  /** The command as the user typed it, for the hints in messages (default "run"). */
+  command?: string;
   quiet?: boolean;
   /** Scheduler settings with no command-line flag (backoff, pools): for tests and benchmarks. */
   tuning?: Partial<RunnerOptions>;
@@ -53,11 +63,25 @@ export interface RunCommandOptions {
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
-  const providerName: ProviderName = options.provider ?? manifest.provider ?? "local";
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
-  const provider = createProvider(providerName, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency });
-  const paths = runPaths(manifest.name, options);
-  const store = Store.open(paths.db);
+  const paths = runPaths(manifest, options);
+  const command = options.command ?? "run";
+  refuseFormerDefault(paths, manifest.name, manifestPath, options.db !== undefined);
+  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: manifestPath }, { readonly: false });
+  // A new database learns from the output folder (a backup of the state): read once, used twice.
+  let sidecars: Map<string, Sidecar> | null = null;
+  const wasEmpty = store.isEmpty();
+  const sidecarsOnDisk = () => (sidecars ??= wasEmpty ? readSidecars(outputLayout(paths.outDir)) : new Map());
+  let providerChoice: ProviderChoice;
+  let provider: ReturnType<typeof createProvider>;
+  try {
+    providerChoice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
+    provider = createProvider(providerChoice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  const providerName = providerChoice.name;
   const downloader = new Downloader({
     maxBytes: DEFAULTS.downloadMaxBytes,
     connectTimeoutMs: DEFAULTS.connectTimeoutMs,
@@ -67,6 +91,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
     const begun = store.beginRun({ pid: process.pid, host: hostname(), provider: providerName, manifestFile: manifest.file }, (h) => lockIsStale(h, ctx.now()));
+    const firstLines = { choice: providerChoice, command, manifestAsTyped: manifestPath, wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
     if (!begun.acquired) {
       const h = begun.holder;
       throw new ExitError(
@@ -103,7 +128,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let thrown: unknown = null;
     let bookkeepingFailure: unknown = null;
     try {
-      summary = await execute(manifest, providerName, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
+      summary = await execute(manifest, firstLines, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
     } catch (error) {
       thrown = error;
       throw error;
@@ -142,9 +167,19 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   }
 }
 
+interface FirstLines {
+  choice: ProviderChoice;
+  command: string;
+  manifestAsTyped: string;
+  /** The database had no item before this run's sync: the output folder's sidecars are adopted. */
+  wasEmpty: boolean;
+  sidecars: () => Map<string, Sidecar>;
+  dbPath: string;
+}
+
 async function execute(
   manifest: Manifest,
-  providerName: ProviderName,
+  first: FirstLines,
   store: Store,
   provider: ReturnType<typeof createProvider>,
   downloader: Downloader,
@@ -155,27 +190,46 @@ async function execute(
   stopSignal: AbortSignal,
   interrupted: boolean,
 ): Promise<RunSummary> {
-  const plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName);
+  const providerName = first.choice.name;
+  let plan: ReturnType<Store["syncManifest"]>;
+  try {
+    plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName, { hashWith: requestHash, allowProviderSwitch: options.switchProvider ?? false });
+  } catch (error) {
+    if (error instanceof PaidImagesWouldBeReplaced) throw new ExitError(EXIT.usage, paidReplacementMessage(error, first.choice, first.command, first.manifestAsTyped, outDir));
+    throw error;
+  }
   // The items go to the sync and no further: the run reads them back from the store, so a
   // long run does not keep 20,000 of them in memory.
   manifest.items = [];
   releaseManifestMemory();
-  if (plan.supersede.length) log.info({ keys: plan.supersede.map((s) => s.key) }, `${plan.supersede.length} item(s) changed in the manifest: made anew`);
+  const layout = outputLayout(outDir);
+  log.info(`provider: ${describeChoice(first.choice)}; state in ${first.dbPath}, images in ${outDir}`);
+  if (first.wasEmpty && first.sidecars().size > 0) {
+    const adoption = adoptFromSidecars(store, layout, first.sidecars(), requestHash);
+    log.info({ refused: adoption.refused.slice(0, 20) }, `new database: adopted ${adoption.adopted} image(s) from their sidecars in ${layout.imagesDir}, paying nothing${adoption.refused.length ? `; ${adoption.refused.length} sidecar(s) not adopted (e.g. ${adoption.refused[0]!.key}: ${adoption.refused[0]!.reason})` : ""}`);
+  }
+  const byReason = { request: 0, provider: 0 };
+  for (const s of plan.supersede) {
+    byReason[s.reason]++;
+    // Their images leave images/ now: what is there is always the manifest's current item.
+    const folder = supersedeFiles(layout, s.key);
+    if (folder) log.debug({ item: s.key, folder }, `kept the earlier files of ${s.key} in ${folder}`);
+  }
+  if (byReason.request) log.info({ keys: plan.supersede.filter((s) => s.reason === "request").map((s) => s.key) }, `${byReason.request} item(s) changed in the manifest: made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
+  if (byReason.provider) {
+    const makers = [...new Set(plan.supersede.filter((s) => s.reason === "provider").map((s) => s.oldProvider))].join(", ");
+    log.info(`${byReason.provider} item(s) made by ${makers} will be made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
+  }
   if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
-  if (options.retryFailed || options.retryFilter) {
-    const filter = options.retryFilter ?? {};
-    const failedBefore = store.inStates(["failed"]);
-    const requeued = store.requeueFailed(filter);
-    log.info({ keys: requeued.map((i) => i.key) }, `re-queued ${requeued.length} failed item(s)`);
-    // A typo in --rows or --code would otherwise re-run nothing without a word.
-    const idleRows = (filter.rowIds ?? []).filter((row) => !failedBefore.some((i) => i.rowId === row && (!filter.codes || filter.codes.includes(i.errorCode ?? ""))));
-    const idleCodes = (filter.codes ?? []).filter((code) => !failedBefore.some((i) => i.errorCode === code && (!filter.rowIds || filter.rowIds.includes(i.rowId))));
-    if (idleRows.length) log.warn(`--rows: no failed item in row(s) ${idleRows.join(", ")}`);
-    if (idleCodes.length) log.warn(`--code: no failed item with code(s) ${idleCodes.join(", ")}`);
+  if (options.retryFailed || options.retryFilter) requeueChosen(store, options, log);
+  const lost = findLostImages(store, layout);
+  if (lost.length) {
+    redeliverLostImages(store, lost);
+    const gone = lost.filter((l) => l.problem === "gone").length;
+    log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, `${lost.length} done item(s) have ${gone === lost.length ? "no image on disk" : gone ? "a missing or changed image" : "a changed image"} (e.g. ${lost[0]!.key}: ${lost[0]!.detail}): delivering them again from their jobs, with no new submit`);
   }
   const removed = interrupted ? await removeLeftoverTempFiles(outDir) : [];
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
-  const layout = outputLayout(outDir);
   const runnerOptions: RunnerOptions = {
     concurrency: options.concurrency ?? DEFAULTS.concurrency,
     maxAttempts: options.maxAttempts ?? DEFAULTS.maxAttempts,
@@ -226,6 +280,24 @@ function probeFolders(outDir: string, layout: OutputLayout, manifest: Manifest):
   return [outDir, ...folders.filter((folder) => existsSync(folder))];
 }
 
+/** `retry`'s choice (or run --retry-failed): failed items, or missing ones, by rows, keys and codes. */
+function requeueChosen(store: Store, options: RunCommandOptions, log: CommandContext["logger"]): void {
+  const filter = options.retryFilter ?? {};
+  const states = filter.missing ? (["missing"] as const) : (["failed"] as const);
+  const before = store.inStates(states);
+  const requeued = store.requeueFailed({ ...filter, states });
+  const what = filter.missing ? "missing" : "failed";
+  log.info({ keys: requeued.map((i) => i.key) }, `re-queued ${requeued.length} ${what} item(s)${filter.missing && requeued.length ? ": each is paid for again" : ""}`);
+  // A typo in --rows, --items or --code would otherwise re-run nothing without a word.
+  const chosen = (i: (typeof before)[number]) => !filter.codes || filter.codes.includes(i.errorCode ?? "");
+  const idleRows = (filter.rowIds ?? []).filter((row) => !before.some((i) => (i.rowId === row || i.key === row) && chosen(i)));
+  const idleKeys = (filter.keys ?? []).filter((key) => !before.some((i) => i.key === key && chosen(i)));
+  const idleCodes = (filter.codes ?? []).filter((code) => !before.some((i) => i.errorCode === code));
+  if (idleRows.length) log.warn(`--rows: no ${what} item in row(s) ${idleRows.join(", ")}`);
+  if (idleKeys.length) log.warn(`--items: no ${what} item with key(s) ${idleKeys.join(", ")}`);
+  if (idleCodes.length) log.warn(`--code: no ${what} item with code(s) ${idleCodes.join(", ")}`);
+}
+
 /** Each item with the hash of its request, made as the sync reads them (never a second array). */
 function* withRequestHashes(items: readonly PlannedItem[], provider: ProviderName): Generator<PlannedWithHash> {
   for (const item of items) yield { item, requestHash: requestHash(item.request, provider) };
@@ -258,7 +330,7 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
   }
   if (creditsRemaining === null) return;
   const needed = toSubmit.reduce((sum, group) => sum + group.count * priceOfModel(group.provider, group.model), 0);
-  const line = `account has ${creditsRemaining} AI credits left; the ${count} item(s) to make need about ${Math.round(needed * 100) / 100}`;
+  const line = `account has ${formatCredits(creditsRemaining)} AI credits left; the ${count} item(s) to make need about ${formatCredits(needed)}`;
   if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
   else log.info(line);
 }
@@ -275,7 +347,7 @@ export function exitCodeFor(summary: RunSummary | null, store: Store): number {
   const counts = store.counts();
   const unfinished = counts.queued + counts.submitting + counts.running + counts.downloading;
   if (!summary || summary.stopReason || unfinished > 0) return EXIT.stoppedEarly;
-  return counts.failed > 0 ? EXIT.someFailed : EXIT.ok;
+  return counts.failed + counts.missing > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
 function outcomeOf(exitCode: number): RunOutcome {

@@ -1,14 +1,16 @@
 // `imgbatch status <manifest>`: the morning answer. Counts by state, credits, failures with
 // reasons, the last runs, and items no longer in the manifest. `--json` for machines.
-import { existsSync } from "node:fs";
-import { EXIT, ExitError } from "../errors.js";
+import { outputLayout } from "../assets/image-stage.js";
+import { listSuperseded, type SupersededSet } from "../assets/superseded.js";
+import { EXIT } from "../errors.js";
 import { formatCredits, formatLocalTime, roundCredits } from "../report/format.js";
 import { ITEM_STATES } from "../store/states.js";
-import { Store, type StateCounts } from "../store/store.js";
+import type { Store, StateCounts } from "../store/store.js";
 import type { LockHolder, RunRecord } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
+import { openStoreOrExit } from "./open-store.js";
 import { runPaths } from "./paths.js";
 import { formatDuration } from "./progress.js";
 
@@ -22,6 +24,10 @@ export interface StatusReport {
   /** Why the items failed now are failed (whichever run failed them), most common first. */
   failureReasons: { code: string; count: number; example: string }[];
   notInManifest: { key: string; state: string }[];
+  /** Images lost from disk that the service no longer has: only `retry --missing` pays for them again. */
+  missing: { key: string; message: string }[];
+  /** Earlier images of items made anew, kept under the output folder's superseded/ (never deleted). */
+  superseded: { key: string; n: number; image: string | null; provider: string | null; deliveredAt: string | null }[];
   /** Newest first. */
   runs: {
     id: number;
@@ -59,7 +65,7 @@ const ALL_CODES = 1000;
 /** Reasons shown per run. */
 const RUN_REASONS = 5;
 
-export function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now()): StatusReport {
+export function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now(), superseded: readonly SupersededSet[] = []): StatusReport {
   const failedItems = store.inStates(["failed"]);
   const holder = store.lockHolder();
   return {
@@ -70,6 +76,8 @@ export function buildStatus(store: Store, name: string, db: string, runLimit = 5
     failed: failedItems.map((i) => ({ key: i.key, rowId: i.rowId, code: i.errorCode ?? "UNKNOWN", message: i.errorMessage ?? "" })),
     failureReasons: store.failureReasons(5),
     notInManifest: store.removedFromManifest().map((i) => ({ key: i.key, state: i.state })),
+    missing: store.inStates(["missing"]).map((i) => ({ key: i.key, message: i.errorMessage ?? "" })),
+    superseded: superseded.map((s) => ({ key: s.key, n: s.n, image: s.image, provider: s.sidecar?.provider ?? null, deliveredAt: s.sidecar?.times?.delivered ?? null })),
     runs: store.recentRuns(runLimit).map((r: RunRecord) => {
       const outcome = r.outcome ?? openRunOutcome(r, holder, now);
       const reasons = store.runFailureReasons(r.id, ALL_CODES).map(({ code, count }) => ({ code, count }));
@@ -100,7 +108,7 @@ export interface StatusInvocation {
   manifest: string;
   /** `--db` as typed, if given. */
   db?: string;
-  /** The manifest's own `provider:`, which a retry without `--provider` would use. */
+  /** The provider a retry without `--provider` would use: the manifest's, else the one remembered. */
   manifestProvider?: string | null;
 }
 
@@ -169,21 +177,33 @@ export function formatStatus(report: StatusReport, invocation: StatusInvocation 
     const width = Math.max(...commands.map((c) => c.command.length));
     for (const c of commands) lines.push(`  ${c.command.padEnd(width)}   # ${c.label}`);
   }
+  if (report.missing.length) {
+    lines.push("", `Missing (paid images gone from disk that the service no longer has): ${report.missing.length}`);
+    for (const m of report.missing.slice(0, 20)) lines.push(`  ${m.key}  ${m.message}`);
+    lines.push(`  Pay for them again: ${["imgbatch", "retry", shellWord(invocation.manifest), ...(invocation.db === undefined ? [] : ["--db", shellWord(invocation.db)]), "--missing"].join(" ")}`);
+  }
   if (report.notInManifest.length) {
     lines.push("", `No longer in the manifest (left alone): ${report.notInManifest.length}`);
     for (const r of report.notInManifest.slice(0, 20)) lines.push(`  ${r.key} (${r.state})`);
   }
+  if (report.superseded.length) {
+    lines.push("", `Superseded (earlier images of items made anew, kept on disk): ${report.superseded.length}`);
+    for (const s of report.superseded.slice(0, 20)) {
+      const when = s.deliveredAt && !Number.isNaN(Date.parse(s.deliveredAt)) ? `, ${formatLocalTime(Date.parse(s.deliveredAt))}` : "";
+      lines.push(`  ${s.key} #${s.n}  ${s.image ?? "(no image)"}${s.provider ? ` (${s.provider}${when})` : ""}`);
+    }
+    if (report.superseded.length > 20) lines.push(`  … and ${report.superseded.length - 20} more (status --json lists all)`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
-export async function statusCommand(manifestPath: string, options: { db?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
+export async function statusCommand(manifestPath: string, options: { db?: string; out?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
-  if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${shellWord(manifestPath)})`);
-  const store = Store.open(paths.db, { readonly: true });
+  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
-    const report = buildStatus(store, manifest.name, paths.db, 5, ctx.now());
-    const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider, ...(options.db === undefined ? {} : { db: options.db }) };
+    const report = buildStatus(store, manifest.name, paths.db, 5, ctx.now(), listSuperseded(outputLayout(paths.outDir)));
+    const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider ?? store.rememberedProvider(), ...(options.db === undefined ? {} : { db: options.db }) };
     ctx.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, invocation));
     return EXIT.ok;
   } finally {

@@ -4,6 +4,7 @@
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { CSS, SCRIPT, SCRIPT_HASH } from "./contact-sheet-assets.js";
 import { formatCredits, formatLocalTime } from "./format.js";
+import type { SupersededSet } from "../assets/superseded.js";
 import type { ResultLine } from "./results.js";
 
 export interface ContactSheetInput {
@@ -23,7 +24,7 @@ export interface ContactSheetInput {
  */
 const BIG_SHEET_CARDS = 600;
 
-const STATE_ORDER = ["done", "failed", "queued", "submitting", "running", "downloading"];
+const STATE_ORDER = ["done", "failed", "missing", "queued", "submitting", "running", "downloading"];
 const PENDING = new Set(["queued", "submitting", "running", "downloading"]);
 
 export function escapeHtml(text: string): string {
@@ -56,8 +57,8 @@ function breakable(text: string, joint: RegExp, replacement: string): string {
 }
 
 function renderThumb(line: ResultLine): string {
-  if (line.state === "failed") {
-    return `<div class="thumb err"><b>${breakable(line.errorCode || "FAILED", /_/g, "_<wbr>")}</b><span>${escapeHtml(line.errorMessage || "no message recorded")}</span></div>`;
+  if (line.state === "failed" || line.state === "missing") {
+    return `<div class="thumb err"><b>${breakable(line.state === "missing" ? "MISSING" : line.errorCode || "FAILED", /_/g, "_<wbr>")}</b><span>${escapeHtml(line.errorMessage || "no message recorded")}</span></div>`;
   }
   const src = line.thumbnail || line.image;
   if (line.state === "done" && src) {
@@ -68,7 +69,7 @@ function renderThumb(line: ResultLine): string {
 }
 
 function renderCard(line: ResultLine): string {
-  const kind = line.state === "done" ? "ok" : line.state === "failed" ? "bad" : "wait";
+  const kind = line.state === "done" ? "ok" : line.state === "failed" || line.state === "missing" ? "bad" : "wait";
   const size = line.state === "done" && line.width && line.height ? `${line.width}×${line.height}` : "";
   const credits = line.credits === null ? "" : `${formatCredits(line.credits)} credits`;
   const facts = [size, credits].filter(Boolean).map(escapeHtml).join(" · ");
@@ -207,7 +208,7 @@ const PAGE_END = `<p class="none" id="none" hidden>No card matches these filters
  */
 export function renderContactSheetInto(
   write: (text: string) => void,
-  page: { name: string; generatedAt: Date; tally: SheetTally; creditsSpent?: number },
+  page: { name: string; generatedAt: Date; tally: SheetTally; creditsSpent?: number; superseded?: readonly SupersededSet[] },
   lines: Iterable<SheetLine>,
 ): void {
   const { tally } = page;
@@ -230,7 +231,23 @@ export function renderContactSheetInto(
   }
   if (inGroup) write(GROUP_END);
   write(inRemoved ? `</div></details>\n` : `</div>\n`);
+  if (page.superseded?.length) write(renderSuperseded(page.superseded));
   write(PAGE_END);
+}
+
+/** Earlier images of items made anew, kept under superseded/: a closed section below the cards. */
+function renderSuperseded(sets: readonly SupersededSet[]): string {
+  const cards = sets.map((set) => {
+    const src = set.thumbnail ?? set.image;
+    const img = src ? `<img loading="lazy" decoding="async" src="${href(src)}" alt="${escapeHtml(`${set.key} #${set.n}`)}">` : `<span>no image</span>`;
+    const thumb = set.image ? `<a class="thumb" href="${href(set.image)}">${img}</a>` : `<div class="thumb wait">${img}</div>`;
+    const facts = [set.sidecar?.provider, set.sidecar?.credits === undefined ? "" : `${formatCredits(set.sidecar.credits)} credits`].filter(Boolean).map((f) => escapeHtml(String(f))).join(" · ");
+    return (
+      `<article class="card superseded" data-state="superseded">${thumb}<div class="meta"><h3 class="key" title="${escapeHtml(set.key)}">${breakable(set.key, /--/g, "<wbr><i>--</i>")} <small>#${set.n}</small></h3>` +
+      `<p class="prompt">${escapeHtml(set.sidecar?.prompt ?? "")}</p>${facts ? `<p class="facts">${facts}</p>` : ""}</div></article>\n`
+    );
+  });
+  return `<details class="superseded" id="superseded"><summary>${sets.length} superseded image${sets.length === 1 ? "" : "s"}: earlier images of items made anew (kept in superseded/, never deleted)</summary>\n<div class="grid">\n${cards.join("")}</div></details>\n`;
 }
 
 /** Pure: the whole page for lines in the order given (tests, small sheets). */

@@ -1,5 +1,7 @@
 import type { PlannedItem } from "../manifest/types.js";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
+import { outputLayout } from "../assets/image-stage.js";
+import { listSuperseded } from "../assets/superseded.js";
 import { liveItemsInSheetOrder, setManifestOrder } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
 import { renderContactSheetInto, SheetTally, withoutGenerationTime } from "./contact-sheet.js";
@@ -20,7 +22,7 @@ export async function writeReport(store: Store, name: string, outDir: string, or
     const lines = (function* () {
       for (const at of liveItemsInSheetOrder(store.db)) yield { ...at, line: resultLineOf(at, outDir) };
     })();
-    renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits() }, lines);
+    renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits(), superseded: listSuperseded(outputLayout(outDir)) }, lines);
   } catch (error) {
     await sheet.abort();
     throw error;

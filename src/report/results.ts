@@ -1,6 +1,6 @@
 // results.csv and results.jsonl: one line per item of the manifest, for spreadsheets and
 // for machines. Paths are relative to the output folder so the folder can be handed on.
-import { relative } from "node:path";
+import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { liveItemsById, type ReportItem } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
@@ -36,7 +36,8 @@ export interface ResultLine {
 const iso = (ms: number | null): string => (ms === null ? "" : new Date(ms).toISOString());
 
 export function toResultLine(item: ItemRecord, outDir: string, renditions: Record<string, string>): ResultLine {
-  const rel = (p: string | null): string => (p ? relative(outDir, p).split("\\").join("/") : "");
+  // Stored paths are relative to the output folder; absolute ones predate migration 6.
+  const rel = (p: string | null): string => (p ? (isAbsolute(p) ? relative(outDir, p) : p).split("\\").join("/") : "");
   return {
     key: item.key,
     rowId: item.rowId,

@@ -4,8 +4,9 @@
 import { dirname, join, relative } from "node:path";
 import { writeFileAtomicSync, type WriteSync } from "../assets/atomic-file.js";
 import type { Downloader } from "../assets/download.js";
+import { holdsAnotherImage, supersedeFiles } from "../assets/superseded.js";
 import type { FileSync } from "../assets/file-sync.js";
-import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
+import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, pathOnDisk, storedPath, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { Store } from "../store/store.js";
@@ -40,6 +41,8 @@ export async function deliverItemImage(input: {
   options: RunnerOptions;
   fileSync: FileSync;
   signal: AbortSignal;
+  /** Told where earlier files of the key were moved, when there were any. */
+  onSuperseded?: (folder: string) => void;
 }): Promise<DeliveredItem> {
   const { item, layout, options } = input;
   // Batched: nothing fsynced here. Else each file, and a folder once its last file is in.
@@ -48,7 +51,17 @@ export async function deliverItemImage(input: {
   const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
   const original = input.source.kind === "bytes" ? input.source.bytes : await input.downloader.download(input.source.url, input.signal);
   // The sidecar goes into the image's folder last: its folder fsync covers both renames.
-  const image = await deliverImage({ layout, key: item.key, original, expected, maxInputPixels: options.maxInputPixels, provenance, sync: input.fileSync.batched ? "none" : "file-only" });
+  const image = await deliverImage({
+    layout, key: item.key, original, expected, maxInputPixels: options.maxInputPixels, provenance, sync: input.fileSync.batched ? "none" : "file-only",
+    // Another image under this key (an earlier request, provider or attempt, or a file edited
+    // by hand) is moved aside with its sidecar, thumbnail and renditions, never overwritten.
+    beforeWrite: (sha256) => {
+      if (holdsAnotherImage(layout, item.key, sha256)) {
+        const folder = supersedeFiles(layout, item.key);
+        if (folder) input.onSuperseded?.(folder);
+      }
+    },
+  });
   const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels, sync: lastInFolder });
   const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true, sync: lastInFolder });
   const deliveredAt = Date.now();
@@ -68,7 +81,7 @@ export async function deliverItemImage(input: {
     width: image.width,
     height: image.height,
     thumbnail: relative(layout.imagesDir, thumbPath),
-    renditions: Object.fromEntries(renditions.map((r) => [r.name, relative(layout.imagesDir, r.path)])),
+    renditions: Object.fromEntries(renditions.map((r) => [r.name, relative(layout.imagesDir, pathOnDisk(layout, r.path))])),
     attempts: item.attempts,
     times: {
       planned: new Date(item.createdAt).toISOString(),
@@ -79,14 +92,15 @@ export async function deliverItemImage(input: {
   const sidecarPath = join(layout.imagesDir, `${item.key}.json`);
   writeFileAtomicSync(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`, lastInFolder);
   return {
-    patch: { filePath: image.filePath, thumbPath, sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes },
-    folders: [...new Set([sidecarPath, thumbPath, ...renditions.map((r) => r.path)].map((path) => dirname(path)))],
+    patch: { filePath: storedPath(layout, image.filePath), thumbPath: storedPath(layout, thumbPath), sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes },
+    folders: [...new Set([sidecarPath, thumbPath, ...renditions.map((r) => pathOnDisk(layout, r.path))].map((path) => dirname(path)))],
   };
 }
 
 /**
  * Makes the renditions an item lacks, or whose settings changed since they were made.
- * `force` remakes all (a newly delivered image). Returns every rendition of the item.
+ * `force` remakes all (a newly delivered image). Returns every rendition of the item, its
+ * path as the database keeps it (relative to the output folder).
  */
 export async function ensureRenditions(input: {
   item: ItemRecord;
@@ -110,8 +124,9 @@ export async function ensureRenditions(input: {
     }
     const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
     const r = await makeRendition({ layout: input.layout, key: item.key, image: input.image, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance, sync: input.sync ?? "file-and-folder" });
-    store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path: r.path, width: r.width, height: r.height });
-    result.push({ name: spec.name, path: r.path });
+    const path = storedPath(input.layout, r.path);
+    store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path, width: r.width, height: r.height });
+    result.push({ name: spec.name, path });
   }
   return result;
 }

@@ -86,6 +86,7 @@ export class ImageStageDriver {
             options: this.deps.options,
             fileSync: this.deps.fileSync,
             signal: this.deps.signal,
+            onSuperseded: (folder) => this.deps.log.info({ item: item.key, folder }, `kept the earlier files of ${item.key} in ${folder}`),
           });
         });
         if (!delivered) return;
@@ -134,7 +135,9 @@ export class ImageStageDriver {
           }
           continue;
         }
-        item = this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
+        // A paid image delivered before and lost from disk is `missing`, not failed: a plain
+        // `retry` must not pay for it again.
+        item = this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
         return;
       }
     }
@@ -192,6 +195,11 @@ export class ImageStageDriver {
         return null;
       case "failed":
       case "gone":
+        if (item.sha256 !== null) {
+          // Delivered before and lost from disk since: paying again is the user's call (retry --missing).
+          this.host.move(item, "missing", { errorCode: "IMAGE_MISSING", errorMessage: `the image is gone from disk and the service no longer has it (${job.code}: ${job.message})` }, `${job.code}: ${job.message}`);
+          return null;
+        }
         this.host.retryOrFail(item, job.code, job.message);
         return null;
     }

@@ -1,7 +1,7 @@
 // Renditions are made once per image and remade only when their settings change: before a
 // run, done items whose renditions are missing or were made with other settings get them.
 import { existsSync } from "node:fs";
-import { renditionSettingsHash, type OutputLayout } from "../assets/image-stage.js";
+import { pathOnDisk, renditionSettingsHash, type OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
 import { ensureRenditions } from "./deliver-item.js";
@@ -16,9 +16,10 @@ export async function refreshRenditions(input: { store: Store; layout: OutputLay
     const current = made.get(item.id) ?? [];
     // The common case on a resumed run: everything already made with today's settings.
     if (current.length === wanted.size && current.every((r) => wanted.get(r.name) === r.settingsHash)) continue;
-    if (!item.filePath || !existsSync(item.filePath)) continue;
+    const image = item.filePath === null ? null : pathOnDisk(input.layout, item.filePath);
+    if (!image || !existsSync(image)) continue;
     const before = new Map(current.map((r) => [r.name, r.settingsHash]));
-    await ensureRenditions({ item, image: item.filePath, layout: input.layout, store: input.store, options: input.options, force: false });
+    await ensureRenditions({ item, image, layout: input.layout, store: input.store, options: input.options, force: false });
     const after = input.store.renditionsOf(item.id);
     remade += after.filter((r) => before.get(r.name) !== r.settingsHash).length;
   }

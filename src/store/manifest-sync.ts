@@ -5,7 +5,7 @@ import type Database from "better-sqlite3";
 import type { ProviderName } from "../providers/provider.js";
 import type { ItemState } from "./states.js";
 import { manifestOrder } from "./report-cursors.js";
-import { planSync, type PlannedWithHash, type StoredItemDigest, type SyncPlan } from "./sync.js";
+import { PaidReplacementCheck, planSync, type HashWith, type PlannedWithHash, type StoredItemDigest, type SyncPlan } from "./sync.js";
 
 /** What a sync did, for the run's log. */
 export interface SyncSummary {
@@ -34,13 +34,14 @@ export function syncManifestInChunks(
   planned: Iterable<PlannedWithHash>,
   provider: ProviderName,
   at: { now: number; runId: number | null },
+  rules: { hashWith: HashWith; allowProviderSwitch: boolean },
 ): SyncSummary {
   // A chunk's keys go in as one JSON array: one statement per chunk, not one per item (a
   // resume of 100,000 items syncs in about the time one scan of every record took).
   const order = manifestOrder(db);
   // Prepared once per sync: a statement prepared per item keeps native memory until V8
   // collects its wrapper (tens of MB at 20,000 items, measured).
-  const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
+  const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state, provider FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
   const supersede = db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
   const insert = db.prepare(
     `INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, created_at, updated_at)
@@ -50,6 +51,8 @@ export function syncManifestInChunks(
   const appendEvent = db.prepare(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail, error_code) VALUES (?, ?, ?, ?, ?, ?, NULL)`);
   const removedIds = db.prepare(`SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND key NOT IN (SELECT key FROM temp.manifest_order) ORDER BY id`).pluck();
   const { now, runId } = at;
+  const paidReplacements = new PaidReplacementCheck(rules.allowProviderSwitch);
+  const saveProvider = db.prepare(`INSERT INTO settings (name, value) VALUES ('provider', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`);
   const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0 };
 
   const applyChunk = (chunk: PlannedWithHash[]): void => {
@@ -57,17 +60,16 @@ export function syncManifestInChunks(
     order.append(chunkKeys);
     const keys = JSON.stringify(chunkKeys);
     const stored: StoredItemDigest[] = [];
-    const stateOf = new Map<number, ItemState>();
-    for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState }[]) {
-      stored.push({ id: row.id, key: row.key, requestHash: row.request_hash, inManifest: row.in_manifest === 1 });
-      stateOf.set(row.id, row.state);
+    for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState; provider: ProviderName }[]) {
+      stored.push({ id: row.id, key: row.key, requestHash: row.request_hash, inManifest: row.in_manifest === 1, provider: row.provider, state: row.state });
     }
     // Every stored record here has a key of the chunk, so the plan marks none removed.
-    const plan = planSync(chunk, stored);
+    const plan = planSync(chunk, stored, rules.hashWith);
     for (const s of plan.supersede) {
+      paidReplacements.check(s);
       supersede.run(now, now, s.id);
-      const state = stateOf.get(s.id)!;
-      appendEvent.run(s.id, runId, now, state, state, `superseded: request changed (${s.oldHash.slice(0, 12)} → ${s.newHash.slice(0, 12)})`);
+      const why = s.reason === "provider" ? `made by ${s.oldProvider}, now to be made by ${provider}` : `request changed (${s.oldHash.slice(0, 12)} → ${s.newHash.slice(0, 12)})`;
+      appendEvent.run(s.id, runId, now, s.oldState, s.oldState, `superseded: ${why}`);
       summary.supersede.push(s);
     }
     for (const { item, requestHash } of plan.insert) {
@@ -95,6 +97,9 @@ export function syncManifestInChunks(
       setPresence.run(0, now, id);
       summary.removed++;
     }
+    // Thrown inside the transaction: a refused sync writes nothing.
+    paidReplacements.throwIfAny();
+    saveProvider.run(provider);
     return summary;
   })();
 }

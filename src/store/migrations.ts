@@ -1,10 +1,16 @@
 // Numbered migrations; `user_version` records the last one applied. Never edit a shipped
 // migration: add the next number.
+import type Database from "better-sqlite3";
 import { ITEM_STATES } from "./states.js";
 
-const stateList = ITEM_STATES.map((s) => `'${s}'`).join(", ");
+const quoted = (states: readonly string[]): string => states.map((s) => `'${s}'`).join(", ");
+/** The states as migration 1 shipped them: a shipped migration never changes. */
+const stateList = quoted(["queued", "submitting", "running", "downloading", "done", "failed"]);
 
-export const MIGRATIONS: readonly string[] = [
+/** SQL, or a step that needs more than SQL (run in the same transaction). */
+export type Migration = string | ((db: Database.Database) => void);
+
+export const MIGRATIONS: readonly Migration[] = [
   // 1: runs, items, events, lock
   `
   CREATE TABLE runs (
@@ -110,4 +116,62 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX items_job ON items(job_id) WHERE job_id IS NOT NULL;
   CREATE INDEX items_image ON items(image_ref) WHERE image_ref IS NOT NULL;
   `,
+  // 6: the `missing` state (a paid image gone from disk that the service no longer has); file
+  // paths relative to the output folder, so a moved project keeps working; settings (the
+  // provider the manifest was last run with). SQLite cannot change a CHECK: the table is rebuilt.
+  (db) => {
+    db.exec(`
+      CREATE TABLE items_v6 (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        row_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN (${quoted(ITEM_STATES)})),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        job_id TEXT,
+        image_ref TEXT,
+        submitted_at INTEGER,
+        error_code TEXT,
+        error_message TEXT,
+        credits REAL,
+        result_url TEXT,
+        result_width INTEGER,
+        result_height INTEGER,
+        file_path TEXT,
+        thumb_path TEXT,
+        sha256 TEXT,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        bytes INTEGER,
+        in_manifest INTEGER NOT NULL DEFAULT 1 CHECK (in_manifest IN (0, 1)),
+        superseded_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        completed_at INTEGER
+      );
+      INSERT INTO items_v6 SELECT * FROM items;
+      DROP TABLE items;
+      ALTER TABLE items_v6 RENAME TO items;
+      CREATE UNIQUE INDEX items_live_key ON items(key) WHERE superseded_at IS NULL;
+      CREATE INDEX items_queue ON items(state, next_attempt_at, id) WHERE superseded_at IS NULL;
+      CREATE INDEX items_job ON items(job_id) WHERE job_id IS NOT NULL;
+      CREATE INDEX items_image ON items(image_ref) WHERE image_ref IS NOT NULL;
+      CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `);
+    // The layout under the output folder is fixed (images/<file>, thumbs/<file>,
+    // renditions/<name>/<file>, no separator in a key or a name): the last segments are the path.
+    db.function("imgbatch_last_segments", { deterministic: true }, (path: unknown, count: unknown) =>
+      typeof path === "string" ? path.split(/[\\/]/).slice(-Number(count)).join("/") : null,
+    );
+    db.exec(`
+      UPDATE items SET file_path = imgbatch_last_segments(file_path, 2), thumb_path = imgbatch_last_segments(thumb_path, 2)
+        WHERE file_path IS NOT NULL OR thumb_path IS NOT NULL;
+      UPDATE renditions SET path = imgbatch_last_segments(path, 3);
+    `);
+  },
 ];

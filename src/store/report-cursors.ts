@@ -2,7 +2,7 @@
 // of 20,000 items never holds 20,000 records. While a cursor is open, better-sqlite3 refuses
 // every other statement on the connection: consume it without awaiting in between.
 import type Database from "better-sqlite3";
-import { ITEM_STATES } from "./states.js";
+import { UNFINISHED_STATES } from "./states.js";
 import { type Row, toItem } from "./rows.js";
 import type { ItemRecord } from "./types.js";
 
@@ -21,8 +21,7 @@ export interface SheetItem extends ReportItem {
   groupPending: number;
 }
 
-const PENDING_STATES = ITEM_STATES.filter((s) => s !== "done" && s !== "failed")
-  .map((s) => `'${s}'`)
+const PENDING_STATES = UNFINISHED_STATES.map((s) => `'${s}'`)
   .join(", ");
 
 const RENDITIONS = `(SELECT json_group_object(name, path) FROM (SELECT name, path FROM renditions WHERE item_id = i.id ORDER BY name)) AS renditions_json`;
@@ -93,7 +92,7 @@ export function* liveItemsInSheetOrder(db: Database.Database): Generator<SheetIt
     WITH placed AS (
       SELECT id, in_manifest, ord, ROW_NUMBER() OVER (PARTITION BY in_manifest, row_id ORDER BY ord) AS group_index,
              MIN(ord) OVER w AS group_ord, COUNT(*) OVER w AS group_size,
-             SUM(state = 'failed') OVER w AS group_failed, SUM(state IN (${PENDING_STATES})) OVER w AS group_pending
+             SUM(state IN ('failed', 'missing')) OVER w AS group_failed, SUM(state IN (${PENDING_STATES})) OVER w AS group_pending
       FROM (SELECT i.id, i.row_id, i.in_manifest, i.state, ${ord} AS ord FROM items i WHERE i.superseded_at IS NULL)
       WINDOW w AS (PARTITION BY in_manifest, row_id)
     )

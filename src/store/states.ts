@@ -1,7 +1,10 @@
 // The item state machine (DESIGN.md "States"). Pure: the store asks it before every write.
 
-export const ITEM_STATES = ["queued", "submitting", "running", "downloading", "done", "failed"] as const;
+export const ITEM_STATES = ["queued", "submitting", "running", "downloading", "done", "failed", "missing"] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
+
+/** States whose item is still on its way: neither delivered nor ended. */
+export const UNFINISHED_STATES: readonly ItemState[] = ["queued", "submitting", "running", "downloading"];
 
 const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   queued: ["submitting", "failed"],
@@ -10,9 +13,13 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   submitting: ["running", "downloading", "queued", "failed"],
   running: ["downloading", "queued", "failed"],
   // running: the result URL expired and the service no longer has the job's output at hand.
-  downloading: ["done", "running", "queued", "failed"],
-  done: [],
+  // missing: a paid image delivered again, and the service no longer has it.
+  downloading: ["done", "running", "queued", "failed", "missing"],
+  // downloading: its image is gone from disk, delivered again from the same job (no new submit).
+  done: ["downloading"],
   failed: ["queued"],
+  // queued: only an explicit `retry --missing` pays for it again.
+  missing: ["queued", "downloading"],
 };
 
 export function canTransition(from: ItemState, to: ItemState): boolean {

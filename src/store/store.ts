@@ -11,7 +11,7 @@ import type { ProviderName } from "../providers/provider.js";
 import { MIGRATIONS } from "./migrations.js";
 import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
 import { type SyncSummary, syncManifestInChunks } from "./manifest-sync.js";
-import type { PlannedWithHash } from "./sync.js";
+import type { HashWith, PlannedWithHash } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
 import { patched, patchSql, type Row, toItem, toLockHolder, toRendition, toRun } from "./rows.js";
 
@@ -181,20 +181,38 @@ export class Store {
     return this.group ? this.group.committed.promise : Promise.resolve();
   }
 
+  /**
+   * Opens (and creates or migrates) a database. A file that is no database, or one of a
+   * newer imgbatch, throws DatabaseUnusableError: the caller names the way out (rebuild).
+   */
   static open(path: string, options: StoreOptions = {}): Store {
     if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
-    db.pragma("busy_timeout = 5000");
-    // SQLite's own default page cache (2 MiB) instead of better-sqlite3's 16 MiB: the cache
-    // filled as the database grew, so memory grew with the manifest (peak RSS 216 → 177 MiB
-    // at 20,000 items); the OS page cache keeps reads cheap (resume sync at 100,000 unchanged).
-    db.pragma("cache_size = -2000");
-    if (!options.readonly) {
-      db.pragma("journal_mode = WAL");
-      // FULL: a committed transition survives power loss, which is what "never pay twice" rests on.
-      db.pragma("synchronous = FULL");
-      db.pragma("foreign_keys = ON");
-      migrate(db);
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+      db.pragma("busy_timeout = 5000");
+      // SQLite's own default page cache (2 MiB) instead of better-sqlite3's 16 MiB, which
+      // made memory grow with the manifest; the OS page cache keeps reads cheap.
+      db.pragma("cache_size = -2000");
+      if (!options.readonly) {
+        db.pragma("journal_mode = WAL");
+        // FULL: a committed transition survives power loss, which is what "never pay twice" rests on.
+        db.pragma("synchronous = FULL");
+        // Off while a migration rebuilds a table that others reference (SQLite's own recipe).
+        db.pragma("foreign_keys = OFF");
+        migrate(db);
+        db.pragma("foreign_keys = ON");
+      } else {
+        const version = db.pragma("user_version", { simple: true }) as number;
+        if (version > MIGRATIONS.length) throw newerSchema(version);
+        // A read of the schema: a file that is no database fails here, not at the first query.
+        db.prepare("SELECT COUNT(*) FROM sqlite_master").get();
+      }
+    } catch (error) {
+      db?.close();
+      if (error instanceof DatabaseUnusableError) throw error;
+      if (isSqliteCorruption(error)) throw new DatabaseUnusableError(`${path} is not a readable imgbatch database (${errorMessage(error)})`, { cause: error });
+      throw error;
     }
     return new Store(db, options.now ?? Date.now);
   }
@@ -222,9 +240,28 @@ export class Store {
    * Brings the stored items in line with the manifest, in one transaction, a chunk at a time
    * (manifest-sync.ts). Also keeps the manifest's item order for this connection's reports.
    */
-  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName): SyncSummary {
+  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: { hashWith?: HashWith; allowProviderSwitch?: boolean } = {}): SyncSummary {
     this.beforeWrite("fsync");
-    return syncManifestInChunks(this.db, planned, provider, { now: this.now(), runId: this.runId });
+    return syncManifestInChunks(this.db, planned, provider, { now: this.now(), runId: this.runId }, {
+      hashWith: rules.hashWith ?? (() => ""),
+      allowProviderSwitch: rules.allowProviderSwitch ?? false,
+    });
+  }
+
+  /** The provider the manifest was last run with (saved by a sync), or null. */
+  rememberedProvider(): ProviderName | null {
+    if (!this.hasTable("settings")) return null;
+    const value = this.statement(`SELECT value FROM settings WHERE name = 'provider'`).pluck().get() as string | undefined;
+    return (value as ProviderName | undefined) ?? null;
+  }
+
+  /** True when no item was ever planned here (a new database, or one emptied). */
+  isEmpty(): boolean {
+    return this.statement(`SELECT NOT EXISTS (SELECT 1 FROM items)`).pluck().get() === 1;
+  }
+
+  private hasTable(name: string): boolean {
+    return this.statement(`SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)`).pluck().get(name) === 1;
   }
 
   // ---- transitions ---------------------------------------------------------------
@@ -334,7 +371,8 @@ export class Store {
   }
 
   totalCredits(): number {
-    const row = this.statement(`SELECT COALESCE(SUM(credits), 0) AS c FROM items WHERE state = 'done'`).get() as Row;
+    // Superseded records too: their images were paid for. Missing ones as well.
+    const row = this.statement(`SELECT COALESCE(SUM(credits), 0) AS c FROM items WHERE state IN ('done', 'missing')`).get() as Row;
     return row.c as number;
   }
 
@@ -388,21 +426,59 @@ export class Store {
 
   // ---- retry ---------------------------------------------------------------------
 
-  /** Puts chosen failed items back in the queue with fresh attempts. Returns how many. */
-  requeueFailed(filter: { rowIds?: readonly string[]; codes?: readonly string[] } = {}): ItemRecord[] {
+  /**
+   * Puts chosen failed (or, when asked, missing) items back in the queue with fresh attempts.
+   * Filters combine: rows or keys (either matches; a key given as a row counts, as people copy
+   * what status shows), then codes. Returns the items requeued.
+   */
+  requeueFailed(filter: { rowIds?: readonly string[]; keys?: readonly string[]; codes?: readonly string[]; states?: readonly ("failed" | "missing")[] } = {}): ItemRecord[] {
     this.beforeWrite("fsync");
     return this.atomically(() => {
-      let failed = this.inStates(["failed"]);
-      if (filter.rowIds) failed = failed.filter((i) => filter.rowIds!.includes(i.rowId));
-      if (filter.codes) failed = failed.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
-      return failed.map((item) =>
+      let chosen = this.inStates(filter.states ?? ["failed"]);
+      if (filter.rowIds || filter.keys) chosen = chosen.filter((i) => (filter.rowIds?.some((r) => r === i.rowId || r === i.key) ?? false) || (filter.keys?.includes(i.key) ?? false));
+      if (filter.codes) chosen = chosen.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
+      return chosen.map((item) =>
         this.transition(
           item,
           "queued",
-          { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, jobId: null, imageRef: null, resultUrl: null },
-          `retry requested (was ${item.errorCode ?? "failed"})`,
+          {
+            attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, jobId: null, imageRef: null, resultUrl: null,
+            // A missing image's record: the next delivery is a new image (its old sidecar is kept aside).
+            ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
+          },
+          `retry requested (was ${item.state === "missing" ? "missing" : (item.errorCode ?? "failed")})`,
         ),
       );
+    });
+  }
+
+  // ---- delivered files -------------------------------------------------------------
+
+  /**
+   * Calls `visit` with each done item's image path (as stored) and recorded size, one row at a
+   * time: a resume of 100,000 items reads no whole records. `visit` must not touch the store.
+   */
+  forEachDoneImage(visit: (image: { id: number; key: string; filePath: string | null; bytes: number | null }) => void): void {
+    for (const row of this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND state = 'done'`).iterate() as Iterable<Row>) {
+      visit({ id: row.id as number, key: row.key as string, filePath: row.file_path as string | null, bytes: row.bytes as number | null });
+    }
+  }
+
+  /**
+   * Records a queued item as done with an image already on disk (adopted from its sidecar
+   * after the database was lost): no request to any service. `provider` and `requestHash`
+   * are the sidecar's, so a later run with another provider sees who made it.
+   */
+  adoptDelivered(item: ItemRecord, adopted: { provider: ProviderName; requestHash: string; patch: ItemPatch }, detail: string): ItemRecord {
+    this.beforeWrite("grouped");
+    return this.atomically(() => {
+      const now = this.now();
+      const { sql, values } = patchSql(adopted.patch);
+      const result = this.statement(`UPDATE items SET state = 'done', provider = ?, request_hash = ?, updated_at = ?${sql} WHERE id = ? AND state = 'queued' AND ${LIVE}`)
+        .run(adopted.provider, adopted.requestHash, now, ...values, item.id);
+      if (result.changes !== 1) throw new InternalError(`${item.key} is no longer queued; adoption refused`);
+      this.appendEvent(item.id, "queued", "done", detail, now);
+      return patched({ ...item, provider: adopted.provider, requestHash: adopted.requestHash }, adopted.patch, { state: "done", updatedAt: now });
     });
   }
 
@@ -513,15 +589,38 @@ export class Store {
   }
 }
 
+/** A database this imgbatch cannot use as it is: not a database, damaged, or of a newer version. */
+export class DatabaseUnusableError extends Error {
+  override name = "DatabaseUnusableError";
+}
+
+function newerSchema(version: number): DatabaseUnusableError {
+  return new DatabaseUnusableError(`its schema (${version}) is newer than this imgbatch's (${MIGRATIONS.length}); upgrade imgbatch`);
+}
+
+const CORRUPTION_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CORRUPT_VTAB", "SQLITE_CORRUPT_SEQUENCE", "SQLITE_CORRUPT_INDEX"]);
+
+function isSqliteCorruption(error: unknown): boolean {
+  return typeof (error as { code?: unknown })?.code === "string" && CORRUPTION_CODES.has((error as { code: string }).code);
+}
+
+/**
+ * Applies the migrations not yet applied, each in its own immediate transaction that reads the
+ * version again: two processes opening a new database at once take turns instead of both
+ * creating the schema.
+ */
 function migrate(db: Database.Database): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new InternalError(`database schema ${current} is newer than this imgbatch (${MIGRATIONS.length}); upgrade imgbatch`);
-  }
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
+  for (;;) {
+    const applied = db.transaction(() => {
+      const current = db.pragma("user_version", { simple: true }) as number;
+      if (current > MIGRATIONS.length) throw newerSchema(current);
+      if (current === MIGRATIONS.length) return false;
+      const migration = MIGRATIONS[current]!;
+      if (typeof migration === "string") db.exec(migration);
+      else migration(db);
+      db.pragma(`user_version = ${current + 1}`);
+      return true;
     }).immediate();
+    if (!applied) return;
   }
 }

@@ -1,11 +1,16 @@
 // Planning what a manifest does to the stored items: pure, tested with plain tables.
 import type { PlannedItem } from "../manifest/types.js";
+import type { ImageRequest, ProviderName } from "../providers/provider.js";
+import type { ItemState } from "./states.js";
 
 export interface StoredItemDigest {
   id: number;
   key: string;
   requestHash: string;
   inManifest: boolean;
+  /** Who made (or is making) the record; absent in tables that do not care. */
+  provider?: ProviderName;
+  state?: ItemState;
 }
 
 export interface PlannedWithHash {
@@ -13,11 +18,24 @@ export interface PlannedWithHash {
   requestHash: string;
 }
 
+/** Why a live record is superseded: its request changed, or only the provider to make it with. */
+export type SupersedeReason = "request" | "provider";
+
+export interface SupersedeEntry {
+  id: number;
+  key: string;
+  oldHash: string;
+  newHash: string;
+  reason: SupersedeReason;
+  oldProvider: ProviderName | null;
+  oldState: ItemState | null;
+}
+
 export interface SyncPlan {
   /** New keys, and keys whose request changed (their old record is superseded). */
   insert: PlannedWithHash[];
   /** Live records whose request changed: kept for history, no longer worked on. */
-  supersede: { id: number; key: string; oldHash: string; newHash: string }[];
+  supersede: SupersedeEntry[];
   /** Live records whose key left the manifest: left alone, shown by status. */
   markRemoved: number[];
   /** Records whose key came back into the manifest. */
@@ -25,7 +43,10 @@ export interface SyncPlan {
   unchanged: number;
 }
 
-export function planSync(planned: readonly PlannedWithHash[], stored: readonly StoredItemDigest[]): SyncPlan {
+/** The hash a request would have if `provider` made it (manifest/slug.ts requestHash). */
+export type HashWith = (request: ImageRequest, provider: ProviderName) => string;
+
+export function planSync(planned: readonly PlannedWithHash[], stored: readonly StoredItemDigest[], hashWith?: HashWith): SyncPlan {
   const byKey = new Map(stored.map((s) => [s.key, s]));
   const plan: SyncPlan = { insert: [], supersede: [], markRemoved: [], markPresent: [], unchanged: 0 };
   const plannedKeys = new Set<string>();
@@ -35,7 +56,17 @@ export function planSync(planned: readonly PlannedWithHash[], stored: readonly S
     if (!existing) {
       plan.insert.push(entry);
     } else if (existing.requestHash !== entry.requestHash) {
-      plan.supersede.push({ id: existing.id, key: existing.key, oldHash: existing.requestHash, newHash: entry.requestHash });
+      // Same request under the stored record's provider: only the provider changed.
+      const providerOnly = existing.provider !== undefined && hashWith !== undefined && hashWith(entry.item.request, existing.provider) === existing.requestHash;
+      plan.supersede.push({
+        id: existing.id,
+        key: existing.key,
+        oldHash: existing.requestHash,
+        newHash: entry.requestHash,
+        reason: providerOnly ? "provider" : "request",
+        oldProvider: existing.provider ?? null,
+        oldState: existing.state ?? null,
+      });
       plan.insert.push(entry);
     } else {
       if (!existing.inManifest) plan.markPresent.push(existing.id);
@@ -46,4 +77,53 @@ export function planSync(planned: readonly PlannedWithHash[], stored: readonly S
     if (!plannedKeys.has(s.key) && s.inManifest) plan.markRemoved.push(s.id);
   }
   return plan;
+}
+
+/** States whose record holds a paid image, or a job the service may charge for. */
+const PAID_STATES: readonly ItemState[] = ["submitting", "running", "downloading", "done", "missing"];
+
+/**
+ * Whether superseding this record would throw away a paying provider's image (or job) only
+ * because another provider was chosen: a run does that only when told so explicitly.
+ */
+export function replacesPaidImage(entry: SupersedeEntry): boolean {
+  return entry.reason === "provider" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && PAID_STATES.includes(entry.oldState);
+}
+
+/** A sync refused because it would remake paid images with another provider (nothing was written). */
+export class PaidImagesWouldBeReplaced extends Error {
+  override name = "PaidImagesWouldBeReplaced";
+  constructor(
+    /** Counts by the provider that made them and their state, e.g. `pictory` → `done` → 7. */
+    readonly counts: ReadonlyMap<ProviderName, ReadonlyMap<ItemState, number>>,
+    readonly examples: readonly string[],
+  ) {
+    super(`${[...counts.values()].reduce((sum, byState) => sum + [...byState.values()].reduce((a, b) => a + b, 0), 0)} paid item(s) would be made anew by another provider`);
+  }
+
+  get total(): number {
+    let total = 0;
+    for (const byState of this.counts.values()) for (const n of byState.values()) total += n;
+    return total;
+  }
+}
+
+/** Gathers the records a sync would wrongly replace, then throws them as one refusal. */
+export class PaidReplacementCheck {
+  private readonly counts = new Map<ProviderName, Map<ItemState, number>>();
+  private readonly examples: string[] = [];
+
+  constructor(private readonly allowed: boolean) {}
+
+  check(entry: SupersedeEntry): void {
+    if (this.allowed || !replacesPaidImage(entry)) return;
+    const byState = this.counts.get(entry.oldProvider!) ?? new Map<ItemState, number>();
+    byState.set(entry.oldState!, (byState.get(entry.oldState!) ?? 0) + 1);
+    this.counts.set(entry.oldProvider!, byState);
+    if (this.examples.length < 5) this.examples.push(entry.key);
+  }
+
+  throwIfAny(): void {
+    if (this.counts.size > 0) throw new PaidImagesWouldBeReplaced(this.counts, this.examples);
+  }
 }

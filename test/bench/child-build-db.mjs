@@ -1,6 +1,7 @@
 // Child process: builds scenario 6's state database through the store API (manifest sync),
 // then marks all but the last `queued` items done with plain SQL in one transaction, with the
-// columns and the four events a real delivery leaves.
+// columns and the four events a real delivery leaves. The output folder's files are empty,
+// so each item records 0 bytes: the run's check of every done image finds them whole.
 import { join } from "node:path";
 import { childInput, childResult, DIST } from "./lib.mjs";
 
@@ -26,11 +27,11 @@ db.transaction(() => {
     `UPDATE items SET state = 'done', attempts = 1, next_attempt_at = 0,
        job_id = printf('%08x-0000-4000-8000-%012x', id, id), submitted_at = ? + id * 30, credits = 0.6,
        result_url = printf('https://cdn.example/files/images/user/u/%08x.png', id), result_width = 1024, result_height = 1024,
-       file_path = ? || '/images/' || key || '.png', thumb_path = ? || '/thumbs/' || key || '.webp',
-       sha256 = printf('%064x', id), width = 1024, height = 1024, format = 'png', bytes = 1500000,
+       file_path = 'images/' || key || '.png', thumb_path = 'thumbs/' || key || '.webp',
+       sha256 = printf('%064x', id), width = 1024, height = 1024, format = 'png', bytes = 0,
        updated_at = ? + id * 30 + 9000, completed_at = ? + id * 30 + 9000
      WHERE id <= ?`,
-  ).run(t0, input.out, input.out, t0, t0, done);
+  ).run(t0, t0, t0, done);
   const steps = [
     ["queued", "submitting", "'attempt 1 of 5'", 0],
     ["submitting", "running", "'job ' || printf('%08x-0000-4000-8000-%012x', id, id)", 400],

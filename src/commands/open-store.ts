@@ -1,0 +1,43 @@
+// Opening a manifest's database for a command: an unusable file (not a database, damaged, of
+// a newer imgbatch) is a clear sentence and exit 1 naming the command that rebuilds it from the
+// sidecars; a database missing where an older imgbatch kept it is pointed at.
+import { existsSync } from "node:fs";
+import { EXIT, ExitError } from "../errors.js";
+import { DatabaseUnusableError, Store } from "../store/store.js";
+import { formerDefaultDb, type RunPaths } from "./paths.js";
+
+export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyped: string }, options: { readonly: boolean }): Store {
+  if (options.readonly && !existsSync(paths.db)) {
+    throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${manifest.asTyped})`);
+  }
+  try {
+    return Store.open(paths.db, { readonly: options.readonly });
+  } catch (error) {
+    if (error instanceof DatabaseUnusableError) {
+      throw new ExitError(
+        EXIT.usage,
+        `the job database ${paths.db} cannot be used: ${error.message}.\n` +
+          `  imgbatch rebuild ${manifest.asTyped} rebuilds it from the sidecars in ${paths.outDir} without paying (it keeps this file aside).`,
+      );
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR" || code === "SQLITE_CANTOPEN") throw new ExitError(EXIT.usage, `the job database ${paths.db} cannot be opened (${code}): is it a folder, or in a folder that cannot be written?`);
+    throw error;
+  }
+}
+
+/**
+ * Refuses a run that would start a new database when one exists where imgbatch ≤ 0.1 kept it
+ * (relative to the working folder): it would pay for every image again.
+ */
+export function refuseFormerDefault(paths: RunPaths, name: string, manifestAsTyped: string, dbFlagGiven: boolean): void {
+  if (dbFlagGiven || existsSync(paths.db)) return;
+  const former = formerDefaultDb(name, paths.db);
+  if (former === null) return;
+  throw new ExitError(
+    EXIT.usage,
+    `no database at ${paths.db}, where this manifest's state lives (beside its project folder), but ${former} exists: ` +
+      `an older imgbatch kept it relative to the working folder. Move it (and its output folder) to ${paths.projectDir ?? "the manifest's folder"}, ` +
+      `or name it: imgbatch run ${manifestAsTyped} --db ${former} --out <its output folder>. Nothing was submitted.`,
+  );
+}

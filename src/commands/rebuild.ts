@@ -1,0 +1,80 @@
+// `imgbatch rebuild <manifest>`: a new database from the manifest and the output folder's
+// sidecars, for a database that was lost or cannot be opened. Adopts every image whose sidecar
+// matches its item's request (sha256 verified), pays nothing, and keeps the old file aside.
+import { existsSync, renameSync } from "node:fs";
+import { outputLayout } from "../assets/image-stage.js";
+import { EXIT, ExitError } from "../errors.js";
+import { requestHash } from "../manifest/index.js";
+import type { ProviderName } from "../providers/provider.js";
+import { adoptFromSidecars, providerOfSidecars, readSidecars } from "../runner/adopt-sidecars.js";
+import { DatabaseUnusableError, Store } from "../store/store.js";
+import type { CommandContext } from "./context.js";
+import { loadManifestOrExit } from "./manifest-errors.js";
+import { runPaths } from "./paths.js";
+import { chooseProvider, describeChoice } from "./provider-choice.js";
+
+export interface RebuildOptions {
+  db?: string;
+  out?: string;
+  provider?: ProviderName;
+  /** Rebuild even a database that opens (it is kept aside all the same). */
+  force?: boolean;
+}
+
+/** The items a usable database holds, or null when it cannot be opened. */
+function itemsInUsableDb(db: string): number | null {
+  try {
+    const store = Store.open(db, { readonly: true });
+    try {
+      return store.integrityCheck() === "ok" ? Object.values(store.counts()).reduce((a, b) => a + b, 0) : null;
+    } finally {
+      store.close();
+    }
+  } catch (error) {
+    if (error instanceof DatabaseUnusableError || (error as { code?: string }).code?.startsWith("SQLITE_")) return null;
+    throw error;
+  }
+}
+
+/** A name beside the database for the file being replaced: `<db>.damaged-<time>`. */
+function asideName(db: string, now: number): string {
+  return `${db}.damaged-${new Date(now).toISOString().replace(/[:.]/g, "-")}`;
+}
+
+export async function rebuildCommand(manifestPath: string, options: RebuildOptions, ctx: CommandContext): Promise<number> {
+  const manifest = await loadManifestOrExit(manifestPath, ctx);
+  const paths = runPaths(manifest, options);
+  const layout = outputLayout(paths.outDir);
+  let keptAside: string | null = null;
+  if (existsSync(paths.db)) {
+    const items = itemsInUsableDb(paths.db);
+    if (items !== null && !options.force) {
+      throw new ExitError(EXIT.usage, `${paths.db} opens and holds ${items} item(s): nothing to rebuild. To rebuild it from the sidecars anyway (it is kept aside), add --force.`);
+    }
+    keptAside = asideName(paths.db, ctx.now());
+    // The write-ahead log belongs to the file: it goes aside with it, or a new database would read it.
+    for (const suffix of ["", "-wal", "-shm"]) if (existsSync(paths.db + suffix)) renameSync(paths.db + suffix, keptAside + suffix);
+  }
+  const sidecars = readSidecars(layout);
+  const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: null, sidecars: () => providerOfSidecars(sidecars) });
+  const store = Store.open(paths.db);
+  try {
+    store.syncManifest(
+      manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, choice.name) })),
+      choice.name,
+      { hashWith: requestHash },
+    );
+    const adoption = adoptFromSidecars(store, layout, sidecars, requestHash);
+    const counts = store.counts();
+    const lines = [
+      `rebuilt ${paths.db} from ${sidecars.size} sidecar(s) in ${layout.imagesDir}: ${adoption.adopted} image(s) adopted as done, ${counts.queued} item(s) still to make (provider ${describeChoice(choice)}), nothing paid.`,
+    ];
+    if (keptAside) lines.push(`The earlier file is kept as ${keptAside}.`);
+    for (const refused of adoption.refused.slice(0, 20)) lines.push(`  not adopted: ${refused.key}: ${refused.reason}`);
+    if (adoption.refused.length > 20) lines.push(`  … and ${adoption.refused.length - 20} more not adopted`);
+    ctx.stdout.write(`${lines.join("\n")}\n`);
+    return EXIT.ok;
+  } finally {
+    store.close();
+  }
+}
