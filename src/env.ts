@@ -1,4 +1,6 @@
 // The environment is read here and nowhere else.
+import { registerSecret } from "./secrets.js";
+
 export interface Environment {
   pictoryApiKey: string | null;
   pictoryBaseUrl: string;
@@ -11,6 +13,8 @@ export const DEFAULT_PICTORY_BASE_URL = "https://api.pictory.ai/pictoryapis";
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
   const key = env.PICTORY_API_KEY?.trim();
   const base = env.PICTORY_BASE_URL?.trim();
+  // Masked from here on in every log line, stored message and report (secrets.ts).
+  registerSecret(key);
   return {
     pictoryApiKey: key ? key : null,
     pictoryBaseUrl: base ? base.replace(/\/+$/, "") : DEFAULT_PICTORY_BASE_URL,

@@ -1,16 +1,14 @@
-// The pino logger factory. Secrets are redacted by path, and any string that looks like a
-// Pictory key is masked wherever it appears, so a key pasted into a prompt or echoed by an
-// error body still never reaches a log line.
+// The pino logger factory. Secrets are redacted by path, and every string of a line passes
+// redactSecrets (secrets.ts), so a key pasted into a prompt or echoed by an error body still
+// never reaches a log line.
 import { createWriteStream } from "node:fs";
 import pino, { type Logger } from "pino";
+import { redactSecrets, redactSecretsIn } from "./secrets.js";
 
 export type { Logger };
 
-const KEY_PATTERN = /pictai_[A-Za-z0-9_-]+/g;
-
-export function maskSecrets(text: string): string {
-  return text.replace(KEY_PATTERN, "pictai_[redacted]");
-}
+/** The one redaction of secrets.ts, under the name the CLI's last words use. */
+export const maskSecrets = redactSecrets;
 
 /**
  * How stderr reads: `text` for a person (log lines as `HH:MM:SS level message`, an error
@@ -43,7 +41,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: ["apiKey", "*.apiKey", "headers.authorization", "*.headers.authorization", "authorization"], censor: "[redacted]" },
       formatters: {
         log(object) {
-          return JSON.parse(maskSecrets(JSON.stringify(object))) as Record<string, unknown>;
+          return redactSecretsIn(JSON.parse(JSON.stringify(object))) as Record<string, unknown>;
         },
       },
       hooks: {

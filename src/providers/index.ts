@@ -1,6 +1,7 @@
 import { DEFAULTS } from "../defaults.js";
 import type { Environment } from "../env.js";
 import { ExitError, EXIT } from "../errors.js";
+import { registerSecret } from "../secrets.js";
 import { LocalProvider } from "./local.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider } from "./pictory.js";
 import type { Provider, ProviderName } from "./provider.js";
@@ -12,6 +13,8 @@ export function createProvider(name: ProviderName, env: Environment, options: { 
   if (!env.pictoryApiKey) {
     throw new ExitError(EXIT.usage, "the pictory provider needs PICTORY_API_KEY (your pictai_ key from https://app.pictory.ai/api-access); or use --provider local");
   }
+  // readEnvironment registered it already; an Environment built by hand (tests, embedders) too.
+  registerSecret(env.pictoryApiKey);
   return new PictoryProvider({
     apiKey: env.pictoryApiKey,
     baseUrl: env.pictoryBaseUrl,
