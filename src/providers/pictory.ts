@@ -137,8 +137,8 @@ export class PictoryProvider implements Provider {
         return { status: "completed", image: { kind: "url", url }, width, height, credits: num(data.aiCreditsUsed) ?? 0, imageRef };
       }
       case "failed": {
-        const code = str(data.error_code) ?? str(json.error_code) ?? "JOB_FAILED";
-        const message = str(data.error_message) ?? str(json.error_message) ?? "the service reported the job failed";
+        const code = maskSecrets(str(data.error_code) ?? str(json.error_code) ?? "JOB_FAILED");
+        const message = maskSecrets(str(data.error_message) ?? str(json.error_message) ?? "the service reported the job failed");
         return { status: "failed", code, message, retryable: this.options.retryableJobCodes.has(code) };
       }
       case "cleaned":
@@ -271,13 +271,14 @@ export class PictoryProvider implements Provider {
       return json;
     }
     const message = maskSecrets(str(json?.message) ?? str(asObject(json?.data)?.error_message) ?? text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 200));
-    const code = str(json?.code);
+    const code = maskSecrets(str(json?.code));
     if (status === 400) {
       if (code === INSUFFICIENT_CREDITS) {
         throw new FatalRunError(`the Pictory account has too few AI credits left (${message}); stopped submitting — top up and run again`, INSUFFICIENT_CREDITS, 3);
       }
       const fields = Array.isArray(json?.fields) ? (json!.fields as unknown[]).map(asObject).filter((f): f is Json => f !== null) : [];
-      const reasons = fields.map((f) => ({ name: str(f.name) ?? "?", errors: str(f.errors) ?? JSON.stringify(f.errors) }));
+      // Field texts are the service's words: they may echo the key (secrets.ts).
+      const reasons = fields.map((f) => ({ name: maskSecrets(str(f.name) ?? "?"), errors: maskSecrets(str(f.errors) ?? JSON.stringify(f.errors) ?? "") }));
       const detail = reasons.length ? `: ${reasons.map((r) => `${r.name} ${r.errors}`).join("; ")}` : "";
       throw new PermanentError(`the service refused the request (400 ${code ?? "INVALID_REQUEST"}) ${message}${detail}`, code ?? "INVALID_REQUEST_BODY", 400, reasons);
     }

@@ -2,6 +2,7 @@
 // for machines. Paths are relative to the output folder so the folder can be handed on.
 import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
+import { redactSecrets } from "../secrets.js";
 import { liveItemsById, type ReportItem } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
 import type { ItemRecord } from "../store/types.js";
@@ -57,8 +58,9 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
     image: rel(item.filePath),
     thumbnail: rel(item.thumbPath),
     renditions: Object.fromEntries(Object.entries(renditions).map(([name, path]) => [name, rel(path)])),
-    errorCode: item.errorCode ?? "",
-    errorMessage: item.errorMessage ?? "",
+    // The service's words, masked again as they leave (results files and the contact sheet).
+    errorCode: redactSecrets(item.errorCode ?? ""),
+    errorMessage: redactSecrets(item.errorMessage ?? ""),
     attempts: item.attempts,
     submittedAt: iso(item.submittedAt),
     completedAt: iso(item.completedAt),

@@ -69,6 +69,8 @@ export interface SimOptions {
   forbiddenHtml: boolean;
   /** User-Agent substrings (case-insensitive) that get the Cloudflare 1010 page. */
   blockedUserAgents: string[];
+  /** 400 `fields[].errors` and failed jobs' `error_message` echo the caller's key and its part after `pictai_` (redaction tests). */
+  echoKeyInErrors: boolean;
 }
 
 /** What a config file, `startSimulator` or `configure` may set: any subset, latency per model. */
@@ -113,6 +115,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   rejectReferenceWithFlux: false,
   forbiddenHtml: false,
   blockedUserAgents: ["python-urllib"],
+  echoKeyInErrors: false,
 };
 
 type Check = (value: unknown) => string | null;
@@ -181,6 +184,7 @@ const CHECKS: Record<keyof SimOptions, Check> = {
   rejectReferenceWithFlux: boolean,
   forbiddenHtml: boolean,
   blockedUserAgents: stringList,
+  echoKeyInErrors: boolean,
 };
 
 export const SIM_OPTION_KEYS = Object.keys(CHECKS) as (keyof SimOptions)[];

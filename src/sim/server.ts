@@ -27,6 +27,7 @@ import {
   jobIdFromJobsPageKey,
   jobListItem,
   jobsPageKey,
+  keyEcho,
   pageAfter,
   type ViewContext,
 } from "./views.js";
@@ -77,7 +78,8 @@ const submit: Handler = async (req, res, ctx, key) => {
   }
   const result = validateCreateBody(body, state.options);
   if (!result.ok) {
-    return invalidBody(res, `Invalid request body: ${result.fields.map((f) => f.name).join(", ")}`, result.fields);
+    const fields = state.options.echoKeyInErrors ? result.fields.map((f) => ({ ...f, errors: `${f.errors}${keyEcho(key)}` })) : result.fields;
+    return invalidBody(res, `Invalid request body: ${result.fields.map((f) => f.name).join(", ")}`, fields);
   }
   const request = result.request;
   if (state.options.insufficientCredits === "reject" && state.lacksCredits(key, request)) {

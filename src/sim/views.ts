@@ -11,6 +11,11 @@ export interface ViewContext {
 
 type JobData = Record<string, unknown> & { status: string };
 
+/** What `echoKeyInErrors` appends to an error text: the key, and its part after `pictai_` alone. */
+export function keyEcho(apiKey: string): string {
+  return ` (key ${apiKey}, account ${apiKey.slice("pictai_".length)})`;
+}
+
 function jobData(job: SimJob, ctx: ViewContext): { success: boolean; data: JobData } {
   const status = ctx.state.status(job);
   const outcome = job.outcome;
@@ -19,7 +24,8 @@ function jobData(job: SimJob, ctx: ViewContext): { success: boolean; data: JobDa
     return { success: true, data: { status, url, ...jobPixels(job), aiCreditsUsed: outcome.credits } };
   }
   if (status === "failed" && outcome?.kind === "failed") {
-    return { success: false, data: { status, error_code: outcome.code, error_message: outcome.message } };
+    const message = ctx.state.options.echoKeyInErrors ? `${outcome.message}${keyEcho(job.apiKey)}` : outcome.message;
+    return { success: false, data: { status, error_code: outcome.code, error_message: message } };
   }
   return { success: true, data: { status } };
 }

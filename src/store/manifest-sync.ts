@@ -3,6 +3,7 @@
 // the whole plan nor every stored record is ever in memory at once.
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../providers/provider.js";
+import { redactSecrets } from "../secrets.js";
 import type { ItemState } from "./states.js";
 import { manifestOrder } from "./report-cursors.js";
 import { PaidReplacementCheck, planSync, type HashWith, type PlannedWithHash, type StoredItemDigest, type SyncPlan } from "./sync.js";
@@ -69,7 +70,7 @@ export function syncManifestInChunks(
       paidReplacements.check(s);
       supersede.run(now, now, s.id);
       const why = s.reason === "provider" ? `made by ${s.oldProvider}, now to be made by ${provider}` : `request changed (${s.oldHash.slice(0, 12)} → ${s.newHash.slice(0, 12)})`;
-      appendEvent.run(s.id, runId, now, s.oldState, s.oldState, `superseded: ${why}`);
+      appendEvent.run(s.id, runId, now, s.oldState, s.oldState, redactSecrets(`superseded: ${why}`));
       summary.supersede.push(s);
     }
     for (const { item, requestHash } of plan.insert) {

@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { deferred, type Deferred } from "../deferred.js";
 import { FatalRunError, InternalError, errorMessage } from "../errors.js";
+import { redactSecrets } from "../secrets.js";
 import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -16,6 +17,14 @@ import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, R
 import { patched, patchSql, type Row, toItem, toLockHolder, toRendition, toRun } from "./rows.js";
 
 const LIVE = "superseded_at IS NULL";
+
+/**
+ * A stored message may quote the service, which may echo the key: masked again here, where
+ * it is written, whatever the caller did (secrets.ts).
+ */
+function redactedPatch(patch: ItemPatch): ItemPatch {
+  return patch.errorMessage ? { ...patch, errorMessage: redactSecrets(patch.errorMessage) } : patch;
+}
 
 export type StateCounts = Record<ItemState, number>;
 
@@ -272,6 +281,7 @@ export class Store {
    * A `submitting` is on disk once `committed()` resolves: send nothing before.
    */
   transition(item: ItemRecord, to: ItemState, patch: ItemPatch = {}, detail: string | null = null): ItemRecord {
+    patch = redactedPatch(patch);
     if (!canTransition(item.state, to)) throw new InternalError(`illegal transition ${item.state} → ${to} for ${item.key}`);
     this.beforeWrite(to === "submitting" ? "grouped-fsync" : "grouped");
     return this.atomically(() => {
@@ -286,6 +296,7 @@ export class Store {
 
   /** Changes columns without a state change (a poll's next time, a fresh URL): no event. */
   update(item: ItemRecord, patch: ItemPatch): ItemRecord {
+    patch = redactedPatch(patch);
     const { sql, values } = patchSql(patch);
     if (values.length === 0) return item;
     this.beforeWrite("grouped");
@@ -306,7 +317,7 @@ export class Store {
 
   private appendEvent(itemId: number, from: ItemState | null, to: ItemState, detail: string | null, at: number, errorCode: string | null = null): void {
     this.statement(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail, error_code) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(itemId, this.runId, at, from, to, detail, errorCode);
+      .run(itemId, this.runId, at, from, to, redactSecrets(detail), errorCode);
   }
 
   // ---- reads ---------------------------------------------------------------------
@@ -473,12 +484,13 @@ export class Store {
     this.beforeWrite("grouped");
     return this.atomically(() => {
       const now = this.now();
-      const { sql, values } = patchSql(adopted.patch);
+      const patch = redactedPatch(adopted.patch);
+      const { sql, values } = patchSql(patch);
       const result = this.statement(`UPDATE items SET state = 'done', provider = ?, request_hash = ?, updated_at = ?${sql} WHERE id = ? AND state = 'queued' AND ${LIVE}`)
         .run(adopted.provider, adopted.requestHash, now, ...values, item.id);
       if (result.changes !== 1) throw new InternalError(`${item.key} is no longer queued; adoption refused`);
       this.appendEvent(item.id, "queued", "done", detail, now);
-      return patched({ ...item, provider: adopted.provider, requestHash: adopted.requestHash }, adopted.patch, { state: "done", updatedAt: now });
+      return patched({ ...item, provider: adopted.provider, requestHash: adopted.requestHash }, patch, { state: "done", updatedAt: now });
     });
   }
 
@@ -487,7 +499,7 @@ export class Store {
   endRun(id: number, end: { outcome: RunOutcome; exitCode: number; stopReason: string | null; itemsDone: number; itemsFailed: number; credits: number }): void {
     this.beforeWrite("fsync");
     this.statement(`UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, stop_reason = ?, items_done = ?, items_failed = ?, credits = ? WHERE id = ?`)
-      .run(this.now(), end.outcome, end.exitCode, end.stopReason, end.itemsDone, end.itemsFailed, end.credits, id);
+      .run(this.now(), end.outcome, end.exitCode, redactSecrets(end.stopReason), end.itemsDone, end.itemsFailed, end.credits, id);
   }
 
   run(id: number): RunRecord | undefined {
