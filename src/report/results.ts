@@ -74,8 +74,21 @@ const CSV_COLUMNS: (keyof ResultLine)[] = [
   "submittedAt", "completedAt", "updatedAt",
 ];
 
+/**
+ * A text cell a spreadsheet may run as a formula (OWASP, CSV injection): one that starts
+ * with `=`, `+`, `-` or `@`, or with a tab or carriage return; and one whose first character
+ * after leading whitespace is one of the four, as a reader that trims cells would expose it.
+ */
+const FORMULA_START = /^(?:[\t\r]|\s*[=+\-@])/;
+
+/**
+ * One RFC 4180 cell. A text cell that could start a formula gets a leading `'`, which is
+ * then part of the cell's text; numbers are ours and stay as they are. Only the CSV is
+ * changed: results.jsonl keeps every value exact.
+ */
 export function csvCell(value: unknown): string {
-  const text = value === null || value === undefined ? "" : typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${String(v)}`).join(";") : String(value);
+  let text = value === null || value === undefined ? "" : typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${String(v)}`).join(";") : String(value);
+  if (typeof value !== "number" && FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
