@@ -39,6 +39,7 @@ interface RunFlags {
   maxCredits?: string;
   retryFailed?: boolean;
   switchProvider?: boolean;
+  jobTimeout?: string;
 }
 
 /** The package's version: package.json is one folder above both src/ and dist/. */
@@ -100,6 +101,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     maxCredits: flags.maxCredits === undefined ? undefined : parseNonNegativeNumber(flags.maxCredits, "--max-credits"),
     retryFailed: flags.retryFailed,
     switchProvider: flags.switchProvider,
+    jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
     quiet: globals.quiet,
   };
 }
@@ -116,6 +118,7 @@ function addRunFlags(command: Command): Command {
     .option("--deadline <HH:MM|ISO>", "stop submitting at this time, exit 3")
     .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
     .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3")
+    .option("--job-timeout <duration>", "a job still in progress this long after its submit fails JOB_TIMEOUT, job id kept (default 30m)")
     .option("--switch-provider", "make items another (paying) provider made anew with this run's provider (their images are kept in superseded/)");
 }
 

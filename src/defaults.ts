@@ -32,6 +32,14 @@ export const DEFAULTS = {
   bodyTimeoutMs: 60_000,
   /** How long a submit with a lost response may still be running at the service. */
   reconcileWindowMs: 30 * 60_000,
+  /** A job still in progress this long after its submit fails JOB_TIMEOUT (its job id kept). */
+  jobTimeoutMs: 30 * 60_000,
+  /** The longest Retry-After obeyed; a longer one stops the run, resumable (exit 3). */
+  retryAfterCapMs: 10 * 60_000,
+  /** A download's whole time, and the least rate it may average once past its grace. */
+  downloadDeadlineMs: 5 * 60_000,
+  downloadMinBytesPerSecond: 8 * 1024,
+  downloadRateGraceMs: 15_000,
   summaryEveryMs: 30_000,
   thumbnail: { size: 256, format: "webp", quality: 80 } satisfies ThumbnailSpec,
 } as const;

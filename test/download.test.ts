@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { Downloader, ResultUrlExpiredError, type DownloadOptions } from "../src/assets/download.js";
+import { Downloader, ResultUrlExpiredError, type DownloaderSettings } from "../src/assets/download.js";
 import { PermanentError, ServiceError } from "../src/errors.js";
 import { classifyFailure } from "../src/runner/retry-policy.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
@@ -23,7 +23,7 @@ async function sim(options: SimOptionsPatch = {}): Promise<SimHandle> {
   return handle;
 }
 
-function downloader(options: Partial<Omit<DownloadOptions, "signal">> = {}): Downloader {
+function downloader(options: Partial<DownloaderSettings> = {}): Downloader {
   const d = new Downloader({ maxBytes: 10 * 1024 * 1024, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, connectTimeoutMs: 2000, ...options });
   cleanup(d, (x) => x.close());
   return d;
@@ -194,5 +194,27 @@ describe("Downloader", () => {
     setTimeout(() => controller.abort(), 150);
     const error = await pending;
     expect(classifyFailure(error).kind).toBe("aborted");
+  });
+
+  it("a body that drips (no length, a byte at a time) is given up by its rate, not waited on forever", async () => {
+    const url = await server((_req, res) => {
+      res.writeHead(200, { "content-type": "image/png" });
+      const drip = setInterval(() => res.write(Buffer.from([0x89])), 20);
+      res.on("close", () => clearInterval(drip));
+    });
+    // Under 1,000 bytes/s once 200 ms have passed: the body timeout (2 s) never trips, a chunk comes every 20 ms.
+    const error = await rejection(downloader({ minBytesPerSecond: 1_000, rateGraceMs: 200, deadlineMs: 60_000 }).download(url));
+    expect(error).toMatchObject({ code: "DOWNLOAD_TOO_SLOW", retryable: true });
+    expect(classifyFailure(error).kind).toBe("retryable");
+  });
+
+  it("a body that keeps coming fast but never ends meets the download's deadline", async () => {
+    const url = await server((_req, res) => {
+      res.writeHead(200, { "content-type": "image/png" });
+      const flood = setInterval(() => res.write(Buffer.alloc(4096, 1)), 10);
+      res.on("close", () => clearInterval(flood));
+    });
+    const error = await rejection(downloader({ minBytesPerSecond: 1, rateGraceMs: 100, deadlineMs: 400 }).download(url));
+    expect(error).toMatchObject({ code: "DOWNLOAD_TIMEOUT", retryable: true });
   });
 });

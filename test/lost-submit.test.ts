@@ -22,12 +22,12 @@ describe("nextLostSubmitStep", () => {
     expect(nextLostSubmitStep(none, { ...context, originAnswered: true })).toMatchObject({ step: "look-again", afterMs: 250 });
   });
 
-  it("waits for an unknown job still running, until the reconcile window ends", () => {
+  it("waits for an unknown job still running; past the reconcile window it gives up (never a silent re-pay)", () => {
     expect(nextLostSubmitStep(pending, context)).toMatchObject({ step: "look-again", afterMs: 8_000 });
     expect(nextLostSubmitStep(pending, { ...context, jobRunsMs: 10 })).toMatchObject({ step: "look-again", afterMs: 250 });
     expect(nextLostSubmitStep(pending, { ...context, waitedMs: 31 * 60_000 })).toEqual({
-      step: "submit-again",
-      detail: "reconcile: nothing matched after 1860 s (1 job(s) of unknown owner still in progress); unreconcilable, submitting again",
+      step: "give-up",
+      detail: "nothing matched 1860 s after the submit while 1 job(s) of unknown owner still in progress: the submit may have made one of them; `imgbatch retry` submits it again",
     });
   });
 });

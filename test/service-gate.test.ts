@@ -16,15 +16,25 @@ function item(fields: Partial<ItemRecord>): ItemRecord {
 }
 
 /** A provider whose search hands its inputs to `search`, and a store owning what `owned` holds when asked. */
-function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }) {
+function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }, onTooLongWait?: (askedMs: number) => void) {
   const provider = { findLostJob: (_r: ImageRequest, _at: number, claimed: ClaimedRefs, options?: LostJobSearchOptions) => search(claimed, options ?? {}) } as unknown as Provider;
   const store = { isClaimed: (ref: string) => owned.includes(ref) } as unknown as Store;
-  return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000 }, silent, () => clock.t);
+  return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000, retryAfterCapMs: 600_000 }, silent, () => clock.t, onTooLongWait);
 }
 
 const signals = { signal: new AbortController().signal, tokenSignal: new AbortController().signal };
 
 describe("ServiceGate", () => {
+  it("obeys a Retry-After up to the cap; a longer one is cut to the cap and reported (the run stops)", () => {
+    const asked: number[] = [];
+    const gate = gateWith(async () => ({ found: "none", detail: "" }), [], { t: 0 }, (ms) => asked.push(ms));
+    expect(gate.retryAfterMs(null)).toBe(5_000);
+    expect(gate.retryAfterMs(600_000)).toBe(600_000);
+    expect(asked).toEqual([]);
+    expect(gate.retryAfterMs(999_999_000)).toBe(600_000);
+    expect(asked).toEqual([999_999_000]);
+  });
+
   it("tells a search which refs existed before the lost submit was sent, and which did not", async () => {
     const clock = { t: 1_000 };
     let seen: ((ref: string) => boolean) | undefined;

@@ -61,6 +61,8 @@ function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) 
       stopSubmittingAt: null,
       maxCredits: null,
       reconcileWindowMs: 60_000,
+      jobTimeoutMs: 60_000,
+      retryAfterCapMs: 60_000,
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
     },

@@ -4,14 +4,21 @@
 // image cost a file create, a read and an unlink each (benchmark scenario 3). HTTP here and
 // in providers only.
 import { Agent, request } from "undici";
+import { DEFAULTS } from "../defaults.js";
 import { PermanentError, ServiceError } from "../errors.js";
 import { RETRYABLE_ERROR_CODES, RETRYABLE_STATUSES } from "../runner/retry-policy.js";
 
 export interface DownloadOptions {
   maxBytes: number;
   headersTimeoutMs: number;
+  /** The longest wait for the next chunk (undici's; it restarts with each chunk). */
   bodyTimeoutMs: number;
   connectTimeoutMs: number;
+  /** The whole download's time, from the request to the last byte. */
+  deadlineMs: number;
+  /** The least average rate once `rateGraceMs` have passed: a body that drips is given up. */
+  minBytesPerSecond: number;
+  rateGraceMs: number;
   signal?: AbortSignal;
 }
 
@@ -23,9 +30,21 @@ export class ResultUrlExpiredError extends ServiceError {
   }
 }
 
+/** The limits a Downloader is made with; the whole-download ones default to DEFAULTS'. */
+export type DownloaderSettings = Omit<DownloadOptions, "signal" | "deadlineMs" | "minBytesPerSecond" | "rateGraceMs"> &
+  Partial<Pick<DownloadOptions, "deadlineMs" | "minBytesPerSecond" | "rateGraceMs">>;
+
 export class Downloader {
   private readonly agent: Agent;
-  constructor(private readonly options: Omit<DownloadOptions, "signal">) {
+  private readonly options: Omit<DownloadOptions, "signal">;
+  constructor(settings: DownloaderSettings) {
+    const options = {
+      deadlineMs: DEFAULTS.downloadDeadlineMs,
+      minBytesPerSecond: DEFAULTS.downloadMinBytesPerSecond,
+      rateGraceMs: DEFAULTS.downloadRateGraceMs,
+      ...settings,
+    };
+    this.options = options;
     this.agent = new Agent({
       connect: { timeout: options.connectTimeoutMs },
       headersTimeout: options.headersTimeoutMs,
@@ -36,6 +55,33 @@ export class Downloader {
 
   /** Downloads `url` whole into memory, or throws (nothing is written anywhere). */
   async download(url: string, signal?: AbortSignal): Promise<Buffer> {
+    // Undici's body timeout restarts with every chunk: a body that drips a byte a second
+    // never trips it. A watch over the whole download ends it by time and by rate.
+    const startedAt = Date.now();
+    let received = 0;
+    let tooSlow: ServiceError | null = null;
+    const watch = new AbortController();
+    const timer = setInterval(() => {
+      const elapsedMs = Date.now() - startedAt;
+      if (elapsedMs > this.options.deadlineMs) tooSlow = new ServiceError(`download took over ${Math.round(this.options.deadlineMs / 1000)} s (${received} bytes received)`, "DOWNLOAD_TIMEOUT", { retryable: true });
+      else if (elapsedMs > this.options.rateGraceMs && (received * 1000) / elapsedMs < this.options.minBytesPerSecond) {
+        tooSlow = new ServiceError(`download too slow: ${received} bytes in ${Math.round(elapsedMs / 1000)} s (under ${this.options.minBytesPerSecond} bytes/s)`, "DOWNLOAD_TOO_SLOW", { retryable: true });
+      }
+      if (tooSlow) watch.abort(tooSlow);
+    }, Math.min(1_000, this.options.rateGraceMs, this.options.deadlineMs));
+    timer.unref();
+    try {
+      return await this.fetchWhole(url, signal ? AbortSignal.any([signal, watch.signal]) : watch.signal, (bytes) => (received = bytes));
+    } catch (error) {
+      // The watch's abort surfaces as an abort: it is a slow download, not the run stopping.
+      if (tooSlow && !signal?.aborted) throw tooSlow;
+      throw error;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  private async fetchWhole(url: string, signal: AbortSignal, progress: (received: number) => void): Promise<Buffer> {
     let response;
     try {
       response = await request(url, { method: "GET", dispatcher: this.agent, signal, headers: { "user-agent": "imgbatch" } });
@@ -66,6 +112,7 @@ export class Downloader {
     try {
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
         received += chunk.length;
+        progress(received);
         if (received > this.options.maxBytes) {
           response.body.on("error", () => {});
           response.body.destroy();

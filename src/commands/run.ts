@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { Downloader } from "../assets/download.js";
+import { Downloader, type DownloaderSettings } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
@@ -13,7 +13,7 @@ import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
 import { requestHash } from "../manifest/index.js";
 import type { Manifest, PlannedItem } from "../manifest/types.js";
-import { createProvider } from "../providers/index.js";
+import { createProvider, type NetworkTimeouts } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { formatCredits } from "../report/format.js";
 import { writeReport } from "../report/index.js";
@@ -47,6 +47,8 @@ export interface RunCommandOptions {
   stopSubmittingAt?: number;
   maxRuntimeMs?: number;
   maxCredits?: number;
+  /** A job still in progress this long after its submit fails JOB_TIMEOUT. */
+  jobTimeoutMs?: number;
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
   retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean };
@@ -57,6 +59,8 @@ export interface RunCommandOptions {
   quiet?: boolean;
   /** Scheduler settings with no command-line flag (backoff, pools): for tests and benchmarks. */
   tuning?: Partial<RunnerOptions>;
+  /** Request and download limits with no command-line flag: for tests (a service that hangs). */
+  network?: Partial<NetworkTimeouts & Pick<DownloaderSettings, "deadlineMs" | "minBytesPerSecond" | "rateGraceMs">>;
   /** How delivered files are synced in batches (default `sync -f`): for tests. */
   syncFolders?: SyncFolders;
 }
@@ -76,7 +80,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   let provider: ReturnType<typeof createProvider>;
   try {
     providerChoice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
-    provider = createProvider(providerChoice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency });
+    provider = createProvider(providerChoice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network });
   } catch (error) {
     store.close();
     throw error;
@@ -87,6 +91,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     connectTimeoutMs: DEFAULTS.connectTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
     bodyTimeoutMs: DEFAULTS.bodyTimeoutMs,
+    ...options.network,
   });
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
@@ -243,6 +248,8 @@ async function execute(
     ...stopSubmitting(options.stopSubmittingAt, options.maxRuntimeMs === undefined ? undefined : ctx.now() + options.maxRuntimeMs),
     maxCredits: options.maxCredits ?? null,
     reconcileWindowMs: DEFAULTS.reconcileWindowMs,
+    jobTimeoutMs: options.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
+    retryAfterCapMs: DEFAULTS.retryAfterCapMs,
     thumbnail: manifest.thumbnail,
     renditions: manifest.renditions,
     ...options.tuning,

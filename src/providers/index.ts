@@ -8,7 +8,13 @@ import type { Provider, ProviderName } from "./provider.js";
 
 export const USER_AGENT = "imgbatch/0.1 (+https://github.com/imgbatch/imgbatch)";
 
-export function createProvider(name: ProviderName, env: Environment, options: { pollIntervalMs?: number; concurrency: number }): Provider {
+export interface NetworkTimeouts {
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+}
+
+export function createProvider(name: ProviderName, env: Environment, options: { pollIntervalMs?: number; concurrency: number; timeouts?: Partial<NetworkTimeouts> }): Provider {
   if (name === "local") return new LocalProvider();
   if (!env.pictoryApiKey) {
     throw new ExitError(EXIT.usage, "the pictory provider needs PICTORY_API_KEY (your pictai_ key from https://app.pictory.ai/api-access); or use --provider local");
@@ -19,9 +25,9 @@ export function createProvider(name: ProviderName, env: Environment, options: { 
     apiKey: env.pictoryApiKey,
     baseUrl: env.pictoryBaseUrl,
     pollIntervalMs: options.pollIntervalMs ?? DEFAULTS.pictoryPollIntervalMs,
-    connectTimeoutMs: DEFAULTS.connectTimeoutMs,
-    headersTimeoutMs: DEFAULTS.headersTimeoutMs,
-    bodyTimeoutMs: DEFAULTS.bodyTimeoutMs,
+    connectTimeoutMs: options.timeouts?.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    headersTimeoutMs: options.timeouts?.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+    bodyTimeoutMs: options.timeouts?.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
     connections: Math.max(2, Math.min(64, options.concurrency + 2)),
     retryableJobCodes: DEFAULT_RETRYABLE_JOB_CODES,
     clockSkewMs: 60_000,

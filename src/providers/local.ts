@@ -7,6 +7,7 @@ import sharp from "sharp";
 import { RATIO_PIXELS, type Style } from "./catalog.js";
 import type { ImageRequest, JobState, LostJobSearch, Provider } from "./provider.js";
 import { DEFAULTS } from "../defaults.js";
+import { PermanentError } from "../errors.js";
 
 interface Palette {
   from: string;
@@ -124,8 +125,14 @@ export class LocalProvider implements Provider {
 
   /** Renders on read: the job id carries nothing the request does not, so it survives restarts. */
   async getJob(job: { jobId: string; request: ImageRequest }): Promise<JobState> {
-    const { bytes, width, height } = await renderPlaceholder(job.request);
-    return { status: "completed", image: { kind: "bytes", bytes }, width, height, credits: 0 };
+    let rendered: { bytes: Buffer; width: number; height: number };
+    try {
+      rendered = await renderPlaceholder(job.request);
+    } catch (error) {
+      // The same request fails the same way every time: a failure of the item, at once.
+      throw new PermanentError(`the local renderer refused the request: ${(error as Error).message}`, "RENDER_FAILED");
+    }
+    return { status: "completed", image: { kind: "bytes", bytes: rendered.bytes }, width: rendered.width, height: rendered.height, credits: 0 };
   }
 
   async findLostJob(): Promise<LostJobSearch> {

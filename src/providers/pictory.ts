@@ -123,18 +123,25 @@ export class PictoryProvider implements Provider {
   }
 
   private parseJob(json: Json): JobState {
-    const data = asObject(json.data) ?? {};
-    const status = str(data.status);
+    const data = asObject(json.data);
+    const status = str(data?.status);
+    // A body that says nothing (`{}`, no data.status) is a failed read, not "in progress":
+    // the runner counts it against the item, so a broken answer cannot keep a run going.
+    if (!data || status === null) throw new ServiceError("job read answered without data.status", "BAD_RESPONSE", { retryable: true });
     switch (status) {
       case "completed": {
         const url = str(data.url);
         const width = num(data.width);
         const height = num(data.height);
-        if (!url || width === null || height === null) {
+        if (!url || width === null || height === null || width <= 0 || height <= 0) {
           throw new ServiceError("completed job without url/width/height", "BAD_RESPONSE", { retryable: true });
         }
+        const credits = data.aiCreditsUsed === undefined || data.aiCreditsUsed === null ? 0 : num(data.aiCreditsUsed);
+        if (credits === null || credits < 0 || credits > MAX_CREDITS_PER_IMAGE) {
+          throw new ServiceError(`completed job with aiCreditsUsed ${maskSecrets(JSON.stringify(data.aiCreditsUsed)).slice(0, 40)}, not a price`, "BAD_RESPONSE", { retryable: true });
+        }
         const imageRef = imageIdFromUrl(url) ?? undefined;
-        return { status: "completed", image: { kind: "url", url }, width, height, credits: num(data.aiCreditsUsed) ?? 0, imageRef };
+        return { status: "completed", image: { kind: "url", url }, width, height, credits, imageRef };
       }
       case "failed": {
         const code = maskSecrets(str(data.error_code) ?? str(json.error_code) ?? "JOB_FAILED");
@@ -144,7 +151,7 @@ export class PictoryProvider implements Provider {
       case "cleaned":
         return { status: "gone", code: "JOB_CLEANED", message: "the service cleaned the job after its retention period" };
       default:
-        // in-progress, and any future status we do not know: not terminal, keep polling.
+        // in-progress, and a status we do not know: not terminal. The job timeout bounds both.
         return { status: "in-progress" };
     }
   }
@@ -328,6 +335,9 @@ function sameRequest(image: Json, request: ImageRequest): boolean {
     (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
   );
 }
+
+/** No image costs more (PICTORY.md §1.3: 14 credits at most); a larger figure is a malformed answer. */
+const MAX_CREDITS_PER_IMAGE = 1_000;
 
 function safeJson(text: string): Json | null {
   try {

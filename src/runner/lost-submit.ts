@@ -1,13 +1,15 @@
 // What one look for a lost submit's job means: adopt the image it made, look again later,
 // or submit again. Pure: the runner does the looking (ServiceGate.findLostJob) and carries
 // out the step. Paying twice is the failure this guards against, so "submit again" needs
-// two looks that agree, or an unknown job that outlived the reconcile window.
+// two looks that agree; an unknown job that outlives the reconcile window fails the item
+// UNRECONCILED, and a person decides (`retry` submits again).
 import type { LostJobSearch } from "../providers/provider.js";
 
 export type LostSubmitStep =
   | { step: "adopt"; detail: string }
   | { step: "look-again"; afterMs: number; detail: string }
-  | { step: "submit-again"; detail: string };
+  | { step: "submit-again"; detail: string }
+  | { step: "give-up"; detail: string };
 
 export interface LostSubmitContext {
   /** Time since the lost submit was sent. */
@@ -18,7 +20,7 @@ export interface LostSubmitContext {
   originAnswered: boolean;
   /** How long a job of this model runs (the learned first-read delay). */
   jobRunsMs: number;
-  /** How long an unknown job may keep the item waiting. */
+  /** How long an unknown job may keep the item waiting before it fails UNRECONCILED. */
   reconcileWindowMs: number;
 }
 
@@ -35,7 +37,10 @@ export function nextLostSubmitStep(search: LostJobSearch, context: LostSubmitCon
         // sooner (each look reads the listings).
         return { step: "look-again", afterMs: Math.max(MIN_LOOK_GAP_MS, context.jobRunsMs), detail: `reconcile: ${search.detail}; looking again later` };
       }
-      return { step: "submit-again", detail: `reconcile: nothing matched after ${Math.round(context.waitedMs / 1000)} s (${search.detail}); unreconcilable, submitting again` };
+      return {
+        step: "give-up",
+        detail: `nothing matched ${Math.round(context.waitedMs / 1000)} s after the submit while ${search.detail}: the submit may have made one of them; \`imgbatch retry\` submits it again`,
+      };
     case "none":
       if (context.foundNothingBefore) return { step: "submit-again", detail: `reconcile: ${search.detail}; the submit created nothing, submitting again` };
       // A create the service took late (our side timed out first) shows in no listing yet: a

@@ -22,8 +22,12 @@ export interface RunnerOptions {
   stopSubmittingReason?: "deadline" | "max-runtime";
   /** Stop submitting before spent + in-flight credits would pass this. */
   maxCredits: number | null;
-  /** How long a lost submit may still be running at the service before it is made again. */
+  /** How long a lost submit's job may stay unaccounted for before the item fails UNRECONCILED. */
   reconcileWindowMs: number;
+  /** A job read in progress this long after its submit fails the item JOB_TIMEOUT (job id kept). */
+  jobTimeoutMs: number;
+  /** The longest Retry-After obeyed; a longer one stops the run (exit 3, resumable). */
+  retryAfterCapMs: number;
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
 }

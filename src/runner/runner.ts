@@ -79,7 +79,17 @@ export class Runner {
     this.options = deps.options;
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
-    this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now);
+    this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now, (askedMs) => {
+      // Obeying would hold the lock for longer than anyone expects of a night's run.
+      if (this.fatal) return;
+      this.fatal = new FatalRunError(
+        `the service asked to wait ${Math.round(askedMs / 1000)} s before the next request (Retry-After), more than the ${Math.round(this.options.retryAfterCapMs / 1000)} s imgbatch waits: stopped, resumable — run again later`,
+        "RETRY_AFTER_TOO_LONG",
+        3,
+      );
+      this.log.error({ retryAfterMs: askedMs }, this.fatal.message);
+      this.stop("fatal");
+    });
     const shared = { ...deps, gate: this.gate, options: this.options, log: this.log, now: this.now, random: deps.random ?? Math.random };
     this.serviceSide = new ServiceSideDriver(
       { ...shared, softSignal: this.softStop.signal, hardSignal: this.hardStop.signal },

@@ -15,6 +15,8 @@ export interface ServiceGateOptions {
   rpm: number;
   /** How long a 429 without Retry-After waits. */
   throttleFallbackMs: number;
+  /** The longest Retry-After obeyed. */
+  retryAfterCapMs: number;
 }
 
 export class ServiceGate {
@@ -28,6 +30,8 @@ export class ServiceGate {
     private readonly options: ServiceGateOptions,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** Told of a Retry-After longer than the cap: the run stops, resumable. */
+    private readonly onTooLongWait: (askedMs: number) => void = () => {},
   ) {
     this.bucket = TokenBucket.forRpm(options.rpm, now);
   }
@@ -61,8 +65,12 @@ export class ServiceGate {
     }
   }
 
+  /** How long to wait after a 429: its Retry-After, never longer than the cap (past it the run stops). */
   retryAfterMs(retryAfterMs: number | null): number {
-    return retryAfterMs ?? this.options.throttleFallbackMs;
+    const asked = retryAfterMs ?? this.options.throttleFallbackMs;
+    if (asked <= this.options.retryAfterCapMs) return asked;
+    this.onTooLongWait(asked);
+    return this.options.retryAfterCapMs;
   }
 
   /** An item's record after a transition: the job and image it holds now exist at the service. */

@@ -38,8 +38,10 @@ export class ServiceSideDriver {
   private readonly pollSchedule: PollSchedule;
   /** Reads of each running job so far in this process (a resumed job starts again at 0). */
   private readonly pollsSoFar = new Map<number, number>();
-  /** Consecutive failed reads of each running job, for the backoff of the next read. */
+  /** Consecutive failed reads of each running job: the backoff of the next, and the bound. */
   private readonly pollFailures = new Map<number, number>();
+  /** Consecutive failed looks for each lost submit's job: `maxAttempts` of them end the item. */
+  private readonly lookFailures = new Map<number, number>();
   /** Lost submits whose last look found nothing: a second look must agree before paying again. */
   private readonly foundNothingOnce = new Set<number>();
 
@@ -145,6 +147,15 @@ export class ServiceSideDriver {
     }
   }
 
+  /**
+   * Ends a running item whose job could not be followed. Its job id stays in the row: a later
+   * `retry` reads that job again (adopting its image if it finished) before paying for another.
+   */
+  private failKeepingJob(item: ItemRecord, code: "POLL_FAILED" | "JOB_TIMEOUT", reason: string): ItemRecord {
+    const message = `${reason}; the job id is kept: \`imgbatch retry\` reads it again before paying for a new one`;
+    return this.host.move(item, "failed", { errorCode: code, errorMessage: message }, message);
+  }
+
   retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord {
     if (!canRetry(item.attempts, this.deps.options)) {
       return this.host.move(item, "failed", { errorCode: code, errorMessage: `${message} (after ${item.attempts} attempts)` }, message);
@@ -166,10 +177,12 @@ export class ServiceSideDriver {
         jobRunsMs: this.pollSchedule.delayMs(item.request.model, 0),
         reconcileWindowMs: this.deps.options.reconcileWindowMs,
       });
+      this.lookFailures.delete(item.id);
       if (search.found === "none" && next.step === "look-again") this.foundNothingOnce.add(item.id);
       else this.foundNothingOnce.delete(item.id);
       if (next.step === "look-again") return this.deps.store.note(item, next.detail, { nextAttemptAt: this.deps.now() + next.afterMs });
       if (next.step === "submit-again") return this.retryAfterReconcile(item, next.detail);
+      if (next.step === "give-up") return this.unreconciled(item, next.detail);
       if (search.found !== "image") throw new InternalError(`adopting without an image (${search.found})`);
       // Paid like a polled completion: it counts toward this run's credits (and --max-credits).
       this.host.paid(priceOf(item));
@@ -185,9 +198,24 @@ export class ServiceSideDriver {
         // and let a person decide (imgbatch retry resubmits).
         return this.host.move(item, "failed", { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, failure.code);
       }
-      const delayMs = failure.kind === "throttled" ? this.deps.gate.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(2, this.deps.options, this.deps.random) + 250;
+      if (failure.kind === "throttled") return this.deps.store.update(item, { nextAttemptAt: this.deps.now() + this.deps.gate.retryAfterMs(failure.retryAfterMs) });
+      // Looks that keep failing (a service that accepts and never answers) end the item too.
+      const failures = (this.lookFailures.get(item.id) ?? 0) + 1;
+      this.lookFailures.set(item.id, failures);
+      if (failures >= this.deps.options.maxAttempts) {
+        this.lookFailures.delete(item.id);
+        return this.unreconciled(item, `${failures} looks at the service's listings failed in a row (last: ${failure.code}: ${failure.message})`);
+      }
+      const delayMs = backoffDelayMs(failures + 1, this.deps.options, this.deps.random) + 250;
       return this.deps.store.update(item, { nextAttemptAt: this.deps.now() + delayMs });
     }
+  }
+
+  /** A lost submit whose outcome could not be settled: a person decides (`retry` submits again). */
+  private unreconciled(item: ItemRecord, evidence: string): ItemRecord {
+    this.foundNothingOnce.delete(item.id);
+    const message = `the submit's answer was lost and whether it made a job could not be settled: ${evidence}`;
+    return this.host.move(item, "failed", { errorCode: "UNRECONCILED", errorMessage: message }, message);
   }
 
   private retryAfterReconcile(item: ItemRecord, detail: string): ItemRecord {
@@ -210,11 +238,17 @@ export class ServiceSideDriver {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
       if (failure.kind === "fatal") throw failure.error;
-      // A read is free and changes nothing: after a 5xx or a reset it is tried again soon,
-      // backing off while the failures go on (an outage is not hammered).
+      // A 429 is the key's, not the item's: it waits and counts nothing.
+      if (failure.kind === "throttled") return this.later(item, this.deps.gate.retryAfterMs(failure.retryAfterMs));
+      // Every other failed read counts: after a 5xx or a reset it is tried again soon, backing
+      // off; a read that fails for good, or `maxAttempts` in a row, ends the item (job id kept).
       const failures = (this.pollFailures.get(item.id) ?? 0) + 1;
       this.pollFailures.set(item.id, failures);
-      const delayMs = failure.kind === "throttled" ? this.deps.gate.retryAfterMs(failure.retryAfterMs) : backoffDelayMs(failures, this.deps.options, this.deps.random);
+      if (failure.kind === "permanent" || failures >= this.deps.options.maxAttempts) {
+        this.pollFailures.delete(item.id);
+        return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} failed ${failures === 1 ? "" : `${failures} times in a row `}(last: ${failure.code}: ${failure.message})`);
+      }
+      const delayMs = backoffDelayMs(failures, this.deps.options, this.deps.random);
       this.deps.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${delayMs} ms`);
       return this.later(item, delayMs);
     }
@@ -235,8 +269,14 @@ export class ServiceSideDriver {
     if (job.status === "in-progress") this.pollsSoFar.set(item.id, polls + 1);
     else this.pollsSoFar.delete(item.id);
     switch (job.status) {
-      case "in-progress":
-        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, this.deps.now() - (item.submittedAt ?? this.deps.now())));
+      case "in-progress": {
+        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
+        if (runningMs > this.deps.options.jobTimeoutMs) {
+          this.pollsSoFar.delete(item.id);
+          return this.failKeepingJob(item, "JOB_TIMEOUT", `job ${item.jobId} still in progress ${Math.round(runningMs / 1000)} s after its submit (the job timeout is ${Math.round(this.deps.options.jobTimeoutMs / 1000)} s)`);
+        }
+        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, runningMs));
+      }
       case "completed": {
         this.host.paid(job.credits);
         const updated = this.host.move(

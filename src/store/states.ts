@@ -17,7 +17,8 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   downloading: ["done", "running", "queued", "failed", "missing"],
   // downloading: its image is gone from disk, delivered again from the same job (no new submit).
   done: ["downloading"],
-  failed: ["queued"],
+  // running: a retry of an item whose job could not be followed reads that job again first.
+  failed: ["queued", "running"],
   // queued: only an explicit `retry --missing` pays for it again.
   missing: ["queued", "downloading"],
 };

@@ -26,6 +26,9 @@ function redactedPatch(patch: ItemPatch): ItemPatch {
   return patch.errorMessage ? { ...patch, errorMessage: redactSecrets(patch.errorMessage) } : patch;
 }
 
+/** Failures that keep the item's job id: a retry reads that job again before paying for another. */
+const JOB_KEPT_CODES: ReadonlySet<string> = new Set(["JOB_TIMEOUT", "POLL_FAILED"]);
+
 export type StateCounts = Record<ItemState, number>;
 
 interface CommitGroup {
@@ -449,7 +452,9 @@ export class Store {
       if (filter.rowIds || filter.keys) chosen = chosen.filter((i) => (filter.rowIds?.some((r) => r === i.rowId || r === i.key) ?? false) || (filter.keys?.includes(i.key) ?? false));
       if (filter.codes) chosen = chosen.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
       return chosen.map((item) =>
-        this.transition(
+        item.state === "failed" && item.jobId !== null && JOB_KEPT_CODES.has(item.errorCode ?? "")
+          ? this.transition(item, "running", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, submittedAt: this.now() }, `retry requested (was ${item.errorCode}): reading job ${item.jobId} again before paying for a new one`)
+          : this.transition(
           item,
           "queued",
           {
