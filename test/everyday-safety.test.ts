@@ -135,16 +135,24 @@ describe("one manifest, one state, wherever it is run from", () => {
     expect(existsSync(join(root, "elsewhere", "deep", "jobs"))).toBe(false);
   }, 60_000);
 
-  it("finds the project folder above the manifest when it holds jobs/ and output/", async () => {
+  it("finds the project folder above the manifest by its jobs/ folder, and a deleted output/ does not move the state", async () => {
+    const s = await startSim();
     const project = tempDir();
     mkdirSync(join(project, "jobs"));
-    mkdirSync(join(project, "output"));
     mkdirSync(join(project, "manifests"));
     writeFileSync(join(project, "manifests", "summer.csv"), CSV);
-    const result = await cli(["run", join(project, "manifests", "summer.csv")], tempDir());
+    const manifest = join(project, "manifests", "summer.csv");
+    const result = await cli(["run", manifest, "--provider", "pictory"], tempDir(), pictoryEnv(s));
     expect(result.code, result.stderr).toBe(0);
     expect(existsSync(join(project, "jobs", "summer.sqlite"))).toBe(true);
     expect(existsSync(join(project, "output", "summer", "index.html"))).toBe(true);
+    const before = imagesOf(snapshot(join(project, "output", "summer")));
+    rmSync(join(project, "output"), { recursive: true });
+    const again = await cli(["run", manifest], tempDir(), pictoryEnv(s));
+    expect(again.code, again.stderr).toBe(0);
+    expect(s.ledger().jobsCreated).toBe(3);
+    expect(existsSync(join(project, "manifests", "jobs"))).toBe(false);
+    expect(imagesOf(snapshot(join(project, "output", "summer")))).toEqual(before);
   }, 60_000);
 });
 
@@ -294,5 +302,85 @@ describe("the output folder is a backup of the state", () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain("adopted 2 image(s)");
     expect(result.stderr).toMatch(/lamp: its image lamp\.png is not the one the sidecar describes/);
+  }, 60_000);
+});
+
+describe("earlier requests, interrupted adoptions and moves, retry by key", () => {
+  it("a request asked for again (A → B → A) brings its paid image back instead of paying again", async () => {
+    const s = await startSim();
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), CSV);
+    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const out = join(project, "output", "summer");
+    const first = readFileSync(join(out, "images", "mug.png"));
+    writeFileSync(join(project, "summer.csv"), CSV.replace("at dawn", "at dusk"));
+    expect((await cli(["run", "summer.csv"], project, pictoryEnv(s))).code).toBe(0);
+    expect(s.ledger().jobsCreated).toBe(4);
+    writeFileSync(join(project, "summer.csv"), CSV);
+    const back = await cli(["run", "summer.csv"], project, pictoryEnv(s));
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stderr).toContain("brought back");
+    expect(s.ledger().jobsCreated).toBe(4);
+    expect(readFileSync(join(out, "images", "mug.png")).equals(first)).toBe(true);
+    // The dusk image is kept in its turn.
+    expect(readdirSync(join(out, "superseded", "mug")).length).toBeGreaterThanOrEqual(1);
+    expect((await runCli(["verify", "summer.csv"], { cwd: project })).code).toBe(0);
+  }, 60_000);
+
+  it("items planned but never adopted (a run killed after its sync) adopt their sidecars on the next run", async () => {
+    const s = await startSim();
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), CSV);
+    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const db = join(project, "jobs", "summer.sqlite");
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(db + suffix, { force: true });
+    // What a run killed between its sync and its adoption leaves: the items planned, queued, untried.
+    const { Store } = await import("../src/store/store.js");
+    const { loadManifest, requestHash } = await import("../src/manifest/index.js");
+    const manifest = await loadManifest(join(project, "summer.csv"));
+    const store = Store.open(db);
+    store.syncManifest(manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, "pictory") })), "pictory", { hashWith: requestHash });
+    store.close();
+    const again = await cli(["run", "summer.csv"], project, pictoryEnv(s));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain("adopted 3 image(s)");
+    expect(s.ledger().jobsCreated).toBe(3);
+  }, 60_000);
+
+  it("a move to superseded/ cut short is numbered on its own; a later move never lands on its files", async () => {
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), CSV);
+    expect((await cli(["run", "summer.csv"], project)).code).toBe(0);
+    const out = join(project, "output", "summer");
+    const first = readFileSync(join(out, "images", "mug.png"));
+    // As a kill half-way through a move leaves it: the image in .moving/, the rest still live.
+    mkdirSync(join(out, "superseded", "mug", ".moving", "images"), { recursive: true });
+    renameSync(join(out, "images", "mug.png"), join(out, "superseded", "mug", ".moving", "images", "mug.png"));
+    writeFileSync(join(project, "summer.csv"), CSV.replace("at dawn", "at dusk"));
+    expect((await cli(["run", "summer.csv"], project)).code).toBe(0);
+    writeFileSync(join(project, "summer.csv"), CSV.replace("at dawn", "at noon"));
+    expect((await cli(["run", "summer.csv"], project)).code).toBe(0);
+    const sets = readdirSync(join(out, "superseded", "mug")).sort();
+    expect(sets).not.toContain(".moving");
+    const kept = sets.map((n) => join(out, "superseded", "mug", n, "images", "mug.png")).filter((p) => existsSync(p)).map((p) => readFileSync(p));
+    expect(kept.some((bytes) => bytes.equals(first))).toBe(true);
+    expect(kept.length).toBe(2); // the first image and the dusk one, each whole
+  }, 60_000);
+
+  it("retry --rows takes the item keys status shows, and --items names them", async () => {
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), "id,prompt,style,variants\nmug,A ceramic mug on a wooden desk at dawn,photorealistic,2\n");
+    expect((await cli(["run", "summer.csv"], project)).code).toBe(0);
+    const db = join(project, "jobs", "summer.sqlite");
+    const Database = (await import("better-sqlite3")).default;
+    const write = new Database(db);
+    write.prepare("UPDATE items SET state = 'failed', error_code = 'X', error_message = 'x'").run();
+    write.close();
+    const byRows = await cli(["retry", "summer.csv", "--rows", "mug--v1"], project);
+    expect(byRows.code, byRows.stderr).toBe(2);
+    expect(byRows.stderr).toContain("re-queued 1 failed item(s)");
+    const byItems = await cli(["retry", "summer.csv", "--items", "mug--v2,nope"], project);
+    expect(byItems.code, byItems.stderr).toBe(0);
+    expect(byItems.stderr).toContain("--items: no failed item with key(s) nope");
   }, 60_000);
 });

@@ -1,8 +1,9 @@
 // A paid image is never overwritten or deleted: before an item's files are replaced, the ones
 // there are moved, not copied, to superseded/<key>/<n>/ with the same layout below it
-// (images/, thumbs/, renditions/<name>/), so the sidecar's relative links still resolve.
+// (images/, thumbs/, renditions/<name>/), so the sidecar's relative links still resolve. A set
+// is never moved onto another's files: each move starts in a fresh folder.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import type { OutputLayout } from "./image-stage.js";
 
@@ -65,23 +66,72 @@ function nextNumber(keyDir: string): number {
 
 /**
  * Moves the item's files to superseded/<key>/<n>/ and returns that folder, or null when it
- * had none. Renames only (same file system): a kill half-way leaves the moved ones in
- * superseded/<key>/.moving/, which the next call for the key fills up and numbers.
+ * had none. Renames only (same file system), into a fresh superseded/<key>/.moving/ that is
+ * then numbered. A kill half-way leaves .moving/ behind: the next call (or finishInterruptedMoves)
+ * numbers it as a set of its own first, so no later move ever lands on its files.
  */
 export function supersedeFiles(layout: OutputLayout, key: string): string | null {
   const keyDir = join(layout.supersededDir, key);
   const moving = join(keyDir, MOVING);
+  if (existsSync(moving)) renameSync(moving, join(keyDir, String(nextNumber(keyDir))));
   const files = liveFiles(layout, key);
-  const leftover = existsSync(moving);
-  if (files.length === 0 && !leftover) return null;
-  for (const file of files) {
-    const target = join(moving, relative(layout.outDir, file));
-    mkdirSync(dirname(target), { recursive: true });
-    renameSync(file, target);
+  if (files.length === 0) return null;
+  try {
+    for (const file of files) {
+      const target = join(moving, relative(layout.outDir, file));
+      mkdirSync(dirname(target), { recursive: true });
+      renameSync(file, target);
+    }
+  } finally {
+    // What was moved is numbered even when a rename failed: it shows in status and the sheet.
+    if (existsSync(moving)) renameSync(moving, join(keyDir, String(nextNumber(keyDir))));
   }
-  const finalDir = join(keyDir, String(nextNumber(keyDir)));
-  renameSync(moving, finalDir);
-  return finalDir;
+  return join(keyDir, String(nextNumber(keyDir) - 1));
+}
+
+/** Numbers every move a killed run left half-done (superseded/<key>/.moving/). Returns how many. */
+export function finishInterruptedMoves(layout: OutputLayout): number {
+  if (!existsSync(layout.supersededDir)) return 0;
+  let finished = 0;
+  for (const key of readdirSync(layout.supersededDir)) {
+    const keyDir = join(layout.supersededDir, key);
+    if (!existsSync(join(keyDir, MOVING))) continue;
+    renameSync(join(keyDir, MOVING), join(keyDir, String(nextNumber(keyDir))));
+    finished++;
+  }
+  return finished;
+}
+
+/**
+ * Moves back the newest superseded set of `key` whose sidecar names `sha256` (a request asked
+ * for again). Returns the folder it came from, or null when none matches: the run's check of
+ * delivered images then fetches the image from its job instead.
+ */
+export function restoreSuperseded(layout: OutputLayout, key: string, sha256: string): string | null {
+  const keyDir = join(layout.supersededDir, key);
+  const numbers = existsSync(keyDir) ? readdirSync(keyDir).filter((name) => /^[1-9][0-9]*$/.test(name)).map(Number).sort((a, b) => b - a) : [];
+  for (const n of numbers) {
+    const setDir = join(keyDir, String(n));
+    let named: unknown;
+    try {
+      named = (JSON.parse(readFileSync(join(setDir, "images", `${key}.json`), "utf8")) as { sha256?: unknown }).sha256;
+    } catch {
+      continue;
+    }
+    if (named !== sha256) continue;
+    // Whatever is live under the key now is kept aside first: nothing is overwritten.
+    supersedeFiles(layout, key);
+    for (const entry of readdirSync(setDir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const from = join(entry.parentPath, entry.name);
+      const to = join(layout.outDir, relative(setDir, from));
+      mkdirSync(dirname(to), { recursive: true });
+      renameSync(from, to);
+    }
+    rmSync(setDir, { recursive: true, force: true });
+    return setDir;
+  }
+  return null;
 }
 
 /** A set of earlier files: where it is, and what its sidecar says. */

@@ -36,8 +36,9 @@ export function refuseFormerDefault(paths: RunPaths, name: string, manifestAsTyp
   if (former === null) return;
   throw new ExitError(
     EXIT.usage,
-    `no database at ${paths.db}, where this manifest's state lives (beside its project folder), but ${former} exists: ` +
-      `an older imgbatch kept it relative to the working folder. Move it (and its output folder) to ${paths.projectDir ?? "the manifest's folder"}, ` +
-      `or name it: imgbatch run ${manifestAsTyped} --db ${former} --out <its output folder>. Nothing was submitted.`,
+    `no database at ${paths.db}, where this manifest's state lives, but ${former} exists: an older imgbatch kept the state ` +
+      `relative to the working folder. Nothing was submitted. If it is this manifest's, move it (and its output folder) to ` +
+      `${paths.projectDir ?? "the manifest's folder"}/jobs/ and /output/, or name it: imgbatch run ${manifestAsTyped} --db ${former} --out <its output folder>. ` +
+      `If it belongs to another project, run from another folder or pass --db ${paths.db}.`,
   );
 }

@@ -1,6 +1,7 @@
 // Where a manifest's state lives. One rule from the manifest's own location, never from the
 // working folder, so the same manifest finds the same database and images from anywhere.
 import { existsSync, realpathSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join, parse, resolve } from "node:path";
 import { DEFAULTS } from "../defaults.js";
 
@@ -20,22 +21,30 @@ function isFolder(path: string): boolean {
 }
 
 /**
- * The project folder of a manifest: the nearest folder, from the manifest's own upwards, that
- * holds both a `jobs/` and an `output/` folder (what imgbatch makes there); when none does,
- * the manifest's own folder. The manifest's path is followed through symlinks first.
+ * The project folder of a manifest, from the manifest's own folder upwards (never above the
+ * user's home, never the file system's root): the nearest that holds this manifest's database
+ * (`jobs/<name>.sqlite`); else the nearest that holds a `jobs/` folder; else the manifest's own
+ * folder. A deleted `output/` (or any other folder) never moves the state elsewhere. The
+ * manifest's path is followed through symlinks first.
  */
-export function projectFolder(manifestFile: string): string {
+export function projectFolder(manifestFile: string, name: string, home = homedir()): string {
   let start = dirname(resolve(manifestFile));
   try {
     start = dirname(realpathSync(manifestFile));
   } catch {
     /* a manifest that cannot be resolved was refused before; keep the path as given */
   }
-  const root = parse(start).root;
+  const candidates: string[] = [];
   for (let folder = start; ; folder = dirname(folder)) {
-    if (isFolder(join(folder, DEFAULTS.jobsDir)) && isFolder(join(folder, DEFAULTS.outputDir))) return folder;
-    if (folder === root) return start;
+    // Home and the root are where unrelated `jobs/` folders live; only the manifest's own may be either.
+    if (folder === start || (folder !== home && folder !== parse(folder).root)) candidates.push(folder);
+    if (folder === home || folder === parse(folder).root) break;
   }
+  return (
+    candidates.find((folder) => existsSync(join(folder, DEFAULTS.jobsDir, `${name}.sqlite`))) ??
+    candidates.find((folder) => isFolder(join(folder, DEFAULTS.jobsDir))) ??
+    start
+  );
 }
 
 /**
@@ -43,7 +52,7 @@ export function projectFolder(manifestFile: string): string {
  * `--db` and `--out` given on the command line are relative to the working folder, as flags are.
  */
 export function runPaths(manifest: { name: string; file: string }, options: { db?: string; out?: string }): RunPaths {
-  const projectDir = options.db !== undefined && options.out !== undefined ? null : projectFolder(manifest.file);
+  const projectDir = options.db !== undefined && options.out !== undefined ? null : projectFolder(manifest.file, manifest.name);
   return {
     db: options.db !== undefined ? resolve(options.db) : join(projectDir!, DEFAULTS.jobsDir, `${manifest.name}.sqlite`),
     outDir: options.out !== undefined ? resolve(options.out) : join(projectDir!, DEFAULTS.outputDir, manifest.name),

@@ -9,6 +9,7 @@ import type { ProviderName } from "../providers/provider.js";
 import { adoptFromSidecars, providerOfSidecars, readSidecars } from "../runner/adopt-sidecars.js";
 import { DatabaseUnusableError, Store } from "../store/store.js";
 import type { CommandContext } from "./context.js";
+import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { runPaths } from "./paths.js";
 import { chooseProvider, describeChoice } from "./provider-choice.js";
@@ -21,11 +22,13 @@ export interface RebuildOptions {
   force?: boolean;
 }
 
-/** The items a usable database holds, or null when it cannot be opened. */
-function itemsInUsableDb(db: string): number | null {
+/** The items a usable database holds, or null when it cannot be opened. Refuses one a live run holds. */
+function itemsInUsableDb(db: string, now: number): number | null {
   try {
     const store = Store.open(db, { readonly: true });
     try {
+      const holder = store.lockHolder();
+      if (holder && !lockIsStale(holder, now)) throw new ExitError(EXIT.locked, `a run holds ${db}: pid ${holder.pid} on ${holder.host}; rebuild it once that run has ended`);
       return store.integrityCheck() === "ok" ? Object.values(store.counts()).reduce((a, b) => a + b, 0) : null;
     } finally {
       store.close();
@@ -47,7 +50,7 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   const layout = outputLayout(paths.outDir);
   let keptAside: string | null = null;
   if (existsSync(paths.db)) {
-    const items = itemsInUsableDb(paths.db);
+    const items = itemsInUsableDb(paths.db, ctx.now());
     if (items !== null && !options.force) {
       throw new ExitError(EXIT.usage, `${paths.db} opens and holds ${items} item(s): nothing to rebuild. To rebuild it from the sidecars anyway (it is kept aside), add --force.`);
     }

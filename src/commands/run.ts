@@ -7,7 +7,7 @@ import { Downloader, type DownloaderSettings } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
-import { supersedeFiles } from "../assets/superseded.js";
+import { finishInterruptedMoves, restoreSuperseded, supersedeFiles } from "../assets/superseded.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
@@ -23,8 +23,8 @@ import { classifyFailure } from "../runner/retry-policy.js";
 import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
-import { adoptFromSidecars, providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
-import { findLostImages, redeliverLostImages } from "../runner/lost-images.js";
+import { adoptFromSidecars, providerOfSidecars, readSidecars, sidecarsOfUntriedItems, type Sidecar } from "../runner/adopt-sidecars.js";
+import { describeLostImages, findLostImages } from "../runner/lost-images.js";
 import type { Store } from "../store/store.js";
 import { PaidImagesWouldBeReplaced, type PlannedWithHash } from "../store/sync.js";
 import type { RunOutcome } from "../store/types.js";
@@ -33,6 +33,7 @@ import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit, refuseFormerDefault } from "./open-store.js";
 import { runPaths } from "./paths.js";
+import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
 import { startProgress } from "./progress.js";
 
@@ -70,8 +71,8 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
   const paths = runPaths(manifest, options);
   const command = options.command ?? "run";
-  refuseFormerDefault(paths, manifest.name, manifestPath, options.db !== undefined);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: manifestPath }, { readonly: false });
+  refuseFormerDefault(paths, manifest.name, shellWord(manifestPath), options.db !== undefined);
+  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
   const wasEmpty = store.isEmpty();
@@ -96,7 +97,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
     const begun = store.beginRun({ pid: process.pid, host: hostname(), provider: providerName, manifestFile: manifest.file }, (h) => lockIsStale(h, ctx.now()));
-    const firstLines = { choice: providerChoice, command, manifestAsTyped: manifestPath, wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
+    const firstLines = { choice: providerChoice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
     if (!begun.acquired) {
       const h = begun.holder;
       throw new ExitError(
@@ -209,32 +210,38 @@ async function execute(
   releaseManifestMemory();
   const layout = outputLayout(outDir);
   log.info(`provider: ${describeChoice(first.choice)}; state in ${first.dbPath}, images in ${outDir}`);
-  if (first.wasEmpty && first.sidecars().size > 0) {
-    const adoption = adoptFromSidecars(store, layout, first.sidecars(), requestHash);
-    log.info({ refused: adoption.refused.slice(0, 20) }, `new database: adopted ${adoption.adopted} image(s) from their sidecars in ${layout.imagesDir}, paying nothing${adoption.refused.length ? `; ${adoption.refused.length} sidecar(s) not adopted (e.g. ${adoption.refused[0]!.key}: ${adoption.refused[0]!.reason})` : ""}`);
-  }
   const byReason = { request: 0, provider: 0 };
+  const revived = new Set(plan.revived.map((r) => r.key));
   for (const s of plan.supersede) {
-    byReason[s.reason]++;
+    if (!revived.has(s.key)) byReason[s.reason]++;
     // Their images leave images/ now: what is there is always the manifest's current item.
     const folder = supersedeFiles(layout, s.key);
     if (folder) log.debug({ item: s.key, folder }, `kept the earlier files of ${s.key} in ${folder}`);
   }
-  if (byReason.request) log.info({ keys: plan.supersede.filter((s) => s.reason === "request").map((s) => s.key) }, `${byReason.request} item(s) changed in the manifest: made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
+  for (const back of plan.revived) {
+    const from = back.sha256 === null ? null : restoreSuperseded(layout, back.key, back.sha256);
+    log.info({ item: back.key }, `${back.key}: the manifest asks for an earlier request again: its image is brought back${from ? ` from ${from}` : " (read again from its job)"}, not made again`);
+  }
+  if (byReason.request) log.info({ keys: plan.supersede.filter((s) => s.reason === "request" && !revived.has(s.key)).map((s) => s.key) }, `${byReason.request} item(s) changed in the manifest: made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
   if (byReason.provider) {
     const makers = [...new Set(plan.supersede.filter((s) => s.reason === "provider").map((s) => s.oldProvider))].join(", ");
     log.info(`${byReason.provider} item(s) made by ${makers} will be made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
   }
   if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
-  if (options.retryFailed || options.retryFilter) requeueChosen(store, options, log);
-  const lost = findLostImages(store, layout);
-  if (lost.length) {
-    redeliverLostImages(store, lost);
-    const gone = lost.filter((l) => l.problem === "gone").length;
-    log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, `${lost.length} done item(s) have ${gone === lost.length ? "no image on disk" : gone ? "a missing or changed image" : "a changed image"} (e.g. ${lost[0]!.key}: ${lost[0]!.detail}): delivering them again from their jobs, with no new submit`);
+  // The output folder is a backup of the state: an item never submitted whose sidecar is there
+  // (a lost database, or a run killed before it adopted) takes that image, paying nothing.
+  const sidecars = first.wasEmpty ? first.sidecars() : sidecarsOfUntriedItems(store, layout);
+  if (sidecars.size > 0) {
+    const adoption = adoptFromSidecars(store, layout, sidecars, requestHash);
+    if (adoption.adopted || adoption.refused.length) {
+      log.info({ refused: adoption.refused.slice(0, 20) }, `adopted ${adoption.adopted} image(s) from their sidecars in ${layout.imagesDir}, paying nothing${adoption.refused.length ? `; ${adoption.refused.length} sidecar(s) not adopted (e.g. ${adoption.refused[0]!.key}: ${adoption.refused[0]!.reason})` : ""}`);
+    }
   }
+  if (options.retryFailed || options.retryFilter) requeueChosen(store, options, log);
   const removed = interrupted ? await removeLeftoverTempFiles(outDir) : [];
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
+  const moved = interrupted ? finishInterruptedMoves(layout) : 0;
+  if (moved) log.info(`numbered ${moved} set(s) of earlier files an interrupted run was moving to ${layout.supersededDir}`);
   const runnerOptions: RunnerOptions = {
     concurrency: options.concurrency ?? DEFAULTS.concurrency,
     maxAttempts: options.maxAttempts ?? DEFAULTS.maxAttempts,
@@ -261,6 +268,16 @@ async function execute(
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
   const runner = new Runner({ store, provider, downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
+  // Every done image is checked on disk while the run submits: at 100,000 items the stats would
+  // hold back its first submit.
+  runner.holdOpen(
+    findLostImages(store, layout, providerName, stopSignal).then((lost) => {
+      if (lost.length === 0) return;
+      log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, describeLostImages(lost));
+      runner.deliverAgain(lost);
+    }),
+    "the check of delivered images",
+  );
   const onStop = () => runner.stop("signal", true);
   stopSignal.addEventListener("abort", onStop, { once: true });
   let summary: RunSummary;

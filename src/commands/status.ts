@@ -12,6 +12,7 @@ import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit } from "./open-store.js";
 import { runPaths } from "./paths.js";
+import { shellWord } from "./shell.js";
 import { formatDuration } from "./progress.js";
 
 export interface StatusReport {
@@ -116,9 +117,6 @@ export interface StatusInvocation {
 const HINT_MAX_ROWS = 10;
 
 /** A word the shell passes through as it is, else single-quoted. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
 
 /** The commands that re-run the failed items, as the user would type them here. */
 function retryCommands(report: StatusReport, invocation: StatusInvocation): { label: string; command: string }[] {

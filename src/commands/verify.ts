@@ -12,6 +12,7 @@ import type { CommandContext } from "./context.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit } from "./open-store.js";
 import { runPaths } from "./paths.js";
+import { shellWord } from "./shell.js";
 
 export interface FileProblem {
   key: string;
@@ -60,7 +61,7 @@ export function verifyDelivered(store: Store, layout: OutputLayout): { checked: 
 export async function verifyCommand(manifestPath: string, options: { db?: string; out?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: manifestPath }, { readonly: true });
+  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
     const { checked, problems } = verifyDelivered(store, outputLayout(paths.outDir));
     if (options.json) ctx.stdout.write(`${JSON.stringify({ checked, problems }, null, 2)}\n`);
@@ -68,7 +69,7 @@ export async function verifyCommand(manifestPath: string, options: { db?: string
       const keys = new Set(problems.map((p) => p.key));
       const lines = problems.map((p) => `  ${p.key}: ${p.problem}`);
       lines.unshift(`${manifest.name}: checked ${checked} delivered image(s) in ${paths.outDir}: ${problems.length === 0 ? "every file matches its sidecar and the database" : `${keys.size} item(s) differ`}`);
-      if (problems.length) lines.push(`\`imgbatch run ${manifestPath}\` delivers missing or changed images again from their jobs (changed files are kept aside in superseded/).`);
+      if (problems.length) lines.push(`\`imgbatch run ${shellWord(manifestPath)}\` delivers missing or changed images again from their jobs (changed files are kept aside in superseded/).`);
       ctx.stdout.write(`${lines.join("\n")}\n`);
     }
     return problems.length === 0 ? EXIT.ok : EXIT.someFailed;

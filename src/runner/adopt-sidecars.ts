@@ -109,6 +109,28 @@ export function readSidecars(layout: OutputLayout): Map<string, Sidecar> {
   return sidecars;
 }
 
+/**
+ * The sidecars in images/ of queued items never submitted: one stat each. Found on any run,
+ * not only on a new database, so a run killed between its sync and its adoption adopts next time.
+ */
+export function sidecarsOfUntriedItems(store: Store, layout: OutputLayout): Map<string, Sidecar> {
+  const found: string[] = [];
+  store.forEachUntriedKey((key) => {
+    if (existsSync(join(layout.imagesDir, `${key}.json`))) found.push(key);
+  });
+  const sidecars = new Map<string, Sidecar>();
+  for (const key of found) {
+    let sidecar: Sidecar | null = null;
+    try {
+      sidecar = parseSidecar(readFileSync(join(layout.imagesDir, `${key}.json`), "utf8"));
+    } catch {
+      /* unreadable: not adopted */
+    }
+    if (sidecar && sidecar.key === key) sidecars.set(key, sidecar);
+  }
+  return sidecars;
+}
+
 /** The provider most sidecars name (ties: a paying one first), or null when there are none. */
 export function providerOfSidecars(sidecars: ReadonlyMap<string, Sidecar>): ProviderName | null {
   const counts = new Map<ProviderName, number>();

@@ -181,7 +181,8 @@ export class ImageStageDriver {
         this.deps.store.update(item, { resultUrl: search.url });
         return { kind: "url", url: search.url };
       }
-      this.host.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
+      // Delivered before (its file lost since): `missing`, so a plain retry does not pay again.
+      this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
       return null;
     }
     // Its token was taken before the slot (deliver).

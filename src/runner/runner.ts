@@ -61,6 +61,8 @@ export class Runner {
   private readonly imageStage: ImageStageDriver;
   private readonly atService = new Map<number, Promise<void>>();
   private readonly inImageStage = new Map<number, Promise<void>>();
+  /** Work beside the items (the check of delivered files) that the run must not end before. */
+  private readonly held = new Set<Promise<void>>();
   /** Aborted by a hard stop (signal): sleeps and requests end at once. */
   private readonly hardStop = new AbortController();
   /**
@@ -134,7 +136,7 @@ export class Runner {
     for (;;) {
       if (!this.stopReason) this.checkDeadline();
       if (!this.stopReason) this.fillSlots();
-      const busy = this.atService.size + this.inImageStage.size;
+      const busy = this.atService.size + this.inImageStage.size + this.held.size;
       if (busy === 0) {
         if (this.stopReason) break;
         const next = this.store.earliestQueuedAt();
@@ -157,6 +159,30 @@ export class Runner {
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
     return this.summary;
+  }
+
+  /** Keeps the run open until `work` settles (its failure is logged, never the run's). */
+  holdOpen(work: Promise<void>, what: string): void {
+    const held = work
+      .catch((error: unknown) => this.log.warn({ err: errorMessage(error) }, `${what} did not finish: ${errorMessage(error)}`))
+      .finally(() => {
+        this.held.delete(held);
+        this.wake();
+      });
+    this.held.add(held);
+  }
+
+  /**
+   * Done items whose image is gone from disk (or changed): each goes back to `downloading` and
+   * to the image stage, which reads its job again. No submit. Nothing once the run is stopping.
+   */
+  deliverAgain(items: readonly { id: number; detail: string }[]): void {
+    for (const { id, detail } of items) {
+      if (this.stopReason) return;
+      const item = this.store.get(id);
+      if (!item || item.state !== "done") continue;
+      this.startImageStage(this.move(item, "downloading", { resultUrl: null, nextAttemptAt: 0 }, `${detail}: delivering it again from its job (no new submit)`), null);
+    }
   }
 
   // ---- scheduling ------------------------------------------------------------------

@@ -17,6 +17,11 @@ export interface SyncSummary {
   removed: number;
   /** Records whose key came back into the manifest. */
   returned: number;
+  /**
+   * Done records brought back because the manifest asks for their request again (A → B → A):
+   * nothing is made anew; their files are restored from superseded/.
+   */
+  revived: { id: number; key: string; sha256: string | null }[];
   unchanged: number;
 }
 
@@ -54,7 +59,9 @@ export function syncManifestInChunks(
   const { now, runId } = at;
   const paidReplacements = new PaidReplacementCheck(rules.allowProviderSwitch);
   const saveProvider = db.prepare(`INSERT INTO settings (name, value) VALUES ('provider', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`);
-  const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0 };
+  const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0, revived: [] };
+  const doneBefore = db.prepare(`SELECT id, sha256 FROM items WHERE key = ? AND request_hash = ? AND superseded_at IS NOT NULL AND state = 'done' ORDER BY id DESC LIMIT 1`);
+  const revive = db.prepare(`UPDATE items SET superseded_at = NULL, in_manifest = 1, updated_at = ? WHERE id = ?`);
 
   const applyChunk = (chunk: PlannedWithHash[]): void => {
     const chunkKeys = chunk.map(({ item }) => item.key);
@@ -73,12 +80,23 @@ export function syncManifestInChunks(
       appendEvent.run(s.id, runId, now, s.oldState, s.oldState, redactSecrets(`superseded: ${why}`));
       summary.supersede.push(s);
     }
+    const revivedKeys = new Set<string>();
+    for (const s of plan.supersede) {
+      // The request asked for before: its paid image is brought back, not made (paid) again.
+      const earlier = doneBefore.get(s.key, s.newHash) as { id: number; sha256: string | null } | undefined;
+      if (!earlier) continue;
+      revive.run(now, earlier.id);
+      appendEvent.run(earlier.id, runId, now, "done", "done", "brought back: the manifest asks for this request again");
+      summary.revived.push({ id: earlier.id, key: s.key, sha256: earlier.sha256 });
+      revivedKeys.add(s.key);
+    }
     for (const { item, requestHash } of plan.insert) {
+      if (revivedKeys.has(item.key)) continue;
       const info = insert.run(item.key, item.rowId, item.source, provider, JSON.stringify(item.request), requestHash, now, now);
       appendEvent.run(Number(info.lastInsertRowid), runId, now, null, "queued", "planned from manifest");
     }
     for (const id of plan.markPresent) setPresence.run(1, now, id);
-    summary.inserted += plan.insert.length;
+    summary.inserted += plan.insert.length - revivedKeys.size;
     summary.returned += plan.markPresent.length;
     summary.unchanged += plan.unchanged;
   };

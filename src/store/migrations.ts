@@ -162,6 +162,8 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX items_job ON items(job_id) WHERE job_id IS NOT NULL;
       CREATE INDEX items_image ON items(image_ref) WHERE image_ref IS NOT NULL;
       CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- The provider remembered: the one the manifest was last run with.
+      INSERT INTO settings (name, value) SELECT 'provider', provider FROM runs ORDER BY id DESC LIMIT 1;
     `);
     // The layout under the output folder is fixed (images/<file>, thumbs/<file>,
     // renditions/<name>/<file>, no separator in a key or a name): the last segments are the path.

@@ -471,13 +471,18 @@ export class Store {
   // ---- delivered files -------------------------------------------------------------
 
   /**
-   * Calls `visit` with each done item's image path (as stored) and recorded size, one row at a
-   * time: a resume of 100,000 items reads no whole records. `visit` must not touch the store.
+   * Each done item of the manifest that `provider` made, as `[id, key, file path, bytes]`:
+   * plain arrays (raw rows), as a resume of 100,000 items reads them all at start-up.
    */
-  forEachDoneImage(visit: (image: { id: number; key: string; filePath: string | null; bytes: number | null }) => void): void {
-    for (const row of this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND state = 'done'`).iterate() as Iterable<Row>) {
-      visit({ id: row.id as number, key: row.key as string, filePath: row.file_path as string | null, bytes: row.bytes as number | null });
-    }
+  doneImages(provider: ProviderName): [number, string, string | null, number | null][] {
+    return this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'done' AND provider = ?`)
+      .raw()
+      .all(provider) as [number, string, string | null, number | null][];
+  }
+
+  /** Calls `visit` with the key of each live queued item never submitted, one row at a time. */
+  forEachUntriedKey(visit: (key: string) => void): void {
+    for (const key of this.statement(`SELECT key FROM items WHERE ${LIVE} AND state = 'queued' AND attempts = 0`).pluck().iterate() as Iterable<string>) visit(key);
   }
 
   /**
