@@ -73,7 +73,13 @@ function makeContext(globals: GlobalOptions): CommandContext {
   const level = globals.quiet ? "warn" : (globals.logLevel ?? "info");
   const format = logFormatOf(globals);
   const destination = terminal ? terminal.logStream(format) : format === "text" ? plainLogStream(process.stderr) : process.stderr;
-  const logger = createLogger({ level, destination, logFile: globals.logFile });
+  let logger: Logger;
+  try {
+    logger = createLogger({ level, destination, logFile: globals.logFile });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? errorMessage(error);
+    throw new ExitError(EXIT.usage, `--log-file ${globals.logFile}: cannot be written (${code}${code === "EISDIR" ? ": it is a folder" : ""}); nothing was run`);
+  }
   return {
     logger,
     env: readEnvironment(),

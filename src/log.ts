@@ -1,7 +1,7 @@
 // The pino logger factory. Secrets are redacted by path, and every string of a line passes
 // redactSecrets (secrets.ts), so a key pasted into a prompt or echoed by an error body still
 // never reaches a log line.
-import { createWriteStream } from "node:fs";
+import { createWriteStream, openSync } from "node:fs";
 import pino, { type Logger } from "pino";
 import { redactSecrets, redactSecretsIn } from "./secrets.js";
 
@@ -33,7 +33,14 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const streams: pino.StreamEntry[] = [{ level: "trace", stream: options.destination ?? process.stderr }];
-  if (options.logFile) streams.push({ level: "trace", stream: createWriteStream(options.logFile, { flags: "a" }) });
+  if (options.logFile) {
+    // Opened now, so a path that cannot take a log (a folder, no permission) is refused before
+    // anything runs; a write that fails later (a full disk) is told once on stderr, never a crash.
+    const fd = openSync(options.logFile, "a");
+    const file = createWriteStream(options.logFile, { fd });
+    file.on("error", (error) => process.stderr.write(`the log file ${options.logFile} stopped taking lines: ${error.message}\n`));
+    streams.push({ level: "trace", stream: file });
+  }
   return pino(
     {
       level: options.level ?? "info",

@@ -1,10 +1,26 @@
 // Opening a manifest's database for a command: an unusable file (not a database, damaged, of
 // a newer imgbatch) is a clear sentence and exit 1 naming the command that rebuilds it from the
 // sidecars; a database missing where an older imgbatch kept it is pointed at.
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { EXIT, ExitError } from "../errors.js";
 import { DatabaseUnusableError, Store } from "../store/store.js";
 import { formerDefaultDb, type RunPaths } from "./paths.js";
+
+/** Errors of the place a file should be (not of imgbatch): a usage or configuration error, exit 1. */
+const ENVIRONMENT_CODES: ReadonlySet<string> = new Set(["EISDIR", "ENOTDIR", "EACCES", "EPERM", "EROFS", "EEXIST", "ENOENT", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM"]);
+
+/** Makes the output folder, or exits 1 with a sentence when it cannot be (a file in the way, no permission). */
+export function prepareOutputFolder(outDir: string): void {
+  try {
+    mkdirSync(outDir, { recursive: true });
+    if (!statSync(outDir).isDirectory()) throw Object.assign(new Error("not a folder"), { code: "ENOTDIR" });
+    accessSync(outDir, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "?";
+    const why = code === "ENOTDIR" || code === "EEXIST" ? "a file stands where the folder (or one above it) should be" : code === "EACCES" || code === "EPERM" || code === "EROFS" ? "it cannot be written" : "it cannot be made";
+    throw new ExitError(EXIT.usage, `the output folder ${outDir}: ${why} (${code}). Nothing was submitted; choose another with --out.`);
+  }
+}
 
 export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyped: string }, options: { readonly: boolean }): Store {
   if (options.readonly && !existsSync(paths.db)) {
@@ -21,7 +37,9 @@ export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyp
       );
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EISDIR" || code === "SQLITE_CANTOPEN") throw new ExitError(EXIT.usage, `the job database ${paths.db} cannot be opened (${code}): is it a folder, or in a folder that cannot be written?`);
+    if (code !== undefined && ENVIRONMENT_CODES.has(code)) {
+      throw new ExitError(EXIT.usage, `the job database ${paths.db} cannot be opened or created (${code}): is it a folder, or in a folder that cannot be written? Nothing was submitted.`);
+    }
     throw error;
   }
 }

@@ -31,7 +31,7 @@ import type { RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
-import { openStoreOrExit, refuseFormerDefault } from "./open-store.js";
+import { openStoreOrExit, prepareOutputFolder, refuseFormerDefault } from "./open-store.js";
 import { runPaths } from "./paths.js";
 import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
@@ -72,6 +72,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const paths = runPaths(manifest, options);
   const command = options.command ?? "run";
   refuseFormerDefault(paths, manifest.name, shellWord(manifestPath), options.db !== undefined);
+  prepareOutputFolder(paths.outDir);
   const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
