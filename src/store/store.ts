@@ -206,8 +206,11 @@ export class Store {
       // SQLite's own default page cache (2 MiB) instead of better-sqlite3's 16 MiB, which
       // made memory grow with the manifest; the OS page cache keeps reads cheap.
       db.pragma("cache_size = -2000");
+      // A file of a newer imgbatch is refused before anything here changes it (WAL mode included).
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (version > MIGRATIONS.length) throw newerSchema(version);
       if (!options.readonly) {
-        db.pragma("journal_mode = WAL");
+        switchToWal(db);
         // FULL: a committed transition survives power loss, which is what "never pay twice" rests on.
         db.pragma("synchronous = FULL");
         // Off while a migration rebuilds a table that others reference (SQLite's own recipe).
@@ -215,8 +218,6 @@ export class Store {
         migrate(db);
         db.pragma("foreign_keys = ON");
       } else {
-        const version = db.pragma("user_version", { simple: true }) as number;
-        if (version > MIGRATIONS.length) throw newerSchema(version);
         // A read of the schema: a file that is no database fails here, not at the first query.
         db.prepare("SELECT COUNT(*) FROM sqlite_master").get();
       }
@@ -624,6 +625,23 @@ const CORRUPTION_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_COR
 
 function isSqliteCorruption(error: unknown): boolean {
   return typeof (error as { code?: unknown })?.code === "string" && CORRUPTION_CODES.has((error as { code: string }).code);
+}
+
+/**
+ * WAL mode needs the database to itself for a moment: two processes opening a new database at
+ * once may be told "busy" at once (SQLite does not wait out busy_timeout there), so it retries.
+ */
+function switchToWal(db: Database.Database, timeoutMs = 5_000): void {
+  const started = Date.now();
+  for (;;) {
+    try {
+      db.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "SQLITE_BUSY" || Date.now() - started > timeoutMs) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
 }
 
 /**
