@@ -19,7 +19,7 @@ interface Expected {
 const YAML_CASES: [string, string, Expected][] = [
   // shape and known keys
   ["YAML syntax error", lines("rows:", "  - prompt: [unclosed"), { field: "", line: 3, message: /^YAML syntax: / }],
-  ["duplicate YAML key", lines("rows:", "  - prompt: Aurora Pro earbuds on a desk", "    prompt: again"), { field: "", line: 3, message: /YAML syntax: Map keys must be unique/ }],
+  ["duplicate YAML key", lines("rows:", "  - prompt: Aurora Pro earbuds on a desk", "    prompt: again"), { field: "rows[0].prompt", line: 3, message: /^key "prompt" appears twice in a row \(first on line 2\); keep one$/ }],
   ["empty file", "", { field: "", line: 1, message: /the file is empty/ }],
   ["top level is not a mapping", lines("- prompt: Aurora Pro earbuds"), { field: "", line: 1, message: /the manifest must be a mapping/ }],
   ["unknown top-level key", lines("colour: red", "rows:", "  - id: a", ok), { field: "colour", line: 1, message: /"colour" is not a known key of the manifest \(known: name, provider, defaults, vars, rows, renditions, thumbnail\)/ }],

@@ -29,8 +29,9 @@ export class ManifestAssembly {
    * The manifest, or a ManifestError listing every issue in the order a whole-manifest pass
    * finds them (parse, rules, ids, expansion; sorted by line). `parsedWhole` false: the file
    * itself is unusable (a syntax error, no header), and only the parser's issues count.
+   * `header`: the whole header, when the rows were checked with the part written above them.
    */
-  finish(fileName: string, parsedWhole = true): Manifest {
+  finish(fileName: string, parsedWhole = true, header: DraftHeader = this.header): Manifest {
     const all = new IssueList(this.parseIssues.file);
     all.items.push(...this.parseIssues.items);
     if (parsedWhole) {
@@ -38,12 +39,12 @@ export class ManifestAssembly {
       all.items.push(...this.checks.items, ...planned.issues);
       if (all.items.length === 0) {
         return {
-          name: this.header.name,
+          name: header.name,
           file: path.resolve(fileName),
-          provider: this.header.provider,
+          provider: header.provider,
           items: planned.items,
-          renditions: this.header.renditions,
-          thumbnail: this.header.thumbnail,
+          renditions: header.renditions,
+          thumbnail: header.thumbnail,
         };
       }
     }

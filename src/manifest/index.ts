@@ -67,11 +67,14 @@ export function parseManifestText(text: string, fileName: string, format: Manife
     const parsedWhole = readCsvRows(body, preamble, names, issues, (row) => assembly.add(row));
     return assembly.finish(fileName, parsedWhole);
   }
-  const draft = readYamlManifest(body, names, issues);
-  if (draft === null) throw new ManifestError(issues.sorted());
-  const assembly = new ManifestAssembly(draft, issues);
-  for (const row of draft.rows) assembly.add(row);
-  return assembly.finish(fileName);
+  let assembly: ManifestAssembly | null = null;
+  const header = readYamlManifest(body, names, issues, (known) => {
+    const started = new ManifestAssembly(known, issues);
+    assembly = started;
+    return (row) => started.add(row);
+  });
+  if (header === null || assembly === null) throw new ManifestError(issues.sorted());
+  return (assembly as ManifestAssembly).finish(fileName, true, header);
 }
 
 function sourceNames(fileName: string): SourceNames {

@@ -1,4 +1,5 @@
 // The YAML-only output settings: renditions made from every image, and the thumbnail.
+import { isAlias } from "yaml";
 import { DEFAULTS } from "../defaults.js";
 import type { Where } from "./draft.js";
 import type { OutputFormat, RenditionSpec, ThumbnailSpec } from "./types.js";
@@ -40,7 +41,8 @@ export function readRenditions(reader: YamlReader, entry: MapEntry | undefined):
   const renditions: RenditionSpec[] = [];
   const seen = new Map<string, Where>();
   list.items.forEach((item, index) => {
-    const node = reader.resolve(item);
+    const node = reader.resolve(item, `renditions[${index}]`);
+    if (node === null && isAlias(item)) return; // refused, reported
     const at = reader.where(`renditions[${index}]`, node ?? item, entry.at.line);
     const fields = reader.entries(node, at, RENDITION_KEYS, "a rendition");
     if (fields === null) return;
@@ -48,7 +50,7 @@ export function readRenditions(reader: YamlReader, entry: MapEntry | undefined):
     const width = reader.integer(fields.get("width"), 1, RENDITION_MAX_SIDE);
     const height = reader.integer(fields.get("height"), 1, RENDITION_MAX_SIDE);
     for (const [key, value] of [["name", name], ["width", width], ["height", height]] as const) {
-      if (value === undefined && fields.get(key)?.node == null) reader.issues.add({ ...at, field: `${at.field}.${key}` }, "is required");
+      if (value === undefined && fields.get(key)?.node == null && !fields.get(key)?.refused) reader.issues.add({ ...at, field: `${at.field}.${key}` }, "is required");
     }
     if (name !== undefined) {
       const nameAt = fields.get("name")?.at ?? at;

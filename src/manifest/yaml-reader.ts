@@ -1,6 +1,6 @@
 // Typed reads from a YAML node tree that report a located issue instead of throwing.
 // Works on the Document (not on toJS output) so that every value keeps its line.
-import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
+import { type Alias, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
 import type { IssueList, Where } from "./draft.js";
 import { describeKnown, unknownKeyMessage } from "./values.js";
 
@@ -8,23 +8,57 @@ export type YamlNode = Scalar | YAMLMap | YAMLSeq;
 
 export interface MapEntry {
   key: string;
-  /** null when the key has no value at all (`style:`). */
+  /** null when the key has no value at all (`style:`), or its alias was refused. */
   node: YamlNode | null;
   at: Where;
+  /** Its value is an alias that was refused (reported): not a missing value. */
+  refused?: true;
 }
 
+/**
+ * Values an alias may stand for, counting every value inside it with its own aliases
+ * followed. The reader never expands an alias, but a manifest whose aliases multiply (nine
+ * lists of nine aliases nine deep: a "billion laughs") is refused, whoever reads it next.
+ */
+export const MAX_ALIAS_VALUES = 10_000;
+
 export class YamlReader {
+  /** Each alias's anchored node, and the values each node stands for: built on the first alias. */
+  private aliases: { targets: Map<Alias, Node>; sizes: Map<Node, number> } | null = null;
+  private readonly refused = new Set<Alias>();
+
+  /** `root`: the document's contents, walked in order to find each alias's anchor. */
   constructor(
-    private readonly doc: Document,
+    private readonly root: unknown,
     private readonly lineCounter: LineCounter,
     readonly issues: IssueList,
   ) {}
 
-  /** Follows an alias to its anchor; plain nodes pass through. */
-  resolve(node: unknown): YamlNode | null {
-    if (isAlias(node)) return node.resolve(this.doc) ?? null;
+  /** Follows an alias to its anchor (reporting one with no anchor, or one that multiplies); plain nodes pass through. */
+  resolve(node: unknown, field: string): YamlNode | null {
+    if (isAlias(node)) return this.resolveAlias(node, field);
     if (isScalar(node) || isMap(node) || isSeq(node)) return node;
     return null;
+  }
+
+  private resolveAlias(alias: Alias, field: string): YamlNode | null {
+    this.aliases ??= walkAliases(this.root);
+    const target = this.aliases.targets.get(alias);
+    const size = target === undefined ? 0 : (this.aliases.sizes.get(target) ?? Number.POSITIVE_INFINITY);
+    const problem =
+      target === undefined
+        ? `alias *${alias.source} has no anchor &${alias.source} above it`
+        : size === Number.POSITIVE_INFINITY
+          ? `alias *${alias.source} is inside the value its anchor &${alias.source} names, so it never ends`
+          : size > MAX_ALIAS_VALUES
+            ? `alias *${alias.source} stands for ${size} values, more than the ${MAX_ALIAS_VALUES} allowed: its anchor holds aliases that multiply (a "billion laughs"); write the values out`
+            : null;
+    if (problem !== null) {
+      if (!this.refused.has(alias)) this.issues.add(this.where(field, alias), problem);
+      this.refused.add(alias);
+      return null;
+    }
+    return this.resolve(target, field);
   }
 
   lineOf(node: unknown): number | undefined {
@@ -48,26 +82,32 @@ export class YamlReader {
       return null;
     }
     const result = new Map<string, MapEntry>();
+    /** Line of each key's first appearance, unknown keys included. */
+    const seen = new Map<string, number | undefined>();
     for (const pair of node.items) {
-      const keyNode = this.resolve(pair.key);
+      const keyNode = this.resolve(pair.key, at.field);
       const keyLine = this.lineOf(pair.key) ?? at.line;
       if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === "object") {
-        this.issues.add(this.where(at.field, pair.key, at.line), `${what} has a key that is not plain text`);
+        if (keyNode !== null || !isAlias(pair.key)) this.issues.add(this.where(at.field, pair.key, at.line), `${what} has a key that is not plain text`);
         continue;
       }
       const key = String(keyNode.value);
       const field = at.field === "" ? key : `${at.field}.${key}`;
+      if (seen.has(key)) {
+        const earlier = seen.get(key);
+        this.issues.add(this.where(field, pair.key, keyLine), `key ${JSON.stringify(key)} appears twice in ${what}${earlier === undefined ? "" : ` (first on line ${earlier})`}; keep one`);
+        continue;
+      }
+      seen.set(key, keyLine);
       if (known !== null && !known.includes(key)) {
         this.issues.add(this.where(field, pair.key, keyLine), unknownKeyMessage(key, known, what));
         continue;
       }
-      const valueNode = this.resolve(pair.value);
+      const valueNode = this.resolve(pair.value, field);
       const hasValue = valueNode !== null && !(isScalar(valueNode) && valueNode.value === null);
-      result.set(key, {
-        key,
-        node: hasValue ? valueNode : null,
-        at: this.where(field, hasValue ? valueNode : pair.key, keyLine),
-      });
+      const entry: MapEntry = { key, node: hasValue ? valueNode : null, at: this.where(field, hasValue ? valueNode : pair.key, keyLine) };
+      if (valueNode === null && isAlias(pair.value)) entry.refused = true;
+      result.set(key, entry);
     }
     return result;
   }
@@ -117,4 +157,33 @@ export function describe(node: YamlNode | null): string {
   if (value === null) return "nothing";
   if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
   return `${typeof value} ${String(node.source ?? value)}`;
+}
+
+/**
+ * Every alias's anchored node (the nearest anchor of its name before it, in document order)
+ * and how many values each node stands for with its aliases followed: one walk, each node
+ * counted once. Recursion is as deep as the nesting, which the parser bounds (yaml-parse.ts).
+ */
+function walkAliases(root: unknown): { targets: Map<Alias, Node>; sizes: Map<Node, number> } {
+  const anchors = new Map<string, Node>();
+  const targets = new Map<Alias, Node>();
+  const sizes = new Map<Node, number>();
+  const walk = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) return 1;
+      targets.set(node, target);
+      // Not yet counted: the alias is inside its own anchor's value.
+      return sizes.get(target) ?? Number.POSITIVE_INFINITY;
+    }
+    if (!isScalar(node) && !isMap(node) && !isSeq(node)) return 0;
+    if (node.anchor !== undefined) anchors.set(node.anchor, node);
+    let size = 1;
+    if (isMap(node)) for (const pair of node.items) size += walk(pair.key) + walk(pair.value);
+    else if (isSeq(node)) for (const item of node.items) size += walk(item);
+    sizes.set(node, size);
+    return size;
+  };
+  walk(root);
+  return { targets, sizes };
 }

@@ -1,10 +1,11 @@
-// YAML manifest → DraftManifest. Shape only (types, known keys, required fields); the
-// rules shared with CSV run afterwards on the draft.
-import { isScalar, LineCounter, parseDocument, type YAMLSeq } from "yaml";
+// YAML manifest → a DraftHeader and DraftRows. Shape only (types, known keys, required
+// fields); the rules shared with CSV run afterwards on the draft.
+import { type Document, isAlias, isScalar, isSeq, LineCounter, type YAMLSeq } from "yaml";
 import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
-import { type DraftManifest, type DraftRow, type FieldValues, type IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
+import { type DraftHeader, type DraftRow, type FieldValues, IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
 import { readRenditions, readThumbnail } from "./outputs.js";
 import { enumProblem, idProblem, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
+import { parseManifestYaml } from "./yaml-parse.js";
 import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
 
 export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail"] as const;
@@ -20,29 +21,65 @@ export interface SourceNames {
   defaultName: string;
 }
 
-export function readYamlManifest(text: string, names: SourceNames, issues: IssueList): DraftManifest | null {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  for (const error of doc.errors) {
-    const line = error.linePos?.[0].line;
-    const message = (error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
-    issues.add(line === undefined ? { field: "" } : { field: "", line }, `YAML syntax: ${message}`);
-  }
-  if (doc.errors.length > 0) return null;
+/** Where a manifest's rows go: given the header, a function that takes each row in order. */
+export type RowSink = (header: DraftHeader) => (row: DraftRow) => void;
 
-  const reader = new YamlReader(doc, lineCounter, issues);
-  const root = reader.resolve(doc.contents);
+/**
+ * Reads a manifest's header and hands it to `sink`, then each row, in order; returns the
+ * header (with what was written below the rows too), or null when the file is unusable (a
+ * syntax error, not a mapping): then rows handed on count for nothing.
+ *
+ * The rows of a long manifest are handed on as they are parsed (yaml-parse.ts), with the
+ * header written above `rows:`. When `defaults:` or `vars:` is written below the rows, the
+ * rows were read with the wrong header: the file is read a second time with the whole one
+ * (`sink` is called again), which doubles the time of that layout only.
+ */
+export function readYamlManifest(text: string, names: SourceNames, issues: IssueList, sink: RowSink, knownHeader?: DraftHeader): DraftHeader | null {
+  const lineCounter = new LineCounter();
+  // The issues of rows read before the end count only if the whole file parses.
+  const takenIssues = new IssueList(issues.file);
+  let addRow: ((row: DraftRow) => void) | null = null;
+  let takenCount = 0;
+  const parsed = parseManifestYaml(text, lineCounter, {
+    start(before) {
+      addRow = sink(knownHeader ?? readEarlyHeader(before, lineCounter, names));
+    },
+    rows(batch) {
+      const list = batch.contents;
+      if (!isSeq(list) || addRow === null) return;
+      const reader = new YamlReader(list, lineCounter, takenIssues);
+      for (const item of list.items) {
+        const row = readRow(reader, list, item, takenCount++, names.base);
+        if (row !== null) addRow(row);
+      }
+    },
+  });
+  for (const problem of parsed.problems) issues.add({ field: "", line: problem.line }, problem.message);
+  if (parsed.doc === null || parsed.problems.length > 0) return null;
+  issues.items.push(...takenIssues.items);
+
+  const reader = new YamlReader(parsed.doc.contents, lineCounter, issues);
+  const root = reader.resolve(parsed.doc.contents, "");
   if (root === null || (isScalar(root) && root.value === null)) {
     issues.add({ field: "", line: 1 }, `the file is empty; expected a mapping with at least "rows"`);
     return null;
   }
   const top = reader.entries(root, { field: "", line: reader.lineOf(root) ?? 1 }, TOP_KEYS, "the manifest");
   if (top === null) return null;
+  const header = readHeader(reader, top, names);
+  if (addRow !== null && knownHeader === undefined && writtenBelowRows(top)) {
+    issues.items.length = 0;
+    return readYamlManifest(text, names, issues, sink, header);
+  }
+  readRows(reader, top.get("rows"), names.base, takenCount, addRow ?? sink(knownHeader ?? header));
+  return header;
+}
 
+/** Everything but the rows; the issues go to the reader's list. */
+function readHeader(reader: YamlReader, top: Map<string, MapEntry>, names: SourceNames): DraftHeader {
   const name = readName(reader, top.get("name")) ?? names.defaultName;
   const defaultsEntry = top.get("defaults");
   const defaultFields = defaultsEntry?.node ? reader.entries(defaultsEntry.node, defaultsEntry.at, DEFAULTS_KEYS, "defaults") : null;
-
   return {
     name,
     provider: readProvider(reader, top.get("provider")),
@@ -51,10 +88,22 @@ export function readYamlManifest(text: string, names: SourceNames, issues: Issue
       variants: readVariants(reader, defaultFields?.get("variants")),
     },
     vars: readVars(reader, top.get("vars")),
-    rows: readRows(reader, top.get("rows"), names.base),
     renditions: readRenditions(reader, top.get("renditions")),
     thumbnail: readThumbnail(reader, top.get("thumbnail")),
   };
+}
+
+/** The header written above `rows:`, for the rows read before the end; its issues are reported with the whole document's. */
+function readEarlyHeader(before: Document.Parsed, lineCounter: LineCounter, names: SourceNames): DraftHeader {
+  const reader = new YamlReader(before.contents, lineCounter, new IssueList(names.file));
+  const top = reader.entries(reader.resolve(before.contents, ""), { field: "", line: 1 }, TOP_KEYS, "the manifest");
+  return readHeader(reader, top ?? new Map(), names);
+}
+
+/** A key the rows are read with (defaults, vars) is written below the rows. */
+function writtenBelowRows(top: Map<string, MapEntry>): boolean {
+  const rowsLine = top.get("rows")?.at.line ?? 0;
+  return ["defaults", "vars"].some((key) => (top.get(key)?.at.line ?? 0) > rowsLine);
 }
 
 function readName(reader: YamlReader, entry: MapEntry | undefined): string | undefined {
@@ -103,25 +152,25 @@ function readVars(reader: YamlReader, entry: MapEntry | undefined): Map<string, 
   return vars;
 }
 
-function readRows(reader: YamlReader, entry: MapEntry | undefined, base: string): DraftRow[] {
+/** `takenCount`: rows the parser handed on before the end, which come before those left in the list. */
+function readRows(reader: YamlReader, entry: MapEntry | undefined, base: string, takenCount: number, addRow: (row: DraftRow) => void): void {
   if (entry === undefined || entry.node === null) {
-    reader.issues.add(entry?.at ?? { field: "rows", line: 1 }, "is required: a list of rows, each with at least a prompt");
-    return [];
+    if (!entry?.refused) reader.issues.add(entry?.at ?? { field: "rows", line: 1 }, "is required: a list of rows, each with at least a prompt");
+    return;
   }
   const list = reader.sequence(entry, "rows");
-  if (list === null) return [];
-  if (list.items.length === 0) reader.issues.add(entry.at, "must list at least one row");
-  const rows: DraftRow[] = [];
+  if (list === null) return;
+  if (takenCount + list.items.length === 0) reader.issues.add(entry.at, "must list at least one row");
   list.items.forEach((item, index) => {
-    const row = readRow(reader, list, item, index, base);
-    if (row !== null) rows.push(row);
+    const row = readRow(reader, list, item, takenCount + index, base);
+    if (row !== null) addRow(row);
   });
-  return rows;
 }
 
 function readRow(reader: YamlReader, list: YAMLSeq, item: unknown, index: number, base: string): DraftRow | null {
-  const node = reader.resolve(item);
   const path = `rows[${index}]`;
+  const node = reader.resolve(item, path);
+  if (node === null && isAlias(item)) return null; // refused, reported
   const at: Where = reader.where(path, node ?? item, reader.lineOf(list));
   const entries = reader.entries(node, at, ROW_KEYS, "a row");
   if (entries === null) return null;
@@ -131,7 +180,7 @@ function readRow(reader: YamlReader, list: YAMLSeq, item: unknown, index: number
   const promptEntry = entries.get("prompt");
   const prompt = reader.text(promptEntry)?.trim();
   if (prompt === undefined || prompt === "") {
-    if (promptEntry?.node == null || prompt === "") reader.issues.add(promptEntry?.at ?? { ...at, field: `${path}.prompt` }, "is required");
+    if ((promptEntry?.node == null && !promptEntry?.refused) || prompt === "") reader.issues.add(promptEntry?.at ?? { ...at, field: `${path}.prompt` }, "is required");
   }
   return {
     index,
@@ -159,8 +208,10 @@ function readMatrix(reader: YamlReader, entry: MapEntry | undefined): MatrixAxis
     if (list === null) continue;
     const values: Located<string>[] = [];
     list.items.forEach((item, index) => {
-      const valueNode = reader.resolve(item);
-      const at = reader.where(`${axisEntry.at.field}[${index}]`, valueNode ?? item, axisEntry.at.line);
+      const field = `${axisEntry.at.field}[${index}]`;
+      const valueNode = reader.resolve(item, field);
+      if (valueNode === null && isAlias(item)) return; // refused, reported
+      const at = reader.where(field, valueNode ?? item, axisEntry.at.line);
       const value = scalarText(valueNode);
       if (value === undefined || value === "") reader.issues.add(at, `a matrix value must be non-empty text or a number, not ${describe(valueNode)}`);
       else values.push({ value, at });
