@@ -7,7 +7,7 @@ import { CsvError, parse as parseSync } from "csv-parse/sync";
 import type { CsvDelimiter, CsvPreamble } from "./csv-preamble.js";
 import { type DraftHeader, type DraftRow, type FieldValues, isRequestField, IssueList, type Located, type MatrixAxis, ROW_FIELDS, type Where } from "./draft.js";
 import { defaultThumbnail } from "./outputs.js";
-import { suggestion, variantsProblem } from "./values.js";
+import { characterProblem, suggestion, variantsProblem, withoutForbiddenCharacters } from "./values.js";
 import type { SourceNames } from "./yaml.js";
 
 const KNOWN_COLUMNS: readonly string[] = ROW_FIELDS;
@@ -108,6 +108,14 @@ export class CsvManifestReader {
     cells.forEach((cell, index) => {
       const name = cell.trim();
       const at: Where = { field: name, line };
+      const badCharacter = characterProblem(cell);
+      if (badCharacter !== null) {
+        // Named by its position: the name itself would print the character.
+        add({ field: `column ${index + 1}`, line }, `the column name ${JSON.stringify(cell)} ${badCharacter}`);
+        const cleaned = withoutForbiddenCharacters(cell).trim();
+        if (KNOWN_COLUMNS.includes(cleaned)) misspelt.add(cleaned); // not also "no prompt column"
+        return;
+      }
       if (name === "") {
         // Spreadsheets export trailing empty columns; only a nameless column with data is a mistake.
         this.headerIssues.push({ namelessColumn: index });
@@ -219,8 +227,17 @@ function readRow(record: string[], index: number, rowAt: Where, columns: Column[
     vars: new Map<string, Located<string>>(),
   };
   for (const column of columns) {
-    const value = (record[column.index] ?? "").trim();
+    const cell = record[column.index] ?? "";
     const at: Where = { ...rowAt, field: column.name };
+    // Before trimming, which would hide a vertical tab, a form feed or a byte-order mark at either end.
+    const badCharacter = characterProblem(cell);
+    if (badCharacter !== null) {
+      issues.add(at, badCharacter);
+      // A variable is kept, so that its placeholder is not also reported as having no value.
+      if (!(KNOWN_COLUMNS as readonly string[]).includes(column.name)) row.vars.set(column.name, { value: cell, at });
+      continue;
+    }
+    const value = cell.trim();
     if (column.name === "prompt") {
       if (value === "") issues.add(at, "is required");
       else row.prompt = { value, at };

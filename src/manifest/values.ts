@@ -9,6 +9,45 @@ export const MAX_KEY_LENGTH = 200;
 export const VARIANTS_MIN = 1;
 export const VARIANTS_MAX = 100;
 
+/**
+ * Characters no text of a manifest may hold: C0 controls but tab, line feed and carriage
+ * return (a YAML block scalar or a quoted CSV cell may hold a line break: a prompt can be
+ * several lines), DEL, C1 controls, a byte-order mark inside text (two files joined), the
+ * non-characters U+FFFE and U+FFFF, and half of a UTF-16 surrogate pair (only a YAML escape
+ * such as "\uD800" can write one). NUL passed validation and then failed every render.
+ */
+const FORBIDDEN_CHARACTER = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\uFEFF\uFFFE\uFFFF]/;
+/** Matched on UTF-16 code units (no `u` flag), so that a lone surrogate is seen. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** What is wrong with a text's characters, naming the first bad one and where it is; null when nothing is. */
+export function characterProblem(text: string): string | null {
+  // The usual text has none: one scan without look-arounds (the look-behind doubled the cost of reading a YAML row).
+  const control = FORBIDDEN_CHARACTER.exec(text);
+  const surrogate = SURROGATE.test(text) ? LONE_SURROGATE.exec(text) : null;
+  const match = control !== null && (surrogate === null || control.index < surrogate.index) ? control : surrogate;
+  if (match === null) return null;
+  const code = match[0].charCodeAt(0);
+  const what =
+    code === 0
+      ? "a NUL character"
+      : code >= 0xd800 && code <= 0xdfff
+        ? "half of a UTF-16 surrogate pair"
+        : code === 0xfeff
+          ? "a byte-order mark"
+          : code >= 0xfffe
+            ? "a non-character"
+            : "a control character";
+  const position = [...text.slice(0, match.index)].length + 1;
+  return `contains ${what} (U+${code.toString(16).toUpperCase().padStart(4, "0")}) at character ${position}; remove it (tab and line breaks are the only control characters allowed)`;
+}
+
+/** The text without the characters characterProblem refuses (for a suggestion). */
+export function withoutForbiddenCharacters(text: string): string {
+  return text.replace(new RegExp(FORBIDDEN_CHARACTER.source, "g"), "").replace(new RegExp(LONE_SURROGATE.source, "g"), "");
+}
+
 export function describeKnown(known: readonly string[]): string {
   return known.join(", ");
 }

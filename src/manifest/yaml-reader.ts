@@ -2,7 +2,7 @@
 // Works on the Document (not on toJS output) so that every value keeps its line.
 import { type Alias, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
 import type { IssueList, Where } from "./draft.js";
-import { describeKnown, unknownKeyMessage } from "./values.js";
+import { characterProblem, describeKnown, unknownKeyMessage } from "./values.js";
 
 export type YamlNode = Scalar | YAMLMap | YAMLSeq;
 
@@ -92,6 +92,11 @@ export class YamlReader {
         continue;
       }
       const key = String(keyNode.value);
+      const badCharacter = characterProblem(key);
+      if (badCharacter !== null) {
+        this.issues.add(this.where(at.field, pair.key, at.line), `${what} has the key ${JSON.stringify(key)}, which ${badCharacter}`);
+        continue;
+      }
       const field = at.field === "" ? key : `${at.field}.${key}`;
       if (seen.has(key)) {
         const earlier = seen.get(key);
@@ -117,7 +122,15 @@ export class YamlReader {
     if (entry === undefined || entry.node === null) return undefined;
     const text = scalarText(entry.node);
     if (text === undefined) this.issues.add(entry.at, `must be text, not ${describe(entry.node)}`);
-    return text;
+    return text === undefined ? undefined : this.checked(text, entry.at);
+  }
+
+  /** The text, or undefined with an issue when it holds a character no manifest text may (values.ts). */
+  checked(text: string, at: Where): string | undefined {
+    const problem = characterProblem(text);
+    if (problem === null) return text;
+    this.issues.add(at, problem);
+    return undefined;
   }
 
   integer(entry: MapEntry | undefined, min: number, max: number): number | undefined {

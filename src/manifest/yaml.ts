@@ -147,7 +147,11 @@ function readVars(reader: YamlReader, entry: MapEntry | undefined): Map<string, 
   for (const [key, varEntry] of entries ?? []) {
     const value = varEntry.node === null ? undefined : scalarText(varEntry.node);
     if (value === undefined) reader.issues.add(varEntry.at, `a variable must be text or a number, not ${describe(varEntry.node)}`);
-    else vars.set(key, { value, at: varEntry.at });
+    else {
+      // Kept when refused, so that its placeholder is not also reported as having no value.
+      reader.checked(value, varEntry.at);
+      vars.set(key, { value, at: varEntry.at });
+    }
   }
   return vars;
 }
@@ -214,7 +218,10 @@ function readMatrix(reader: YamlReader, entry: MapEntry | undefined): MatrixAxis
       const at = reader.where(field, valueNode ?? item, axisEntry.at.line);
       const value = scalarText(valueNode);
       if (value === undefined || value === "") reader.issues.add(at, `a matrix value must be non-empty text or a number, not ${describe(valueNode)}`);
-      else values.push({ value, at });
+      else {
+        reader.checked(value, at); // kept when refused: the axis is not also empty
+        values.push({ value, at });
+      }
     });
     axes.push({ name, at: axisEntry.at, values });
   }
