@@ -1,5 +1,4 @@
 // Every default of imgbatch in one place. Durations carry their unit in the name.
-import type { ThumbnailSpec } from "./manifest/types.js";
 
 export const DEFAULTS = {
   jobsDir: "jobs",
@@ -41,5 +40,6 @@ export const DEFAULTS = {
   downloadMinBytesPerSecond: 8 * 1024,
   downloadRateGraceMs: 15_000,
   summaryEveryMs: 30_000,
-  thumbnail: { size: 256, format: "webp", quality: 80 } satisfies ThumbnailSpec,
+  /** The manifest's `thumbnail:` when it has none (a ThumbnailSpec: manifest/outputs.ts checks the shape). */
+  thumbnail: { size: 256, format: "webp", quality: 80 },
 } as const;

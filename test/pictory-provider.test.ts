@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../src/errors.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider, imageIdFromUrl } from "../src/providers/pictory.js";
 import type { ImageRequest, JobState, LostJobSearch, Provider } from "../src/providers/provider.js";
-import { RETRYABLE_ERROR_CODES, classifyFailure } from "../src/runner/retry-policy.js";
+import { RETRYABLE_ERROR_CODES } from "../src/retryable.js";
+import { classifyFailure } from "../src/runner/retry-policy.js";
 import { simRequestHash, startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
 import { closeServer, sameLatencyForAllModels, useCleanup } from "./helpers/cleanup.js";
 

@@ -6,7 +6,7 @@
 import { Agent, request } from "undici";
 import { DEFAULTS } from "../defaults.js";
 import { PermanentError, ServiceError } from "../errors.js";
-import { RETRYABLE_ERROR_CODES, RETRYABLE_STATUSES } from "../runner/retry-policy.js";
+import { RETRYABLE_ERROR_CODES, RETRYABLE_STATUSES } from "../retryable.js";
 
 export interface DownloadOptions {
   maxBytes: number;

@@ -4,7 +4,7 @@
 import { Pool } from "undici";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
 import { maskSecrets } from "../log.js";
-import { RETRYABLE_ERROR_CODES } from "../runner/retry-policy.js";
+import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
 import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
 

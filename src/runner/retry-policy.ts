@@ -1,31 +1,10 @@
 // Retries as data: which failures are worth another attempt, and how long to wait first.
 import { causeChain, FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
+import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 
-/** Network-level error codes (Node, undici) that mean "try again", never "give up". */
-export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_CLOSED",
-  "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
-  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
-]);
 
 /** Local conditions that every further item would meet too: stop the run, resumable. */
 const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EMFILE"]);
-
-/** HTTP statuses worth another attempt. */
-export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 /**
  * Codes of an answer the service gave once it was done with the request (500, 503), unlike a
