@@ -17,28 +17,36 @@ export interface LostImage {
 
 /** Stats in flight at once: enough to keep libuv's threads busy, few enough to leave the run its loop. */
 const STATS_AT_ONCE = 32;
+/** Rows read per query: each page is a few milliseconds, so the run's first submits never wait on the check. */
+const PAGE_ROWS = 2_000;
 
 /**
  * The done items of the manifest made by `provider` whose image is not on disk as recorded.
  * Reads only. Items another provider made are left to `verify`: this run could not fetch them.
  */
 export async function findLostImages(store: Store, layout: Pick<OutputLayout, "outDir">, provider: ProviderName, signal?: AbortSignal): Promise<LostImage[]> {
-  const images = store.doneImages(provider);
   const lost: LostImage[] = [];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < images.length && !signal?.aborted) {
-      const [id, key, filePath, bytes] = images[next++]!;
-      if (filePath === null) {
-        lost.push({ id, key, problem: "gone", detail: "no image recorded" });
-        continue;
-      }
-      const found = await stat(pathOnDisk(layout, filePath)).catch(() => null);
-      if (!found || !found.isFile()) lost.push({ id, key, problem: "gone", detail: `${filePath} is not on disk` });
-      else if (bytes !== null && found.size !== bytes) lost.push({ id, key, problem: "changed", detail: `${filePath} is ${found.size} bytes, not the ${bytes} delivered` });
+  const check = async ([id, key, filePath, bytes]: [number, string, string | null, number | null]): Promise<void> => {
+    if (filePath === null) {
+      lost.push({ id, key, problem: "gone", detail: "no image recorded" });
+      return;
     }
+    const found = await stat(pathOnDisk(layout, filePath)).catch(() => null);
+    if (!found || !found.isFile()) lost.push({ id, key, problem: "gone", detail: `${filePath} is not on disk` });
+    else if (bytes !== null && found.size !== bytes) lost.push({ id, key, problem: "changed", detail: `${filePath} is ${found.size} bytes, not the ${bytes} delivered` });
   };
-  await Promise.all(Array.from({ length: Math.min(STATS_AT_ONCE, images.length) }, worker));
+  for (let afterId = 0; !signal?.aborted; ) {
+    // A turn of the event loop first: the run's own work (the first submits) goes before each page.
+    await new Promise((resolve) => setImmediate(resolve));
+    const page = store.doneImagesAfter(provider, afterId, PAGE_ROWS);
+    if (page.length === 0) break;
+    afterId = page[page.length - 1]![0];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < page.length && !signal?.aborted) await check(page[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(STATS_AT_ONCE, page.length) }, worker));
+  }
   return lost.sort((a, b) => a.id - b.id);
 }
 

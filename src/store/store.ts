@@ -472,13 +472,13 @@ export class Store {
   // ---- delivered files -------------------------------------------------------------
 
   /**
-   * Each done item of the manifest that `provider` made, as `[id, key, file path, bytes]`:
-   * plain arrays (raw rows), as a resume of 100,000 items reads them all at start-up.
+   * A page of the done items of the manifest that `provider` made, after id `afterId`, as
+   * `[id, key, file path, bytes]` (raw rows): a resume of 100,000 items reads them a page at a time.
    */
-  doneImages(provider: ProviderName): [number, string, string | null, number | null][] {
-    return this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'done' AND provider = ?`)
+  doneImagesAfter(provider: ProviderName, afterId: number, limit: number): [number, string, string | null, number | null][] {
+    return this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'done' AND provider = ? AND id > ? ORDER BY id LIMIT ?`)
       .raw()
-      .all(provider) as [number, string, string | null, number | null][];
+      .all(provider, afterId, limit) as [number, string, string | null, number | null][];
   }
 
   /** Calls `visit` with the key of each live queued item never submitted, one row at a time. */
