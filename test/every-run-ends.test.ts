@@ -2,7 +2,7 @@
 // each request at random from a menu of broken answers (seeded, so a failure replays); each
 // run must end within a bound computed from the options, with a documented exit code and no
 // item left in flight unless the run says it stopped early.
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,24 +12,13 @@ import { describe, expect, it } from "vitest";
 import { runCommand, type RunCommandOptions } from "../src/commands/run.js";
 import { ExitError, PermanentError } from "../src/errors.js";
 import { LocalProvider } from "../src/providers/local.js";
+import { mulberry32 } from "../src/sim/faults.js";
 import { testContext } from "./helpers/context.js";
 import { useCleanup } from "./helpers/cleanup.js";
 import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
 const cleanup = useCleanup();
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Answer = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -52,13 +41,27 @@ const drip: Answer = (_req, res) => {
   res.on("close", () => clearInterval(timer));
 };
 
+/** Listens on loopback; closed after the test with every connection (a hanging answer holds one). */
+async function listen(server: Server): Promise<string> {
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanup(server, (s) => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => s.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/pictoryapis`;
+}
+
 /** A Pictory-shaped service whose every answer is drawn from a menu of broken ones. */
 async function brokenService(seed: number, png: Buffer): Promise<{ url: string; requests: () => number }> {
-  const roll = random(seed);
+  const roll = mulberry32(seed);
   const pick = <T,>(menu: readonly T[]): T => menu[Math.floor(roll() * menu.length)]!;
   let jobs = 0;
   let requests = 0;
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     requests++;
     const path = (req.url ?? "").split("?")[0]!;
@@ -92,16 +95,7 @@ async function brokenService(seed: number, png: Buffer): Promise<{ url: string; 
     } else menu = [json(404, {})];
     pick(menu)(req, res);
   });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanup(server, (s) => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise<void>((resolve) => s.close(() => resolve()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pictoryapis`, requests: () => requests };
+  return { url: await listen(server), requests: () => requests };
 }
 
 const ITEMS = 6;
@@ -162,12 +156,11 @@ describe("every run ends, whatever the service answers", () => {
       if ((req.url ?? "").endsWith("/v1/quota")) return json(200, { aiCredits: { used: 0, limit: 1000 } })(req, res);
       json(429, { message: "Too Many Requests" }, { "retry-after": "999999" })(req, res);
     });
-    await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-    cleanup(srv, (s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const url = await listen(srv);
     const dir = tempDir();
     const manifest = join(dir, "night.csv");
     writeFileSync(manifest, "id,prompt\nr0,A lighthouse on a cliff at dusk\n");
-    const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/pictoryapis` }, "warn");
+    const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: url }, "warn");
     const error = await runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out") }, t.ctx).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ExitError);
     expect((error as ExitError).exitCode).toBe(3);
@@ -192,12 +185,11 @@ describe("every run ends, whatever the service answers", () => {
       if (status === "in-progress") return json(200, { success: true, data: { status } })(req, res);
       json(200, { success: true, data: { status: "completed", url: `${origin}/files/a.png`, width: 64, height: 64, aiCreditsUsed: 0.6 } })(req, res);
     });
-    await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-    cleanup(srv, (s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const url = await listen(srv);
     const dir = tempDir();
     const manifest = join(dir, "night.csv");
     writeFileSync(manifest, "id,prompt\nr0,A lighthouse on a cliff at dusk\n");
-    const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/pictoryapis` }, "warn");
+    const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: url }, "warn");
     const run = (extra: Partial<RunCommandOptions> = {}) => runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out"), ...extra }, t.ctx);
     expect(await run()).toBe(2);
     const db = () => new Database(join(dir, "db.sqlite"), { readonly: true });
@@ -211,7 +203,6 @@ describe("every run ends, whatever the service answers", () => {
   /** A service answering each route with one fixed answer; counts requests per route. */
   async function scripted(routes: { submit: Answer; job: Answer; listing?: Answer }): Promise<{ url: string; count: Record<string, number> }> {
     const count: Record<string, number> = { submit: 0, job: 0, listing: 0 };
-    const sockets = new Set<Socket>();
     const srv = createServer((req, res) => {
       const path = (req.url ?? "").split("?")[0]!;
       if (path.endsWith("/v1/quota")) return json(200, { aiCredits: { used: 0, limit: 1000 } })(req, res);
@@ -219,16 +210,7 @@ describe("every run ends, whatever the service answers", () => {
       count[route]!++;
       (route === "submit" ? routes.submit : route === "job" ? routes.job : (routes.listing ?? json(200, { items: [] })))(req, res);
     });
-    srv.on("connection", (socket) => {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-    cleanup(srv, (x) => {
-      for (const socket of sockets) socket.destroy();
-      return new Promise<void>((resolve) => x.close(() => resolve()));
-    });
-    return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/pictoryapis`, count };
+    return { url: await listen(srv), count };
   }
 
   async function runOne(url: string): Promise<{ code: number; item: { state: string; error_code: string | null; job_id: string | null; error_message: string | null } }> {

@@ -29,6 +29,16 @@ function pictoryEnv(s: SimHandle): NodeJS.ProcessEnv {
   return { PICTORY_API_KEY: s.apiKey, PICTORY_BASE_URL: s.url };
 }
 
+/** A project folder with summer.csv, run once with pictory against a fresh simulator. */
+async function paidProject(): Promise<{ s: SimHandle; project: string }> {
+  const s = await startSim();
+  const project = tempDir();
+  writeFileSync(join(project, "summer.csv"), CSV);
+  const first = await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s));
+  expect(first.code, first.stderr).toBe(0);
+  return { s, project };
+}
+
 /** Every file under `dir` (relative path → sha256), superseded/ and reports left out unless asked. */
 function snapshot(dir: string): Record<string, string> {
   const files: Record<string, string> = {};
@@ -181,10 +191,7 @@ describe("moved, deleted and altered files", () => {
   }, 60_000);
 
   it("a deleted output folder comes back from the service without a new submit; past retention the items are missing (exit 2)", async () => {
-    const s = await startSim();
-    const project = tempDir();
-    writeFileSync(join(project, "summer.csv"), CSV);
-    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const { s, project } = await paidProject();
     const out = join(project, "output", "summer");
     const before = imagesOf(snapshot(out));
     rmSync(out, { recursive: true });
@@ -251,10 +258,7 @@ describe("moved, deleted and altered files", () => {
 
 describe("the output folder is a backup of the state", () => {
   it("a deleted database: the next run adopts every image from its sidecar, paying nothing", async () => {
-    const s = await startSim();
-    const project = tempDir();
-    writeFileSync(join(project, "summer.csv"), CSV);
-    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const { s, project } = await paidProject();
     const out = join(project, "output", "summer");
     const before = imagesOf(snapshot(out));
     for (const suffix of ["", "-wal", "-shm"]) rmSync(join(project, "jobs", `summer.sqlite${suffix}`), { force: true });
@@ -269,10 +273,7 @@ describe("the output folder is a backup of the state", () => {
   }, 60_000);
 
   it("a garbage database: exit 1 naming rebuild, which restores it and keeps the damaged file", async () => {
-    const s = await startSim();
-    const project = tempDir();
-    writeFileSync(join(project, "summer.csv"), CSV);
-    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const { s, project } = await paidProject();
     const db = join(project, "jobs", "summer.sqlite");
     for (const suffix of ["-wal", "-shm"]) rmSync(db + suffix, { force: true });
     writeFileSync(db, "this is not a database, it is a shopping list\n".repeat(200));
@@ -307,10 +308,7 @@ describe("the output folder is a backup of the state", () => {
 
 describe("earlier requests, interrupted adoptions and moves, retry by key", () => {
   it("a request asked for again (A → B → A) brings its paid image back instead of paying again", async () => {
-    const s = await startSim();
-    const project = tempDir();
-    writeFileSync(join(project, "summer.csv"), CSV);
-    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const { s, project } = await paidProject();
     const out = join(project, "output", "summer");
     const first = readFileSync(join(out, "images", "mug.png"));
     writeFileSync(join(project, "summer.csv"), CSV.replace("at dawn", "at dusk"));
@@ -328,10 +326,7 @@ describe("earlier requests, interrupted adoptions and moves, retry by key", () =
   }, 60_000);
 
   it("items planned but never adopted (a run killed after its sync) adopt their sidecars on the next run", async () => {
-    const s = await startSim();
-    const project = tempDir();
-    writeFileSync(join(project, "summer.csv"), CSV);
-    expect((await cli(["run", "summer.csv", "--provider", "pictory"], project, pictoryEnv(s))).code).toBe(0);
+    const { s, project } = await paidProject();
     const db = join(project, "jobs", "summer.sqlite");
     for (const suffix of ["", "-wal", "-shm"]) rmSync(db + suffix, { force: true });
     // What a run killed between its sync and its adoption leaves: the items planned, queued, untried.
