@@ -1,6 +1,7 @@
-// What comes before a CSV's data: comment lines at the top, some of them directives
-// (`# provider: pictory`, `# name: spring-launch`), then the header, whose delimiter is
-// detected here so that a spreadsheet's export reads as it is, whatever its locale.
+// What comes before a CSV's data: a spreadsheet's `sep=;` line, comment lines at the top,
+// some of them directives (`# provider: pictory`, `# name: spring-launch`), then the header,
+// whose delimiter is detected here so that a spreadsheet's export reads as it is, whatever
+// its locale.
 import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
 import type { IssueList } from "./draft.js";
 import { enumProblem, idProblem, unknownKeyMessage } from "./values.js";
@@ -62,6 +63,15 @@ function scanPreamble(text: string, whole: boolean, issues: IssueList): CsvPream
   const comments: Line[] = [];
   let number = 1;
   let sawComment = false;
+  // A spreadsheet's delimiter line (`sep=;`), read by Excel when it is the first line.
+  const firstEnd = lineEnd(text, position, whole);
+  if (firstEnd === null && !whole) return null;
+  const sepLine = SEP_LINE.exec(text.slice(position, firstEnd?.at ?? text.length));
+  const sep = sepLine === null ? null : (sepLine[1] ?? "");
+  if (sep !== null) {
+    position = firstEnd?.next ?? text.length;
+    number++;
+  }
   for (;;) {
     const end = lineEnd(text, position, whole);
     if (end === null && !whole) return null;
@@ -80,8 +90,13 @@ function scanPreamble(text: string, whole: boolean, issues: IssueList): CsvPream
     position = end.next;
     number++;
   }
-  const delimiter = headerDelimiter(text, position, whole);
-  if (delimiter === null) return null;
+  const detected = headerDelimiter(text, position, whole);
+  if (detected === null) return null;
+  let delimiter = detected;
+  if (sep !== null) {
+    if ((CSV_DELIMITERS as readonly string[]).includes(sep)) delimiter = sep as CsvDelimiter;
+    else issues.add({ field: "sep", line: 1 }, `${JSON.stringify(`sep=${sep}`)} names a delimiter imgbatch does not read (comma, semicolon or tab); delete the line to have it found from the header`);
+  }
   return { headerStart: position, linesBefore: number - 1, delimiter, ...readDirectives(comments, issues) };
 }
 
@@ -100,6 +115,8 @@ function lineEnd(text: string, from: number, whole: boolean): { at: number; next
 }
 
 const TRAILING_EMPTY_CELLS = /[\s,;\t]+$/;
+/** `sep=;` and the like: the character after `=` (a tab too) is the delimiter. */
+const SEP_LINE = /^sep=([^\r\n]?)[ \r]*$/i;
 
 /**
  * A comment's text without its `#`, or null when the line is not a comment. A spreadsheet

@@ -137,11 +137,18 @@ export class CsvManifestReader {
     });
     if (!seen.has("prompt")) {
       if (misspelt.has("prompt")) return null;
-      add({ field: "prompt", line }, `the header has no prompt column (known columns: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)`);
+      add({ field: "prompt", line }, `the header has no prompt column (known columns: ${KNOWN_COLUMNS.join(", ")}; any other column is a variable)${headerHint(cells)}`);
       return null;
     }
     return columns;
   }
+}
+
+/** Why a header without a prompt column may not be a header at all. */
+function headerHint(cells: string[]): string {
+  const first = (cells[0] ?? "").trim();
+  if (cells.length === 1 && /^(name|provider|defaults|vars|rows|renditions|thumbnail)\s*:/.test(first)) return "; the file looks like a YAML manifest: name it .yaml";
+  return "";
 }
 
 function csvOptions(delimiter: CsvDelimiter) {

@@ -19,6 +19,18 @@ export type ManifestFormat = "yaml" | "csv";
 
 const FORMAT_BY_EXTENSION: Record<string, ManifestFormat> = { ".yaml": "yaml", ".yml": "yaml", ".csv": "csv" };
 
+/** What to do with a file of another kind that people give as a manifest. */
+const SPREADSHEET_HINT = ' (save the sheet as "CSV UTF-8" and give that file)';
+const EXTENSION_HINTS: Record<string, string> = {
+  ".txt": ' (a spreadsheet saved as "Unicode text" reads as it is once renamed to .csv)',
+  ".tsv": " (a tab-separated file reads as it is once renamed to .csv)",
+  ".json": " (JSON is YAML: a .json manifest reads as it is once renamed to .yaml)",
+  ".xlsx": SPREADSHEET_HINT,
+  ".xls": SPREADSHEET_HINT,
+  ".ods": SPREADSHEET_HINT,
+  ".numbers": SPREADSHEET_HINT,
+};
+
 export function manifestFormat(fileName: string): ManifestFormat | null {
   return FORMAT_BY_EXTENSION[path.extname(fileName).toLowerCase()] ?? null;
 }
@@ -32,7 +44,7 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
       {
         file: filePath,
         field: "",
-        message: `${extension === "" ? "has no extension" : `has the extension "${extension}"`}; a manifest is .yaml, .yml or .csv${extension.toLowerCase() === ".txt" ? ' (a spreadsheet saved as "Unicode text" reads as it is once renamed to .csv)' : ""}`,
+        message: `${extension === "" ? "has no extension" : `has the extension "${extension}"`}; a manifest is .yaml, .yml or .csv${EXTENSION_HINTS[extension.toLowerCase()] ?? ""}`,
       },
     ]);
   }

@@ -13,6 +13,8 @@ export interface MapEntry {
   at: Where;
   /** Its value is an alias that was refused (reported): not a missing value. */
   refused?: true;
+  /** No value but a comment after the key (`prompt: #1 seller`): the value was likely meant to start with "#". */
+  comment?: string;
 }
 
 /**
@@ -111,6 +113,7 @@ export class YamlReader {
       const valueNode = this.resolve(pair.value, field);
       const hasValue = valueNode !== null && !(isScalar(valueNode) && valueNode.value === null);
       const entry: MapEntry = { key, node: hasValue ? valueNode : null, at: this.where(field, hasValue ? valueNode : pair.key, keyLine) };
+      if (!hasValue && isScalar(valueNode) && valueNode.comment) entry.comment = valueNode.comment;
       if (valueNode === null && isAlias(pair.value)) entry.refused = true;
       result.set(key, entry);
     }
@@ -121,7 +124,7 @@ export class YamlReader {
   text(entry: MapEntry | undefined): string | undefined {
     if (entry === undefined || entry.node === null) return undefined;
     const text = scalarText(entry.node);
-    if (text === undefined) this.issues.add(entry.at, `must be text, not ${describe(entry.node)}`);
+    if (text === undefined) this.issues.add(entry.at, `must be text, not ${describe(entry.node)}${flowHint(entry)}`);
     return text === undefined ? undefined : this.checked(text, entry.at);
   }
 
@@ -199,4 +202,11 @@ function walkAliases(root: unknown): { targets: Map<Alias, Node>; sizes: Map<Nod
   };
   walk(root);
   return { targets, sizes };
+}
+
+/** For text written as `{{product}}` or `[draft]`, which YAML reads as a mapping or a list. */
+function flowHint(entry: MapEntry): string {
+  const node = entry.node;
+  if (!(isMap(node) || isSeq(node)) || !node.flow) return "";
+  return `; YAML reads a value that starts with ${isMap(node) ? "{ as a mapping" : "[ as a list"}: write the whole value in quotes (${entry.key}: "${isMap(node) ? "{{…}} …" : "[…] …"}")`;
 }

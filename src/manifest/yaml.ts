@@ -64,6 +64,11 @@ export function readYamlManifest(text: string, names: SourceNames, issues: Issue
     issues.add({ field: "", line: 1 }, `the file is empty; expected a mapping with at least "rows"`);
     return null;
   }
+  const rootText = isScalar(root) && typeof root.value === "string" ? root.value : "";
+  if (/prompt/.test(rootText) && /[,;\t]/.test(rootText)) {
+    issues.add({ field: "", line: reader.lineOf(root) ?? 1 }, "the file looks like a CSV manifest (a header with a prompt column, then rows), not YAML: name it .csv");
+    return null;
+  }
   const top = reader.entries(root, { field: "", line: reader.lineOf(root) ?? 1 }, TOP_KEYS, "the manifest");
   if (top === null) return null;
   const header = readHeader(reader, top, names);
@@ -184,7 +189,11 @@ function readRow(reader: YamlReader, list: YAMLSeq, item: unknown, index: number
   const promptEntry = entries.get("prompt");
   const prompt = reader.text(promptEntry)?.trim();
   if (prompt === undefined || prompt === "") {
-    if ((promptEntry?.node == null && !promptEntry?.refused) || prompt === "") reader.issues.add(promptEntry?.at ?? { ...at, field: `${path}.prompt` }, "is required");
+    if ((promptEntry?.node == null && !promptEntry?.refused) || prompt === "") {
+      const comment = promptEntry?.comment;
+      const hint = comment === undefined ? "" : `; the text after "#" is a comment: write the prompt in quotes, as in prompt: ${JSON.stringify(`#${comment}`)}`;
+      reader.issues.add(promptEntry?.at ?? { ...at, field: `${path}.prompt` }, `is required${hint}`);
+    }
   }
   return {
     index,
