@@ -32,6 +32,28 @@ describe("YAML: a text value that YAML reads as something else", () => {
     ]);
   });
 
+  it("a bracket never closed is reported at its own line, not where the file ends", () => {
+    const { issues } = issuesOf("bad.yaml", lines("rows:", "  - id: a", "    prompt: A lighthouse at dusk", "    matrix:", "      style: [cartoon, vintage", "", "# the end"));
+    expect(issues).toEqual([
+      { file: "bad.yaml", field: "", line: 5, message: 'YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]; the "[" on this line has no "]"' },
+    ]);
+  });
+
+  it("a key indented under the value above it: the message says which line and how to fix it", () => {
+    const { issues } = issuesOf("bad.yaml", lines("rows:", "  - id: a", "    prompt: A lighthouse at dusk", "      style: cartoon"));
+    expect(issues[0]).toEqual({
+      file: "bad.yaml",
+      field: "",
+      line: 3,
+      message: 'YAML syntax: Nested mappings are not allowed in compact mappings; line 4 is indented further than "prompt", so YAML reads it as more of this value: start "style" in the same column as "prompt"',
+    });
+  });
+
+  it("a bracket after a key whose value is a mapping or list is meant: no hint to quote it", () => {
+    const { issues } = issuesOf("bad.yaml", lines("rows:", "  - id: a", "    prompt: A lighthouse at dusk", "    matrix: { style: [cartoon, vintage] } and more"));
+    expect(issues).toEqual([{ file: "bad.yaml", field: "", line: 4, message: "YAML syntax: Unexpected scalar at node end" }]);
+  });
+
   it("a syntax error on a line that is not `key: value` gets no hint", () => {
     expect(issuesOf("bad.yaml", lines("rows:", "  - prompt: [unclosed")).issues[0]?.message).not.toMatch(/quotes/);
   });

@@ -11,6 +11,7 @@
 // Nesting is bounded while parsing (the composer recurses once per level, and 10,000 levels
 // overflowed the call stack), and the messages name the line.
 import { Composer, type CST, type Document, Lexer, type LineCounter, Parser, type YAMLError } from "yaml";
+import { syntaxProblems } from "./yaml-hints.js";
 
 /**
  * Parser nesting allowed (each block or flow collection and each scalar inside it counts).
@@ -31,10 +32,8 @@ const TOKENS_BETWEEN_LOOKS = 512;
 /** Rows kept at the end of the parser's list: the one being parsed, and the one before it (the parser looks back at it for an indented comment). */
 const ROWS_KEPT = 2;
 
-export interface YamlProblem {
-  line: number;
-  message: string;
-}
+export type { YamlProblem } from "./yaml-hints.js";
+import type { YamlProblem } from "./yaml-hints.js";
 
 export interface ParsedYaml {
   /** The manifest without the rows handed on; null when it could not be parsed. */
@@ -111,43 +110,12 @@ export function parseManifestYaml(text: string, lineCounter: LineCounter, sink: 
   const docs = [...new Composer(COMPOSE_OPTIONS).compose(topTokens, true, text.length)];
   const [doc, second] = docs as [Document.Parsed, ...Document.Parsed[]];
   errors.push(...doc.errors);
-  const hinted = new Set<number>();
-  for (const error of errors) {
-    const line = lineCounter.linePos(error.pos[0]).line;
-    const hint = hinted.has(line) ? null : quotingHint(lineText(text, lineCounter.lineStarts[line - 1] ?? 0));
-    if (hint !== null) hinted.add(line);
-    problems.push({ line, message: `YAML syntax: ${error.message}${hint === null ? "" : `; ${hint}`}` });
-  }
+  problems.push(...syntaxProblems(errors, text, lineCounter));
   if (second !== undefined) {
     const line = lineCounter.linePos(second.range[0]).line;
     problems.push({ line, message: 'a second YAML document starts here ("---"); a manifest is one document: remove the line or split the file' });
   }
   return { doc, problems };
-}
-
-function lineText(text: string, start: number): string {
-  const end = text.indexOf("\n", start);
-  return text.slice(start, end === -1 ? text.length : end).replace(/\r$/, "");
-}
-
-/** `key: value` on a line, a list's dash before it allowed. */
-const KEY_VALUE_LINE = /^\s*(?:-\s+)?([A-Za-z_][\w-]*):[ \t]+(\S.*?)\s*$/;
-/** A plain value YAML reads as something else: a flow mapping or list, an alias, a tag, a block scalar, a reserved character, a dash. */
-const SPECIAL_START = /^[{[\]}&*!|>%@`,?-]/;
-
-/**
- * What to do about a syntax error on a line like `prompt: {{product}} on a desk`: most are a
- * text value that YAML reads as something else, and quotes make it text. Null when the line
- * does not look like that.
- */
-function quotingHint(line: string): string | null {
-  const match = KEY_VALUE_LINE.exec(line);
-  if (match === null) return null;
-  const [, key, value = ""] = match;
-  if (/^["']/.test(value)) return `a quote inside a quoted value ends it early: inside "…" write \\", inside '…' write ''`;
-  if (!SPECIAL_START.test(value) && !value.includes(": ")) return null;
-  const what = SPECIAL_START.test(value) ? `a value that starts with ${value[0]}` : 'a value that holds ": "';
-  return `${what} must be written in quotes, as in ${key}: ${JSON.stringify(value)}`;
 }
 
 /** A collection of source tokens as the contents of a document of its own. */

@@ -150,6 +150,7 @@ function readVars(reader: YamlReader, entry: MapEntry | undefined): Map<string, 
   if (entry === undefined || entry.node === null) return vars;
   const entries = reader.entries(entry.node, entry.at, null, "vars");
   for (const [key, varEntry] of entries ?? []) {
+    if (varEntry.refused) continue;
     const value = varEntry.node === null ? undefined : scalarText(varEntry.node);
     if (value === undefined) reader.issues.add(varEntry.at, `a variable must be text or a number, not ${describe(varEntry.node)}`);
     else {
@@ -213,6 +214,7 @@ function readMatrix(reader: YamlReader, entry: MapEntry | undefined): MatrixAxis
   if (entry === undefined || entry.node === null) return [];
   const axes: MatrixAxis[] = [];
   for (const [name, axisEntry] of reader.entries(entry.node, entry.at, null, "matrix") ?? []) {
+    if (axisEntry.refused) continue;
     if (axisEntry.node === null) {
       reader.issues.add(axisEntry.at, "a matrix axis must list at least one value");
       continue;
