@@ -35,6 +35,8 @@ export const DEFAULTS = {
   jobTimeoutMs: 30 * 60_000,
   /** The longest Retry-After obeyed; a longer one stops the run, resumable (exit 3). */
   retryAfterCapMs: 10 * 60_000,
+  /** Only failures from the service (429, 5xx, timeouts) for this long stop the run, resumable (exit 3). */
+  serviceDownMs: 15 * 60_000,
   /** A download's whole time, and the least rate it may average once past its grace. */
   downloadDeadlineMs: 5 * 60_000,
   downloadMinBytesPerSecond: 8 * 1024,

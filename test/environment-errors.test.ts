@@ -1,7 +1,7 @@
 // Issue 14: a problem of the environment (a path that is the wrong kind of thing, a database
 // of another version) is a usage or configuration error: exit 1 with one sentence, nothing
 // submitted. Exit 70 stays for imgbatch's own bugs.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -42,6 +42,20 @@ describe("environment errors exit 1 with a sentence, never 70", () => {
       db.close();
       return ["run", "summer.csv", "--db", "newer.sqlite"];
     }, /schema \(\d+\) is newer than this imgbatch's/],
+    ["status with --db a folder", (dir: string) => {
+      mkdirSync(join(dir, "db-folder"));
+      return ["status", "summer.csv", "--db", "db-folder"];
+    }, /the job database .*db-folder cannot be opened or created/],
+    ["report with --out a file", (dir: string) => {
+      new Database(join(dir, "state.sqlite")).close();
+      writeFileSync(join(dir, "taken"), "a file");
+      return ["report", "summer.csv", "--db", "state.sqlite", "--out", "taken"];
+    }, /the output folder .*taken: a file stands where the folder/],
+    ["rebuild with --db a folder (which it must never set aside)", (dir: string) => {
+      mkdirSync(join(dir, "db-folder"));
+      writeFileSync(join(dir, "db-folder", "keep.txt"), "mine");
+      return ["rebuild", "summer.csv", "--db", "db-folder"];
+    }, /db-folder is not a file: --db names the database file\. Nothing was changed\./],
     ["--log-file is a folder", (dir: string) => {
       mkdirSync(join(dir, "logs"));
       return ["--log-file", "logs", "run", "summer.csv"];
@@ -52,5 +66,6 @@ describe("environment errors exit 1 with a sentence, never 70", () => {
     expect(result.code, result.stderr).toBe(1);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
+    expect(existsSync(join(dir, "db-folder")) || !readdirSync(dir).some((n) => n.startsWith("db-folder.damaged"))).toBe(true);
   });
 });

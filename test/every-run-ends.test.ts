@@ -104,7 +104,7 @@ const OPTIONS = {
   maxAttempts: 3,
   pollIntervalMs: 20,
   jobTimeoutMs: 400,
-  tuning: { backoffBaseMs: 10, backoffCapMs: 50, throttleFallbackMs: 50, reconcileWindowMs: 500, retryAfterCapMs: 200 },
+  tuning: { backoffBaseMs: 10, backoffCapMs: 50, throttleFallbackMs: 50, reconcileWindowMs: 500, retryAfterCapMs: 200, serviceDownMs: 3_000 },
   network: { connectTimeoutMs: 200, headersTimeoutMs: 200, bodyTimeoutMs: 200, deadlineMs: 500, minBytesPerSecond: 1_000, rateGraceMs: 150 },
 } satisfies Partial<RunCommandOptions>;
 
@@ -213,12 +213,15 @@ describe("every run ends, whatever the service answers", () => {
     return { url: await listen(srv), count };
   }
 
-  async function runOne(url: string): Promise<{ code: number; item: { state: string; error_code: string | null; job_id: string | null; error_message: string | null } }> {
+  async function runOne(url: string, extra: Partial<RunCommandOptions> = {}): Promise<{ code: number; item: { state: string; error_code: string | null; job_id: string | null; error_message: string | null } }> {
     const dir = tempDir();
     const manifest = join(dir, "night.csv");
     writeFileSync(manifest, "id,prompt\nr0,A lighthouse on a cliff at dusk\n");
     const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: url }, "warn");
-    const code = await runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out") }, t.ctx);
+    const code = await runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out"), ...extra }, t.ctx).catch((error: unknown) => {
+      if (error instanceof ExitError) return error.exitCode;
+      throw error;
+    });
     const db = new Database(join(dir, "db.sqlite"), { readonly: true });
     const item = db.prepare("SELECT state, error_code, job_id, error_message FROM items").get() as { state: string; error_code: string | null; job_id: string | null; error_message: string | null };
     db.close();
@@ -241,13 +244,30 @@ describe("every run ends, whatever the service answers", () => {
 
   it("a service that accepts connections and never answers: the lost submit fails UNRECONCILED, never submitted twice", async () => {
     const service = await scripted({ submit: hang, job: hang, listing: hang });
-    const { code, item } = await runOne(service.url);
+    const { code, item } = await runOne(service.url, { tuning: { ...OPTIONS.tuning, serviceDownMs: 60_000 } });
     expect(code).toBe(2);
     expect(item.state).toBe("failed");
     expect(item.error_code).toBe("UNRECONCILED");
     expect(item.error_message).toMatch(/looks at the service's listings failed/);
     expect(service.count.submit).toBe(1);
   }, 30_000);
+
+  it("a service that answers nothing but 503s: each item ends UNRECONCILED or the run stops, within the bound", async () => {
+    const service = await scripted({ submit: json(503, {}), job: json(503, {}), listing: json(503, {}) });
+    const started = Date.now();
+    const { code, item } = await runOne(service.url, { tuning: { ...OPTIONS.tuning, serviceDownMs: 1_000 } });
+    expect([2, 3]).toContain(code);
+    expect(["queued", "submitting", "failed"]).toContain(item.state);
+    expect(service.count.submit).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1_000 + boundMs(OPTIONS, 1));
+  }, 60_000);
+
+  it("always 429 (no attempt ever used) still ends: the run stops once the service answered only 429s for serviceDownMs", async () => {
+    const always429 = json(429, { message: "Too Many Requests" }, { "retry-after": "0" });
+    const service = await scripted({ submit: always429, job: always429, listing: always429 });
+    const { code } = await runOne(service.url, { tuning: { ...OPTIONS.tuning, serviceDownMs: 1_000 } });
+    expect(code).toBe(3);
+  }, 60_000);
 
   it("the local renderer's refusal fails the item at once", async () => {
     const error = await new LocalProvider().getJob({ jobId: "x", request: { prompt: "a bad \u0000 prompt with a NUL", model: "flux-schnell", aspectRatio: "1:1" } }).catch((e: unknown) => e);

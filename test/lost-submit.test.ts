@@ -27,7 +27,7 @@ describe("nextLostSubmitStep", () => {
     expect(nextLostSubmitStep(pending, { ...context, jobRunsMs: 10 })).toMatchObject({ step: "look-again", afterMs: 250 });
     expect(nextLostSubmitStep(pending, { ...context, waitedMs: 31 * 60_000 })).toEqual({
       step: "give-up",
-      detail: "nothing matched 1860 s after the submit while 1 job(s) of unknown owner still in progress: the submit may have made one of them; `imgbatch retry` submits it again",
+      detail: "nothing matched 1860 s after the submit while 1 job(s) of unknown owner still in progress: the submit may have made one of them",
     });
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ThrottledError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
 import type { ClaimedRefs, ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
-import { ServiceGate } from "../src/runner/service-gate.js";
+import { ServiceGate, type GiveUp } from "../src/runner/service-gate.js";
 import type { Store } from "../src/store/store.js";
 import type { ItemRecord } from "../src/store/types.js";
 
@@ -16,23 +16,41 @@ function item(fields: Partial<ItemRecord>): ItemRecord {
 }
 
 /** A provider whose search hands its inputs to `search`, and a store owning what `owned` holds when asked. */
-function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }, onTooLongWait?: (askedMs: number) => void) {
+function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) => Promise<LostJobSearch>, owned: string[], clock: { t: number }, onGiveUp?: (reason: GiveUp) => void) {
   const provider = { findLostJob: (_r: ImageRequest, _at: number, claimed: ClaimedRefs, options?: LostJobSearchOptions) => search(claimed, options ?? {}) } as unknown as Provider;
   const store = { isClaimed: (ref: string) => owned.includes(ref) } as unknown as Store;
-  return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000, retryAfterCapMs: 600_000 }, silent, () => clock.t, onTooLongWait);
+  return new ServiceGate(provider, store, { rpm: 0, throttleFallbackMs: 5_000, retryAfterCapMs: 600_000, serviceDownMs: 60_000 }, silent, () => clock.t, onGiveUp);
 }
 
 const signals = { signal: new AbortController().signal, tokenSignal: new AbortController().signal };
 
 describe("ServiceGate", () => {
   it("obeys a Retry-After up to the cap; a longer one is cut to the cap and reported (the run stops)", () => {
-    const asked: number[] = [];
-    const gate = gateWith(async () => ({ found: "none", detail: "" }), [], { t: 0 }, (ms) => asked.push(ms));
+    const asked: GiveUp[] = [];
+    const gate = gateWith(async () => ({ found: "none", detail: "" }), [], { t: 0 }, (reason) => asked.push(reason));
     expect(gate.retryAfterMs(null)).toBe(5_000);
     expect(gate.retryAfterMs(600_000)).toBe(600_000);
     expect(asked).toEqual([]);
     expect(gate.retryAfterMs(999_999_000)).toBe(600_000);
-    expect(asked).toEqual([999_999_000]);
+    expect(asked.map((r) => r.code)).toEqual(["RETRY_AFTER_TOO_LONG"]);
+    expect(asked[0]!.message).toMatch(/asked to wait 999999 s/);
+  });
+
+  it("gives up on a service that has answered nothing but failures for serviceDownMs; any answer starts the count again", async () => {
+    const clock = { t: 0 };
+    const reasons: GiveUp[] = [];
+    const gate = gateWith(async () => ({ found: "none", detail: "" }), [], clock, (reason) => reasons.push(reason));
+    const fail = () => gate.send(Promise.reject(new ThrottledError("429", 1_000))).catch(() => {});
+    clock.t = 59_000;
+    await fail();
+    expect(reasons).toEqual([]);
+    await gate.send(Promise.resolve("an answer"));
+    clock.t = 100_000;
+    await fail();
+    expect(reasons).toEqual([]);
+    clock.t = 120_000;
+    await fail();
+    expect(reasons.map((r) => r.code)).toEqual(["SERVICE_UNREACHABLE"]);
   });
 
   it("tells a search which refs existed before the lost submit was sent, and which did not", async () => {

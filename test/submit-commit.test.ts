@@ -63,6 +63,7 @@ function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) 
       reconcileWindowMs: 60_000,
       jobTimeoutMs: 60_000,
       retryAfterCapMs: 60_000,
+      serviceDownMs: 60_000,
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
     },

@@ -70,14 +70,20 @@ export class Downloader {
       if (tooSlow) watch.abort(tooSlow);
     }, Math.min(1_000, this.options.rateGraceMs, this.options.deadlineMs));
     timer.unref();
+    // The caller's stop aborts the watch too; linked by hand and unlinked after (AbortSignal.any
+    // keeps every download's signal alive as long as the run's own).
+    const onStop = () => watch.abort(signal?.reason);
+    if (signal?.aborted) onStop();
+    else signal?.addEventListener("abort", onStop, { once: true });
     try {
-      return await this.fetchWhole(url, signal ? AbortSignal.any([signal, watch.signal]) : watch.signal, (bytes) => (received = bytes));
+      return await this.fetchWhole(url, watch.signal, (bytes) => (received = bytes));
     } catch (error) {
       // The watch's abort surfaces as an abort: it is a slow download, not the run stopping.
       if (tooSlow && !signal?.aborted) throw tooSlow;
       throw error;
     } finally {
       clearInterval(timer);
+      signal?.removeEventListener("abort", onStop);
     }
   }
 

@@ -27,7 +27,17 @@ export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyp
     throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${manifest.asTyped})`);
   }
   try {
-    return Store.open(paths.db, { readonly: options.readonly });
+    const store = Store.open(paths.db, { readonly: options.readonly });
+    if (!options.readonly) {
+      try {
+        // A file that opens but cannot take a write (read-only, immutable) is told now, not at the first write.
+        store.probeWrite();
+      } catch (error) {
+        store.close();
+        throw error;
+      }
+    }
+    return store;
   } catch (error) {
     if (error instanceof DatabaseUnusableError) {
       throw new ExitError(
@@ -37,7 +47,7 @@ export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyp
       );
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined && ENVIRONMENT_CODES.has(code)) {
+    if (code !== undefined && (ENVIRONMENT_CODES.has(code) || code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN"))) {
       throw new ExitError(EXIT.usage, `the job database ${paths.db} cannot be opened or created (${code}): is it a folder, or in a folder that cannot be written? Nothing was submitted.`);
     }
     throw error;

@@ -1,7 +1,7 @@
 // `imgbatch rebuild <manifest>`: a new database from the manifest and the output folder's
 // sidecars, for a database that was lost or cannot be opened. Adopts every image whose sidecar
 // matches its item's request (sha256 verified), pays nothing, and keeps the old file aside.
-import { existsSync, renameSync } from "node:fs";
+import { existsSync, renameSync, statSync } from "node:fs";
 import { outputLayout } from "../assets/image-stage.js";
 import { EXIT, ExitError } from "../errors.js";
 import { requestHash } from "../manifest/index.js";
@@ -11,7 +11,9 @@ import { DatabaseUnusableError, Store } from "../store/store.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
+import { openStoreOrExit } from "./open-store.js";
 import { runPaths } from "./paths.js";
+import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice } from "./provider-choice.js";
 
 export interface RebuildOptions {
@@ -50,6 +52,8 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   const layout = outputLayout(paths.outDir);
   let keptAside: string | null = null;
   if (existsSync(paths.db)) {
+    // Only a file is ever set aside: a folder given as --db is a mistake, not a database.
+    if (!statSync(paths.db).isFile()) throw new ExitError(EXIT.usage, `${paths.db} is not a file: --db names the database file. Nothing was changed.`);
     const items = itemsInUsableDb(paths.db, ctx.now());
     if (items !== null && !options.force) {
       throw new ExitError(EXIT.usage, `${paths.db} opens and holds ${items} item(s): nothing to rebuild. To rebuild it from the sidecars anyway (it is kept aside), add --force.`);
@@ -60,7 +64,7 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   }
   const sidecars = readSidecars(layout);
   const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: null, sidecars: () => providerOfSidecars(sidecars) });
-  const store = Store.open(paths.db);
+  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   try {
     store.syncManifest(
       manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, choice.name) })),

@@ -258,6 +258,7 @@ async function execute(
     reconcileWindowMs: DEFAULTS.reconcileWindowMs,
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
     retryAfterCapMs: DEFAULTS.retryAfterCapMs,
+    serviceDownMs: DEFAULTS.serviceDownMs,
     thumbnail: manifest.thumbnail,
     renditions: manifest.renditions,
     ...options.tuning,

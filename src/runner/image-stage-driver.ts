@@ -31,6 +31,8 @@ export interface ImageStageDeps extends DriverDeps {
   fileSync: FileSync;
   /** The run's hard stop: aborts downloads and waits. */
   signal: AbortSignal;
+  /** Any stop: ends a throttled wait (a paid image waits for the next run rather than for the service). */
+  softSignal: AbortSignal;
 }
 
 export class ImageStageDriver {
@@ -119,9 +121,9 @@ export class ImageStageDriver {
           // and the attempt is not used.
           attempt--;
           try {
-            await sleepMs(this.deps.gate.retryAfterMs(failure.retryAfterMs), this.deps.signal);
+            await sleepMs(this.deps.gate.retryAfterMs(failure.retryAfterMs), this.deps.softSignal);
           } catch {
-            return;
+            return; // stopping: the item stays `downloading`, the next run delivers it
           }
           continue;
         }
@@ -191,9 +193,17 @@ export class ImageStageDriver {
       case "completed":
         if (job.image.kind === "url") this.deps.store.update(item, { resultUrl: job.image.url });
         return job.image;
-      case "in-progress":
+      case "in-progress": {
+        // A job that flips between completed and in progress is bounded by the job timeout too.
+        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
+        if (runningMs > this.deps.options.jobTimeoutMs) {
+          const reason = `job ${item.jobId} reads in progress again ${Math.round(runningMs / 1000)} s after its submit (the job timeout is ${Math.round(this.deps.options.jobTimeoutMs / 1000)} s)`;
+          this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: "JOB_TIMEOUT", errorMessage: reason }, reason);
+          return null;
+        }
         this.host.backToService(this.host.move(item, "running", { nextAttemptAt: this.deps.now() + this.deps.options.pollIntervalMs }, "job reads in-progress again"));
         return null;
+      }
       case "failed":
       case "gone":
         if (item.sha256 !== null) {

@@ -39,7 +39,7 @@ export function nextLostSubmitStep(search: LostJobSearch, context: LostSubmitCon
       }
       return {
         step: "give-up",
-        detail: `nothing matched ${Math.round(context.waitedMs / 1000)} s after the submit while ${search.detail}: the submit may have made one of them; \`imgbatch retry\` submits it again`,
+        detail: `nothing matched ${Math.round(context.waitedMs / 1000)} s after the submit while ${search.detail}: the submit may have made one of them`,
       };
     case "none":
       if (context.foundNothingBefore) return { step: "submit-again", detail: `reconcile: ${search.detail}; the submit created nothing, submitting again` };

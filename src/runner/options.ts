@@ -28,6 +28,8 @@ export interface RunnerOptions {
   jobTimeoutMs: number;
   /** The longest Retry-After obeyed; a longer one stops the run (exit 3, resumable). */
   retryAfterCapMs: number;
+  /** How long the service may answer only failures (429, 5xx, timeouts) before the run stops (exit 3). */
+  serviceDownMs: number;
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
 }

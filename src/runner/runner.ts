@@ -81,16 +81,11 @@ export class Runner {
     this.options = deps.options;
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
-    this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now, (askedMs) => {
-      // Obeying would hold the lock for longer than anyone expects of a night's run.
+    this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now, (reason) => {
       if (this.fatal) return;
-      this.fatal = new FatalRunError(
-        `the service asked to wait ${Math.round(askedMs / 1000)} s before the next request (Retry-After), more than the ${Math.round(this.options.retryAfterCapMs / 1000)} s imgbatch waits: stopped, resumable — run again later`,
-        "RETRY_AFTER_TOO_LONG",
-        3,
-      );
-      this.log.error({ retryAfterMs: askedMs }, this.fatal.message);
-      this.stop("fatal");
+      this.fatal = new FatalRunError(reason.message, reason.code, 3);
+      this.log.error({ code: reason.code }, reason.message);
+      this.stop(reason.code === "SERVICE_UNREACHABLE" ? "service-unreachable" : "fatal");
     });
     const shared = { ...deps, gate: this.gate, options: this.options, log: this.log, now: this.now, random: deps.random ?? Math.random };
     this.serviceSide = new ServiceSideDriver(
@@ -108,7 +103,7 @@ export class Runner {
       },
     );
     this.imageStage = new ImageStageDriver(
-      { ...shared, fileSync: deps.fileSync ?? FSYNC_EACH_FILE, signal: this.hardStop.signal },
+      { ...shared, fileSync: deps.fileSync ?? FSYNC_EACH_FILE, signal: this.hardStop.signal, softSignal: this.softStop.signal },
       {
         move: (item, to, patch, detail) => this.move(item, to, patch, detail),
         retryOrFail: (item, code, message) => this.serviceSide.retryOrFail(item, code, message),

@@ -17,6 +17,14 @@ export interface ServiceGateOptions {
   throttleFallbackMs: number;
   /** The longest Retry-After obeyed. */
   retryAfterCapMs: number;
+  /** How long the service may answer nothing but failures (429s, 5xx, timeouts) before the run stops. */
+  serviceDownMs: number;
+}
+
+/** Why the gate gives up on the service for this run: the run stops, resumable (exit 3). */
+export interface GiveUp {
+  code: "RETRY_AFTER_TOO_LONG" | "SERVICE_UNREACHABLE";
+  message: string;
 }
 
 export class ServiceGate {
@@ -30,11 +38,15 @@ export class ServiceGate {
     private readonly options: ServiceGateOptions,
     private readonly log: Logger,
     private readonly now: () => number,
-    /** Told of a Retry-After longer than the cap: the run stops, resumable. */
-    private readonly onTooLongWait: (askedMs: number) => void = () => {},
+    /** Told when waiting for the service is no longer worth it: the run stops, resumable. */
+    private readonly onGiveUp: (reason: GiveUp) => void = () => {},
   ) {
     this.bucket = TokenBucket.forRpm(options.rpm, now);
+    this.lastAnswerAt = now();
   }
+
+  /** When the service last answered a request with anything but a failure. */
+  private lastAnswerAt: number;
 
   /** Resolves when one more request may be sent (--rpm, or a throttled key's pause). */
   take(signal?: AbortSignal): Promise<void> {
@@ -51,9 +63,18 @@ export class ServiceGate {
     try {
       const answer = await request;
       this.throttle.answered(sentAt);
+      this.lastAnswerAt = this.now();
       return answer;
     } catch (error) {
       const failure = classifyFailure(error);
+      if (failure.kind === "permanent") this.lastAnswerAt = this.now();
+      // Nothing but 429s, 5xx and timeouts for this long: the service is down for this run.
+      if ((failure.kind === "throttled" || failure.kind === "retryable") && this.now() - this.lastAnswerAt > this.options.serviceDownMs) {
+        this.onGiveUp({
+          code: "SERVICE_UNREACHABLE",
+          message: `the service has answered nothing but failures for ${Math.round((this.now() - this.lastAnswerAt) / 1000)} s (last: ${failure.kind === "throttled" ? "429" : failure.code}): stopped, resumable — run again later`,
+        });
+      }
       if (failure.kind === "throttled" && this.throttle.throttled(sentAt, this.now())) {
         const pauseMs = this.retryAfterMs(failure.retryAfterMs);
         this.bucket.pauseUntil(this.now() + pauseMs);
@@ -69,7 +90,11 @@ export class ServiceGate {
   retryAfterMs(retryAfterMs: number | null): number {
     const asked = retryAfterMs ?? this.options.throttleFallbackMs;
     if (asked <= this.options.retryAfterCapMs) return asked;
-    this.onTooLongWait(asked);
+    // Obeying would hold the lock for longer than anyone expects of a night's run.
+    this.onGiveUp({
+      code: "RETRY_AFTER_TOO_LONG",
+      message: `the service asked to wait ${Math.round(asked / 1000)} s before the next request (Retry-After), more than the ${Math.round(this.options.retryAfterCapMs / 1000)} s imgbatch waits: stopped, resumable — run again later`,
+    });
     return this.options.retryAfterCapMs;
   }
 

@@ -152,6 +152,12 @@ export class ServiceSideDriver {
    * `retry` reads that job again (adopting its image if it finished) before paying for another.
    */
   private failKeepingJob(item: ItemRecord, code: "POLL_FAILED" | "JOB_TIMEOUT", reason: string): ItemRecord {
+    if (item.sha256 !== null) return this.missing(item, code, reason);
+    // attempts 0: a retry already gave this job its second chance (store.requeueFailed); the next retry submits anew.
+    if (item.attempts === 0) {
+      const message = `${reason}; it was already read again after an earlier failure: \`imgbatch retry\` submits a new job`;
+      return this.host.move(item, "failed", { errorCode: code, errorMessage: message, jobId: null }, message);
+    }
     const message = `${reason}; the job id is kept: \`imgbatch retry\` reads it again before paying for a new one`;
     return this.host.move(item, "failed", { errorCode: code, errorMessage: message }, message);
   }
@@ -214,7 +220,8 @@ export class ServiceSideDriver {
   /** A lost submit whose outcome could not be settled: a person decides (`retry` submits again). */
   private unreconciled(item: ItemRecord, evidence: string): ItemRecord {
     this.foundNothingOnce.delete(item.id);
-    const message = `the submit's answer was lost and whether it made a job could not be settled: ${evidence}`;
+    const next = item.attempts === 0 ? "it was looked for again after an earlier retry: `imgbatch retry` submits it anew" : "`imgbatch retry` looks once more, then submits";
+    const message = `the submit's answer was lost and whether it made a job could not be settled: ${evidence}; ${next}`;
     return this.host.move(item, "failed", { errorCode: "UNRECONCILED", errorMessage: message }, message);
   }
 
@@ -238,13 +245,24 @@ export class ServiceSideDriver {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
       if (failure.kind === "fatal") throw failure.error;
-      // A 429 is the key's, not the item's: it waits and counts nothing.
-      if (failure.kind === "throttled") return this.later(item, this.deps.gate.retryAfterMs(failure.retryAfterMs));
+      // A 429 is the key's, not the item's: it waits and counts nothing, within the job timeout.
+      if (failure.kind === "throttled") {
+        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
+        if (runningMs > this.deps.options.jobTimeoutMs) return this.failKeepingJob(item, "JOB_TIMEOUT", `job ${item.jobId} could not be read (429) for ${Math.round(runningMs / 1000)} s after its submit`);
+        return this.later(item, this.deps.gate.retryAfterMs(failure.retryAfterMs));
+      }
+      if (failure.kind === "permanent") {
+        this.pollFailures.delete(item.id);
+        // The local renderer refusing the prompt: nothing was paid, the item fails with its reason.
+        if (this.deps.provider.name === "local" && item.sha256 === null) return this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message, jobId: null }, failure.message);
+        // A read refused for good (a redirect, a 4xx): the job may still finish, so it is kept.
+        return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} was refused (${failure.code}: ${failure.message})`);
+      }
       // Every other failed read counts: after a 5xx or a reset it is tried again soon, backing
       // off; a read that fails for good, or `maxAttempts` in a row, ends the item (job id kept).
       const failures = (this.pollFailures.get(item.id) ?? 0) + 1;
       this.pollFailures.set(item.id, failures);
-      if (failure.kind === "permanent" || failures >= this.deps.options.maxAttempts) {
+      if (failures >= this.deps.options.maxAttempts) {
         this.pollFailures.delete(item.id);
         return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} failed ${failures === 1 ? "" : `${failures} times in a row `}(last: ${failure.code}: ${failure.message})`);
       }
@@ -278,7 +296,8 @@ export class ServiceSideDriver {
         return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, runningMs));
       }
       case "completed": {
-        this.host.paid(job.credits);
+        // Charged once per job: a job read completed again (a URL that had to be refreshed) is not paid again.
+        if (item.credits === null) this.host.paid(job.credits);
         const updated = this.host.move(
           item,
           "downloading",
@@ -301,10 +320,18 @@ export class ServiceSideDriver {
           this.host.move(item, "queued", { attempts: item.attempts - 1, jobId: null, nextAttemptAt: 0 }, `${job.code}: ${job.message}`);
           throw new FatalRunError(`the account ran out of AI credits (${job.message}); stopped submitting — top up and run again`, job.code, 3);
         }
+        if (item.sha256 !== null) return this.missing(item, job.code, job.message);
         if (job.retryable) return this.retryOrFail(item, job.code, job.message);
         return this.host.move(item, "failed", { errorCode: job.code, errorMessage: job.message }, `${job.code}: ${job.message}`);
       case "gone":
+        if (item.sha256 !== null) return this.missing(item, job.code, `${job.message}: the service no longer has this job`);
         return this.retryOrFail(item, job.code, `${job.message}: the service no longer has this job`);
     }
+  }
+
+  /** An image delivered before and lost from disk since, which its job can no longer give: paying again is the user's call. */
+  private missing(item: ItemRecord, code: string, reason: string): ItemRecord {
+    const message = `the image is gone from disk and its job cannot give it again (${code}: ${reason}); \`imgbatch retry --missing\` pays for a new one`;
+    return this.host.move(item, "missing", { errorCode: "IMAGE_MISSING", errorMessage: message }, message);
   }
 }

@@ -18,7 +18,8 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   // downloading: its image is gone from disk, delivered again from the same job (no new submit).
   done: ["downloading"],
   // running: a retry of an item whose job could not be followed reads that job again first.
-  failed: ["queued", "running"],
+  // submitting: a retry of a lost submit that could not be settled looks for its job once more.
+  failed: ["queued", "running", "submitting"],
   // queued: only an explicit `retry --missing` pays for it again.
   missing: ["queued", "downloading"],
 };

@@ -239,6 +239,18 @@ export class Store {
     }
   }
 
+  /** Takes the write lock and lets it go: throws (SQLITE_READONLY, an I/O error) when no write can be made. */
+  probeWrite(): void {
+    try {
+      this.db.exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      // Another run holding the lock is the lock's business (beginRun), not a broken file.
+      if ((error as { code?: string }).code === "SQLITE_BUSY") return;
+      throw error;
+    }
+    this.db.exec("ROLLBACK");
+  }
+
   schemaVersion(): number {
     return this.db.pragma("user_version", { simple: true }) as number;
   }
@@ -455,7 +467,11 @@ export class Store {
       return chosen.map((item) =>
         item.state === "failed" && item.jobId !== null && JOB_KEPT_CODES.has(item.errorCode ?? "")
           ? this.transition(item, "running", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, submittedAt: this.now() }, `retry requested (was ${item.errorCode}): reading job ${item.jobId} again before paying for a new one`)
-          : this.transition(
+          : // A lost submit not settled: one more look at the listings first (attempts 0 marks it;
+            // if that look cannot settle it either, the next retry submits).
+            item.state === "failed" && item.errorCode === "UNRECONCILED" && item.attempts > 0
+            ? this.transition(item, "submitting", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null }, "retry requested (was UNRECONCILED): looking for the lost submit's job once more before paying")
+            : this.transition(
           item,
           "queued",
           {
