@@ -4,7 +4,7 @@
 // item left in flight unless the run says it stopped early.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import sharp from "sharp";
@@ -149,6 +149,10 @@ describe("every run ends, whatever the service answers", () => {
     db.close();
     if (code !== 3) expect(states.every((s) => s === "done" || s === "failed" || s === "missing"), states.join(",")).toBe(true);
     expect(Date.now() - started).toBeLessThan(bound);
+    // No partial file is left, and the key is in no file of the run.
+    const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    expect(files.filter((f) => f.endsWith(".imgbatch-tmp"))).toEqual([]);
+    for (const file of files) expect(readFileSync(file).includes(Buffer.from("pictai_chaos")), file).toBe(false);
   }, 120_000);
 
   it("a Retry-After beyond the cap stops the run resumable (exit 3) with the reason, instead of waiting it out", async () => {
