@@ -2,7 +2,6 @@ import type { PlannedItem } from "../manifest/types.js";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { outputLayout } from "../assets/image-stage.js";
 import { listSuperseded } from "../assets/superseded.js";
-import { liveItemsInSheetOrder, setManifestOrder } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
 import { renderContactSheetInto, SheetTally, withoutGenerationTime } from "./contact-sheet.js";
 import { resultLineOf, writeResults } from "./results.js";
@@ -16,11 +15,11 @@ import { resultLineOf, writeResults } from "./results.js";
 export async function writeReport(store: Store, name: string, outDir: string, order: SheetOrder, now: () => number = Date.now): Promise<void> {
   const tally = new SheetTally();
   await writeResults(store, outDir, (line) => tally.add(line));
-  if (order !== "as-synced") setManifestOrder(store.db, order);
+  if (order !== "as-synced") store.keepManifestOrder(order);
   const sheet = new AtomicFileWriter(`${outDir}/index.html`, { comparableHead: withoutGenerationTime });
   try {
     const lines = (function* () {
-      for (const at of liveItemsInSheetOrder(store.db)) yield { ...at, line: resultLineOf(at, outDir) };
+      for (const at of store.liveItemsInSheetOrder()) yield { ...at, line: resultLineOf(at, outDir) };
     })();
     renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits(), superseded: listSuperseded(outputLayout(outDir)) }, lines);
   } catch (error) {

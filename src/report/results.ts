@@ -3,7 +3,7 @@
 import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { redactSecrets } from "../secrets.js";
-import { liveItemsById, type ReportItem } from "../store/report-cursors.js";
+import type { ReportItem } from "../store/report-cursors.js";
 import type { Store } from "../store/store.js";
 import type { ItemRecord } from "../store/types.js";
 
@@ -119,7 +119,7 @@ export async function writeResults(store: Store, outDir: string, onLine: (line: 
   const jsonl = new AtomicFileWriter(`${outDir}/results.jsonl`);
   try {
     csv.write(resultsCsvHeader());
-    for (const reportItem of liveItemsById(store.db)) {
+    for (const reportItem of store.liveItems()) {
       const line = resultLineOf(reportItem, outDir);
       csv.write(resultsCsvRow(line));
       jsonl.write(resultsJsonlRow(line));

@@ -14,6 +14,7 @@ import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
 import { type SyncSummary, syncManifestInChunks } from "./manifest-sync.js";
 import type { HashWith, PlannedWithHash } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
+import { liveItemsById, liveItemsInSheetOrder, setManifestOrder, type ReportItem, type SheetItem } from "./report-cursors.js";
 import { patched, patchSql, type Row, toItem, toLockHolder, toRendition, toRun } from "./rows.js";
 
 const LIVE = "superseded_at IS NULL";
@@ -601,6 +602,23 @@ export class Store {
          WHERE outcome IS NULL AND id <> ?`,
       )
       .run(exceptId).changes;
+  }
+
+  // ---- report cursors ------------------------------------------------------------
+
+  /** Live items in database order, one row at a time (results.csv, results.jsonl). Consume without awaiting. */
+  liveItems(): Generator<ReportItem> {
+    return liveItemsById(this.db);
+  }
+
+  /** Live items in contact-sheet order (report-cursors.ts). Consume without awaiting. */
+  liveItemsInSheetOrder(): Generator<SheetItem> {
+    return liveItemsInSheetOrder(this.db);
+  }
+
+  /** Keeps `keys` as the manifest's item order for this connection's sheet (a sync keeps it too). */
+  keepManifestOrder(keys: Iterable<string>): void {
+    setManifestOrder(this.db, keys);
   }
 
   // ---- renditions ----------------------------------------------------------------
