@@ -5,8 +5,7 @@ import { sleepMs } from "./sleep.js";
 /**
  * A bucket that never lets more than `rpm` requests into any 60 s window, with a burst of a
  * tenth of a second's worth: a wave of polls due together goes out at once instead of
- * queueing one token interval apart, each holding its slot meanwhile (scenario 2 of the
- * benchmark: 1.28 → 1.25 × the ideal at --rpm 9000).
+ * queueing one token interval apart, each holding its slot meanwhile.
  */
 export function rpmBucketShape(rpm: number): { perMinute: number; burst: number } {
   if (rpm <= 0) return { perMinute: 0, burst: 1 };

@@ -60,8 +60,7 @@ export class Store {
 
   /**
    * Runs `work` in one transaction (nested: a savepoint). Made once: better-sqlite3 builds
-   * five wrapper functions per transaction() call, which was a tenth of the bytes allocated
-   * per item (allocation profile of bench 3).
+   * five wrapper functions per transaction() call, a large share of what a commit allocates.
    */
   private readonly atomically: <T>(work: () => T) => T;
 
