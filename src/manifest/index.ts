@@ -79,14 +79,15 @@ export function parseManifestText(text: string, fileName: string, format: Manife
     const parsedWhole = readCsvRows(body, preamble, names, issues, (row) => assembly.add(row));
     return assembly.finish(fileName, parsedWhole);
   }
-  let assembly: ManifestAssembly | null = null;
+  // The reader starts an assembly once it knows the header (again, when it reads the file twice).
+  const current: { assembly: ManifestAssembly | null } = { assembly: null };
   const header = readYamlManifest(body, names, issues, (known) => {
-    const started = new ManifestAssembly(known, issues);
-    assembly = started;
-    return (row) => started.add(row);
+    const assembly = new ManifestAssembly(known, issues);
+    current.assembly = assembly;
+    return (row) => assembly.add(row);
   });
-  if (header === null || assembly === null) throw new ManifestError(issues.sorted());
-  return (assembly as ManifestAssembly).finish(fileName, true, header);
+  if (header === null || current.assembly === null) throw new ManifestError(issues.sorted());
+  return current.assembly.finish(fileName, true, header);
 }
 
 function sourceNames(fileName: string): SourceNames {

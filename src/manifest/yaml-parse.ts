@@ -1,17 +1,18 @@
 // YAML text → Documents, in memory proportional to a row rather than to the file. The yaml
 // package's parseDocument holds the whole source-token tree and then the whole node tree of
-// the file: 2.4 GB and 34 s for a 50 MB manifest of 100,001 rows (issue 14; its CSV twin
-// takes 296 MB). Here the parser is fed one lexical token at a time, and the finished rows of
-// the top-level `rows:` list are taken out of its tree a batch at a time, composed into nodes
-// and handed on; the tree left at the end is the manifest without those rows. Measured with
-// test/bench/manifest-size.mjs. (The lexer is given the whole text at once: fed in pieces,
+// the file: validating a 50 MB manifest of 100,001 rows peaked at 2.4 GB RSS and took 17 s
+// (its CSV twin: 300 MB, 3 s). Here the parser is fed one lexical token at a time, and the
+// finished rows of the top-level `rows:` list are taken out of its tree a batch at a time,
+// composed into nodes and handed on; the tree left at the end is the manifest without those
+// rows: 360 MB and 7.5 s (test/bench/manifest-size.mjs; most of the time is the yaml
+// package's lexer, parser and composer). (The lexer is given the whole text at once: fed in pieces,
 // yaml 2.9.1's lexer loses a block scalar with an indentation indicator, `|2-`, whose first
 // line is blank when a piece ends after its header line.)
 //
 // Nesting is bounded while parsing (the composer recurses once per level, and 10,000 levels
 // overflowed the call stack), and the messages name the line.
 import { Composer, type CST, type Document, Lexer, type LineCounter, Parser, type YAMLError } from "yaml";
-import { syntaxProblems } from "./yaml-hints.js";
+import { syntaxProblems, type YamlProblem } from "./yaml-hints.js";
 
 /**
  * Parser nesting allowed (each block or flow collection and each scalar inside it counts).
@@ -31,9 +32,6 @@ const TOKENS_BETWEEN_LOOKS = 512;
 
 /** Rows kept at the end of the parser's list: the one being parsed, and the one before it (the parser looks back at it for an indented comment). */
 const ROWS_KEPT = 2;
-
-export type { YamlProblem } from "./yaml-hints.js";
-import type { YamlProblem } from "./yaml-hints.js";
 
 export interface ParsedYaml {
   /** The manifest without the rows handed on; null when it could not be parsed. */
