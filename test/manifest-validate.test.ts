@@ -18,7 +18,7 @@ interface Expected {
 
 const YAML_CASES: [string, string, Expected][] = [
   // shape and known keys
-  ["YAML syntax error", lines("rows:", "  - prompt: [unclosed"), { field: "", line: 3, message: /^YAML syntax: / }],
+  ["YAML syntax error: an unclosed bracket, at its own line", lines("rows:", "  - prompt: [unclosed"), { field: "", line: 2, message: /^YAML syntax: .*; the "\[" on this line has no "\]"$/ }],
   ["duplicate YAML key", lines("rows:", "  - prompt: Aurora Pro earbuds on a desk", "    prompt: again"), { field: "rows[0].prompt", line: 3, message: /^key "prompt" appears twice in a row \(first on line 2\); keep one$/ }],
   ["empty file", "", { field: "", line: 1, message: /the file is empty/ }],
   ["top level is not a mapping", lines("- prompt: Aurora Pro earbuds"), { field: "", line: 1, message: /the manifest must be a mapping/ }],
