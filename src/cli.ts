@@ -39,6 +39,7 @@ interface RunFlags {
   maxCredits?: string;
   retryFailed?: boolean;
   switchProvider?: boolean;
+  abandonInFlight?: boolean;
   jobTimeout?: string;
 }
 
@@ -107,6 +108,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     maxCredits: flags.maxCredits === undefined ? undefined : parseNonNegativeNumber(flags.maxCredits, "--max-credits"),
     retryFailed: flags.retryFailed,
     switchProvider: flags.switchProvider,
+    abandonInFlight: flags.abandonInFlight,
     jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
     quiet: globals.quiet,
   };
@@ -125,6 +127,7 @@ function addRunFlags(command: Command): Command {
     .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
     .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3")
     .option("--job-timeout <duration>", "a job still in progress this long after its submit fails JOB_TIMEOUT, job id kept (default 30m)")
+    .option("--abandon-in-flight", "make items whose request changed anew although their paid jobs are still at the service")
     .option("--switch-provider", "make items another (paying) provider made anew with this run's provider (their images are kept in superseded/)");
 }
 

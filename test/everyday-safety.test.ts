@@ -378,4 +378,28 @@ describe("earlier requests, interrupted adoptions and moves, retry by key", () =
     expect(byItems.code, byItems.stderr).toBe(0);
     expect(byItems.stderr).toContain("--items: no failed item with key(s) nope");
   }, 60_000);
+
+  it("a request changed while its paid job is still at the service is refused (exit 1), so that job's image is not lost", async () => {
+    const s = await startSim();
+    s.configure(sameLatencyForAllModels(60_000));
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), CSV);
+    const stopped = await cli(["run", "summer.csv", "--provider", "pictory", "--max-runtime", "300ms"], project, pictoryEnv(s));
+    expect(stopped.code, stopped.stderr).toBe(3);
+    const created = s.ledger().jobsCreated;
+    expect(created).toBeGreaterThan(0);
+    writeFileSync(join(project, "summer.csv"), CSV.replace("at dawn", "at dusk").replace("dark study", "bright study").replace("terracotta", "blue"));
+    const refused = await cli(["run", "summer.csv"], project, pictoryEnv(s));
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(/changed in the manifest while their paid jobs are still at the service/);
+    expect(refused.stderr).toContain("--abandon-in-flight");
+    expect(s.ledger().jobsCreated).toBe(created);
+    // Put back, the jobs are delivered.
+    writeFileSync(join(project, "summer.csv"), CSV);
+    s.configure(sameLatencyForAllModels(20));
+    s.advance(120_000);
+    const delivered = await cli(["run", "summer.csv"], project, pictoryEnv(s));
+    expect(delivered.code, delivered.stderr).toBe(0);
+    expect(s.ledger().jobsCreated).toBe(3);
+  }, 60_000);
 });

@@ -43,6 +43,15 @@ export function describeChoice(choice: ProviderChoice): string {
 
 /** The refusal of a run that would remake paid images with another provider: what, and the flag that says "yes". */
 export function paidReplacementMessage(refusal: PaidImagesWouldBeReplaced, choice: ProviderChoice, command: string, manifestAsTyped: string, outDir: string): string {
+  if (refusal.kind === "in-flight") {
+    const states = [...refusal.counts].map(([maker, byState]) => `${maker}: ${[...byState].map(([state, n]) => `${n} ${state}`).join(", ")}`).join("; ");
+    return [
+      `the request of ${refusal.total} item(s) changed in the manifest while their paid jobs are still at the service (${states}): ${refusal.examples.join(", ")}${refusal.total > refusal.examples.length ? ", …" : ""}.`,
+      `Nothing was submitted and no file was touched.`,
+      `  To keep those images: put those rows back as they were, run once (imgbatch ${command} ${manifestAsTyped}) so the jobs are delivered, then change them.`,
+      `  To make them anew now and leave those jobs' images at the service: add --abandon-in-flight.`,
+    ].join("\n");
+  }
   const makers = [...refusal.counts.keys()];
   // e.g. "pictory made and charged for (7 done, 1 running)"
   const made = [...refusal.counts].map(([maker, byState]) => `${maker} made and charged for (${[...byState].map(([state, n]) => `${n} ${state}`).join(", ")})`).join(" and ");

@@ -55,6 +55,8 @@ export interface RunCommandOptions {
   retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean };
   /** Remake items a paying provider made with the provider chosen now (--switch-provider). */
   switchProvider?: boolean;
+  /** Make changed items anew although their paid jobs are still at the service (--abandon-in-flight). */
+  abandonInFlight?: boolean;
   /** The command as the user typed it, for the hints in messages (default "run"). */
   command?: string;
   quiet?: boolean;
@@ -200,7 +202,7 @@ async function execute(
   const providerName = first.choice.name;
   let plan: ReturnType<Store["syncManifest"]>;
   try {
-    plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName, { hashWith: requestHash, allowProviderSwitch: options.switchProvider ?? false });
+    plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName, { hashWith: requestHash, allowProviderSwitch: options.switchProvider ?? false, abandonInFlight: options.abandonInFlight ?? false });
   } catch (error) {
     if (error instanceof PaidImagesWouldBeReplaced) throw new ExitError(EXIT.usage, paidReplacementMessage(error, first.choice, first.command, first.manifestAsTyped, outDir));
     throw error;

@@ -40,7 +40,7 @@ export function syncManifestInChunks(
   planned: Iterable<PlannedWithHash>,
   provider: ProviderName,
   at: { now: number; runId: number | null },
-  rules: { hashWith: HashWith; allowProviderSwitch: boolean },
+  rules: { hashWith: HashWith; allowProviderSwitch: boolean; abandonInFlight: boolean },
 ): SyncSummary {
   // A chunk's keys go in as one JSON array: one statement per chunk, not one per item (a
   // resume of 100,000 items syncs in about the time one scan of every record took).
@@ -57,7 +57,7 @@ export function syncManifestInChunks(
   const appendEvent = db.prepare(`INSERT INTO events (item_id, run_id, at, from_state, to_state, detail, error_code) VALUES (?, ?, ?, ?, ?, ?, NULL)`);
   const removedIds = db.prepare(`SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND key NOT IN (SELECT key FROM temp.manifest_order) ORDER BY id`).pluck();
   const { now, runId } = at;
-  const paidReplacements = new PaidReplacementCheck(rules.allowProviderSwitch);
+  const paidReplacements = new PaidReplacementCheck({ providerSwitch: rules.allowProviderSwitch, abandonInFlight: rules.abandonInFlight });
   const saveProvider = db.prepare(`INSERT INTO settings (name, value) VALUES ('provider', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`);
   const summary: SyncSummary = { inserted: 0, supersede: [], removed: 0, returned: 0, unchanged: 0, revived: [] };
   const doneBefore = db.prepare(`SELECT id, sha256 FROM items WHERE key = ? AND request_hash = ? AND superseded_at IS NOT NULL AND state = 'done' ORDER BY id DESC LIMIT 1`);

@@ -265,11 +265,12 @@ export class Store {
    * Brings the stored items in line with the manifest, in one transaction, a chunk at a time
    * (manifest-sync.ts). Also keeps the manifest's item order for this connection's reports.
    */
-  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: { hashWith?: HashWith; allowProviderSwitch?: boolean } = {}): SyncSummary {
+  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: { hashWith?: HashWith; allowProviderSwitch?: boolean; abandonInFlight?: boolean } = {}): SyncSummary {
     this.beforeWrite("fsync");
     return syncManifestInChunks(this.db, planned, provider, { now: this.now(), runId: this.runId }, {
       hashWith: rules.hashWith ?? (() => ""),
       allowProviderSwitch: rules.allowProviderSwitch ?? false,
+      abandonInFlight: rules.abandonInFlight ?? false,
     });
   }
 

@@ -90,10 +90,22 @@ export function replacesPaidImage(entry: SupersedeEntry): boolean {
   return entry.reason === "provider" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && PAID_STATES.includes(entry.oldState);
 }
 
-/** A sync refused because it would remake paid images with another provider (nothing was written). */
+/** States of a record whose job is at the service: paid, or about to be, and not delivered yet. */
+const IN_FLIGHT_STATES: readonly ItemState[] = ["submitting", "running", "downloading"];
+
+/** Whether superseding this record (its request changed) would leave a paying provider's job undelivered. */
+export function abandonsPaidJob(entry: SupersedeEntry): boolean {
+  return entry.reason === "request" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && IN_FLIGHT_STATES.includes(entry.oldState);
+}
+
+/**
+ * A sync refused (nothing was written): it would remake paid images with another provider
+ * ("provider"), or drop paid jobs still at the service because their request changed ("in-flight").
+ */
 export class PaidImagesWouldBeReplaced extends Error {
   override name = "PaidImagesWouldBeReplaced";
   constructor(
+    readonly kind: "provider" | "in-flight",
     /** Counts by the provider that made them and their state, e.g. `pictory` → `done` → 7. */
     readonly counts: ReadonlyMap<ProviderName, ReadonlyMap<ItemState, number>>,
     readonly examples: readonly string[],
@@ -108,22 +120,33 @@ export class PaidImagesWouldBeReplaced extends Error {
   }
 }
 
-/** Gathers the records a sync would wrongly replace, then throws them as one refusal. */
-export class PaidReplacementCheck {
-  private readonly counts = new Map<ProviderName, Map<ItemState, number>>();
-  private readonly examples: string[] = [];
+/** Records of one kind a sync would wrongly replace, by provider and state, with a few keys. */
+class Refused {
+  readonly counts = new Map<ProviderName, Map<ItemState, number>>();
+  readonly examples: string[] = [];
 
-  constructor(private readonly allowed: boolean) {}
-
-  check(entry: SupersedeEntry): void {
-    if (this.allowed || !replacesPaidImage(entry)) return;
+  add(entry: SupersedeEntry): void {
     const byState = this.counts.get(entry.oldProvider!) ?? new Map<ItemState, number>();
     byState.set(entry.oldState!, (byState.get(entry.oldState!) ?? 0) + 1);
     this.counts.set(entry.oldProvider!, byState);
     if (this.examples.length < 5) this.examples.push(entry.key);
   }
+}
+
+/** Gathers the records a sync would wrongly replace, then throws them as one refusal. */
+export class PaidReplacementCheck {
+  private readonly switches = new Refused();
+  private readonly inFlight = new Refused();
+
+  constructor(private readonly allowed: { providerSwitch: boolean; abandonInFlight: boolean }) {}
+
+  check(entry: SupersedeEntry): void {
+    if (!this.allowed.providerSwitch && replacesPaidImage(entry)) this.switches.add(entry);
+    else if (!this.allowed.abandonInFlight && abandonsPaidJob(entry)) this.inFlight.add(entry);
+  }
 
   throwIfAny(): void {
-    if (this.counts.size > 0) throw new PaidImagesWouldBeReplaced(this.counts, this.examples);
+    if (this.switches.counts.size > 0) throw new PaidImagesWouldBeReplaced("provider", this.switches.counts, this.switches.examples);
+    if (this.inFlight.counts.size > 0) throw new PaidImagesWouldBeReplaced("in-flight", this.inFlight.counts, this.inFlight.examples);
   }
 }
