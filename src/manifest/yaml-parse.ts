@@ -53,10 +53,10 @@ export interface YamlRowSink {
 
 /**
  * Parses a manifest, handing rows to `sink` as they are parsed; the `rows:` list left in the
- * returned document holds the rows after them. Rows are taken only while no anchor (`&name`)
- * and no directive (`%YAML`) has been seen: an alias in a later row may refer to any anchor
- * before it, and a directive changes how every scalar reads, so from then on the rows stay in
- * the one document. `lineCounter` is filled with the lines of the text as it is parsed.
+ * returned document holds the rows after them. An alias may name an anchor in an earlier
+ * batch: the reader follows anchors across documents (yaml-anchors.ts). Rows are not taken
+ * from a file with a directive (`%YAML 1.1`), which changes how every scalar reads.
+ * `lineCounter` is filled with the lines of the text as it is parsed.
  */
 export function parseManifestYaml(text: string, lineCounter: LineCounter, sink: YamlRowSink): ParsedYaml {
   const parser = new Parser(lineCounter.addNewLine);
@@ -66,9 +66,8 @@ export function parseManifestYaml(text: string, lineCounter: LineCounter, sink: 
   let documents = 0;
   /** The `rows:` key whose rows are taken: set with the first batch. */
   let rowsKeyOffset: number | null = null;
-  /** An anchor or a directive was seen: rows stay in the parser's tree from then on. */
+  /** A directive was seen: rows stay in the parser's tree. */
   let keepRows = false;
-  let atScalar = false;
 
   const takeRows = (): void => {
     const rows = rowsBeingParsed(parser.stack);
@@ -87,10 +86,6 @@ export function parseManifestYaml(text: string, lineCounter: LineCounter, sink: 
   lineCounter.addNewLine(0);
   let tokens = 0;
   for (const lexeme of new Lexer().lex(text)) {
-    // A scalar's text follows its marker lexeme; only other lexemes can be an anchor.
-    if (atScalar) atScalar = false;
-    else if (lexeme === "\x1f") atScalar = true;
-    else if (lexeme[0] === "&") keepRows = true;
     for (const token of parser.next(lexeme)) {
       if (token.type === "document") documents++;
       if (token.type === "directive") keepRows = true;

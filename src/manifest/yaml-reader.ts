@@ -1,8 +1,9 @@
 // Typed reads from a YAML node tree that report a located issue instead of throwing.
 // Works on the Document (not on toJS output) so that every value keeps its line.
-import { type Alias, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
+import { type Alias, isAlias, isMap, isScalar, isSeq, type LineCounter, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
 import type { IssueList, Where } from "./draft.js";
 import { characterProblem, describeKnown, unknownKeyMessage } from "./values.js";
+import type { YamlAnchors } from "./yaml-anchors.js";
 
 export type YamlNode = Scalar | YAMLMap | YAMLSeq;
 
@@ -25,13 +26,11 @@ export interface MapEntry {
 export const MAX_ALIAS_VALUES = 10_000;
 
 export class YamlReader {
-  /** Each alias's anchored node, and the values each node stands for: built on the first alias. */
-  private aliases: { targets: Map<Alias, Node>; sizes: Map<Node, number> } | null = null;
   private readonly refused = new Set<Alias>();
 
-  /** `root`: the document's contents, walked in order to find each alias's anchor. */
+  /** `anchors`: every document read so far, this one included (yaml-anchors.ts). */
   constructor(
-    private readonly root: unknown,
+    private readonly anchors: YamlAnchors,
     private readonly lineCounter: LineCounter,
     readonly issues: IssueList,
   ) {}
@@ -44,9 +43,8 @@ export class YamlReader {
   }
 
   private resolveAlias(alias: Alias, field: string): YamlNode | null {
-    this.aliases ??= walkAliases(this.root);
-    const target = this.aliases.targets.get(alias);
-    const size = target === undefined ? 0 : (this.aliases.sizes.get(target) ?? Number.POSITIVE_INFINITY);
+    const target = this.anchors.target(alias);
+    const size = target === undefined ? 0 : this.anchors.sizeOf(target);
     const problem =
       target === undefined
         ? `alias *${alias.source} has no anchor &${alias.source} above it`
@@ -173,35 +171,6 @@ export function describe(node: YamlNode | null): string {
   if (value === null) return "nothing";
   if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
   return `${typeof value} ${String(node.source ?? value)}`;
-}
-
-/**
- * Every alias's anchored node (the nearest anchor of its name before it, in document order)
- * and how many values each node stands for with its aliases followed: one walk, each node
- * counted once. Recursion is as deep as the nesting, which the parser bounds (yaml-parse.ts).
- */
-function walkAliases(root: unknown): { targets: Map<Alias, Node>; sizes: Map<Node, number> } {
-  const anchors = new Map<string, Node>();
-  const targets = new Map<Alias, Node>();
-  const sizes = new Map<Node, number>();
-  const walk = (node: unknown): number => {
-    if (isAlias(node)) {
-      const target = anchors.get(node.source);
-      if (target === undefined) return 1;
-      targets.set(node, target);
-      // Not yet counted: the alias is inside its own anchor's value.
-      return sizes.get(target) ?? Number.POSITIVE_INFINITY;
-    }
-    if (!isScalar(node) && !isMap(node) && !isSeq(node)) return 0;
-    if (node.anchor !== undefined) anchors.set(node.anchor, node);
-    let size = 1;
-    if (isMap(node)) for (const pair of node.items) size += walk(pair.key) + walk(pair.value);
-    else if (isSeq(node)) for (const item of node.items) size += walk(item);
-    sizes.set(node, size);
-    return size;
-  };
-  walk(root);
-  return { targets, sizes };
 }
 
 /** For text written as `{{product}}` or `[draft]`, which YAML reads as a mapping or a list. */

@@ -5,6 +5,7 @@ import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
 import { type DraftHeader, type DraftRow, type FieldValues, IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
 import { readRenditions, readThumbnail } from "./outputs.js";
 import { enumProblem, idProblem, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
+import { YamlAnchors } from "./yaml-anchors.js";
 import { parseManifestYaml } from "./yaml-parse.js";
 import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
 
@@ -36,18 +37,21 @@ export type RowSink = (header: DraftHeader) => (row: DraftRow) => void;
  */
 export function readYamlManifest(text: string, names: SourceNames, issues: IssueList, sink: RowSink, knownHeader?: DraftHeader): DraftHeader | null {
   const lineCounter = new LineCounter();
+  const anchors = new YamlAnchors();
   // The issues of rows read before the end count only if the whole file parses.
   const takenIssues = new IssueList(issues.file);
   let addRow: ((row: DraftRow) => void) | null = null;
   let takenCount = 0;
   const parsed = parseManifestYaml(text, lineCounter, {
     start(before) {
-      addRow = sink(knownHeader ?? readEarlyHeader(before, lineCounter, names));
+      anchors.add(before.contents);
+      addRow = sink(knownHeader ?? readEarlyHeader(before, anchors, lineCounter, names));
     },
     rows(batch) {
       const list = batch.contents;
       if (!isSeq(list) || addRow === null) return;
-      const reader = new YamlReader(list, lineCounter, takenIssues);
+      anchors.add(list);
+      const reader = new YamlReader(anchors, lineCounter, takenIssues);
       for (const item of list.items) {
         const row = readRow(reader, list, item, takenCount++, names.base);
         if (row !== null) addRow(row);
@@ -58,7 +62,8 @@ export function readYamlManifest(text: string, names: SourceNames, issues: Issue
   if (parsed.doc === null || parsed.problems.length > 0) return null;
   issues.items.push(...takenIssues.items);
 
-  const reader = new YamlReader(parsed.doc.contents, lineCounter, issues);
+  anchors.add(parsed.doc.contents);
+  const reader = new YamlReader(anchors, lineCounter, issues);
   const root = reader.resolve(parsed.doc.contents, "");
   if (root === null || (isScalar(root) && root.value === null)) {
     issues.add({ field: "", line: 1 }, `the file is empty; expected a mapping with at least "rows"`);
@@ -99,8 +104,8 @@ function readHeader(reader: YamlReader, top: Map<string, MapEntry>, names: Sourc
 }
 
 /** The header written above `rows:`, for the rows read before the end; its issues are reported with the whole document's. */
-function readEarlyHeader(before: Document.Parsed, lineCounter: LineCounter, names: SourceNames): DraftHeader {
-  const reader = new YamlReader(before.contents, lineCounter, new IssueList(names.file));
+function readEarlyHeader(before: Document.Parsed, anchors: YamlAnchors, lineCounter: LineCounter, names: SourceNames): DraftHeader {
+  const reader = new YamlReader(anchors, lineCounter, new IssueList(names.file));
   const top = reader.entries(reader.resolve(before.contents, ""), { field: "", line: 1 }, TOP_KEYS, "the manifest");
   return readHeader(reader, top ?? new Map(), names);
 }
