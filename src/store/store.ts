@@ -1,21 +1,21 @@
 // The SQLite checkpoint store. All SQL of imgbatch lives in src/store/. Every state change
 // also appends an event, so a night's history can be read back; the changes of one turn of
 // the event loop commit together (beforeWrite).
-import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { deferred, type Deferred } from "../deferred.js";
-import { FatalRunError, InternalError, errorMessage } from "../errors.js";
+import type Database from "better-sqlite3";
+import { FatalRunError, InternalError } from "../errors.js";
 import { redactSecrets } from "../secrets.js";
 import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
-import { MIGRATIONS } from "./migrations.js";
+import { CommitGroups, type WriteCommit } from "./sqlite/commit-groups.js";
+import { openDatabase } from "./sqlite/open.js";
+import { failureReasons, readEvents, runFailureReasons, type FailureReason } from "./sqlite/history.js";
+import { RunBook } from "./sqlite/runs.js";
 import { canTransition, ITEM_STATES, type ItemState } from "./states.js";
 import { type SyncSummary, syncManifestInChunks } from "./manifest-sync.js";
 import type { HashWith, PlannedWithHash } from "./sync.js";
 import type { EventRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
 import { liveItemsById, liveItemsInSheetOrder, setManifestOrder, type ReportItem, type SheetItem } from "./report-cursors.js";
-import { patched, patchSql, type Row, toItem, toLockHolder, toRendition, toRun } from "./rows.js";
+import { patched, patchSql, type Row, toItem, toRendition } from "./rows.js";
 
 const LIVE = "superseded_at IS NULL";
 
@@ -30,13 +30,9 @@ function redactedPatch(patch: ItemPatch): ItemPatch {
 /** Failures that keep the item's job id: a retry reads that job again before paying for another. */
 const JOB_KEPT_CODES: ReadonlySet<string> = new Set(["JOB_TIMEOUT", "POLL_FAILED"]);
 
-export type StateCounts = Record<ItemState, number>;
+export { DatabaseUnusableError } from "./sqlite/open.js";
 
-interface CommitGroup {
-  /** Commits with synchronous=FULL: it holds a `submitting`. */
-  fsync: boolean;
-  committed: Deferred;
-}
+export type StateCounts = Record<ItemState, number>;
 
 export interface StoreOptions {
   readonly?: boolean;
@@ -51,12 +47,8 @@ export class Store {
 
   /** Each SQL text is prepared once per connection: preparing costs more than running. */
   private readonly statements = new Map<string, Database.Statement>();
-  /** Mirrors PRAGMA synchronous: FULL (fsync at each commit) unless a light write set NORMAL. */
-  private fsyncEachCommit = true;
-  /** The open transaction of this turn's state changes (beforeWrite). */
-  private group: CommitGroup | null = null;
-  /** Why a group failed to commit (failGroup): thrown by every later write. */
-  private broken: FatalRunError | null = null;
+  private readonly groups: CommitGroups;
+  private readonly runBook: RunBook;
 
   /**
    * Runs `work` in one transaction (nested: a savepoint). Made once: better-sqlite3 builds
@@ -69,6 +61,8 @@ export class Store {
     this.now = now;
     const transaction = db.transaction((work: () => unknown) => work());
     this.atomically = <T>(work: () => T): T => transaction(work) as T;
+    this.groups = new CommitGroups(db, (source) => this.statement(source));
+    this.runBook = new RunBook(db, (source) => this.statement(source), (commit) => this.beforeWrite(commit), () => this.now());
   }
 
   private statement(source: string): Database.Statement {
@@ -80,117 +74,24 @@ export class Store {
     return statement;
   }
 
-  /**
-   * How a write commits. An item's state changes made in one turn of the event loop share one
-   * transaction, committed when the turn ends (`grouped`): at zero latency four commits per
-   * item became about one (benchmark scenario 3).
-   * - "grouped-fsync": `submitting`, written before a submit is sent, on which money rests.
-   *   Its group commits with synchronous=FULL (an fsync of the WAL), and the submit waits for
-   *   that commit (`committed`). The other submits of the turn share the fsync.
-   * - "grouped": the item's later steps (running with its job id, downloading, done, failed,
-   *   notes, poll times, renditions) and the heartbeat. Alone in a group they commit with
-   *   NORMAL: in WAL mode that survives a killed process, and the next FULL commit makes it
-   *   durable on disk.
-   * - "fsync": planning and run bookkeeping, alone and FULL, after the open group commits.
-   * A kill loses at most the state changes of its last turn, a power cut those since the last
-   * FULL commit: each goes back to a state the next run resumes without paying again (a
-   * `submitting` row is reconciled through the listings, a `running` one is read again, a
-   * `downloading` one delivered again), as a kill during a submit's request always could.
-   */
-  private beforeWrite(commit: "fsync" | "grouped" | "grouped-fsync"): void {
-    if (this.db.readonly) return;
-    if (this.broken) throw this.broken;
-    this.failIfRolledBack();
-    if (commit === "fsync") {
-      this.commitGroup();
-      this.fsyncCommits(true);
-      return;
-    }
-    const fsync = commit === "grouped-fsync";
-    if (this.group) {
-      if (!fsync || this.group.fsync) return;
-      // A NORMAL group ends early: SQLite cannot make it FULL once begun.
-      this.commitGroup();
-    } else if (this.db.inTransaction) {
-      // Inside an outer write (requeueFailed), which commits FULL; no submit belongs there.
-      if (fsync) throw new InternalError("a submit inside another write's transaction could not be waited for");
-      return;
-    }
-    this.openGroup(fsync);
-  }
-
-  private fsyncCommits(durable: boolean): void {
-    // Inside a transaction the outer write has chosen already (SQLite refuses a change there).
-    if (this.fsyncEachCommit === durable || this.db.inTransaction) return;
-    this.statement(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").run();
-    this.fsyncEachCommit = durable;
-  }
-
-  private openGroup(fsync: boolean): void {
-    this.fsyncCommits(fsync);
-    this.statement("BEGIN").run();
-    const group: CommitGroup = { fsync, committed: deferred() };
-    // Most groups have nobody waiting on them: their failure reaches every later write.
-    group.committed.promise.catch(() => {});
-    this.group = group;
-    setImmediate(() => {
-      if (this.group !== group) return; // committed early
-      try {
-        this.commitGroup();
-      } catch {
-        /* kept in `broken`: every later write throws it */
-      }
-    });
+  /** How a write commits: see CommitGroups.beforeWrite. */
+  private beforeWrite(commit: WriteCommit): void {
+    this.groups.beforeWrite(commit);
   }
 
   /** Commits the open group of state changes now, if there is one. */
   commitGroup(): void {
-    const group = this.group;
-    if (!group || !this.db.open) return;
-    this.failIfRolledBack();
-    try {
-      this.statement("COMMIT").run();
-    } catch (error) {
-      this.failGroup(error);
-    }
-    this.group = null;
-    group.committed.resolve();
-  }
-
-  /** An I/O error or a full disk makes SQLite roll the whole open transaction back by itself. */
-  private failIfRolledBack(): void {
-    if (this.group && !this.db.inTransaction) this.failGroup(new Error("SQLite rolled the open transaction back"));
-  }
-
-  /**
-   * The open group did not commit. Its waiters (submits) are told first, and the store
-   * refuses every later write: the run's records in memory no longer match the database, and
-   * whatever the next run finds there it resumes without paying again.
-   */
-  private failGroup(cause: unknown): never {
-    const group = this.group;
-    this.group = null;
-    this.broken = new FatalRunError(`the job database could not commit: ${errorMessage(cause)}`, "DB_COMMIT_FAILED", 3, { cause });
-    group?.committed.reject(this.broken);
-    try {
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
-    } catch {
-      /* the connection is closed on exit; nothing more is written through it */
-    }
-    throw this.broken;
+    this.groups.commitGroup();
   }
 
   /** Set once a group failed to commit: every write since throws it. */
   get failure(): FatalRunError | null {
-    return this.broken;
+    return this.groups.failure;
   }
 
-  /**
-   * Resolves once every state change made so far is committed: on disk, when one of them
-   * was `submitting` (its group committed FULL). Rejects when that commit failed.
-   */
+  /** Resolves once every state change so far is committed (on disk, when one was `submitting`). */
   committed(): Promise<void> {
-    return this.group ? this.group.committed.promise : Promise.resolve();
+    return this.groups.committed();
   }
 
   /**
@@ -198,36 +99,7 @@ export class Store {
    * newer imgbatch, throws DatabaseUnusableError: the caller names the way out (rebuild).
    */
   static open(path: string, options: StoreOptions = {}): Store {
-    if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
-    let db: Database.Database | null = null;
-    try {
-      db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
-      db.pragma("busy_timeout = 5000");
-      // SQLite's own default page cache (2 MiB) instead of better-sqlite3's 16 MiB, which
-      // made memory grow with the manifest; the OS page cache keeps reads cheap.
-      db.pragma("cache_size = -2000");
-      // A file of a newer imgbatch is refused before anything here changes it (WAL mode included).
-      const version = db.pragma("user_version", { simple: true }) as number;
-      if (version > MIGRATIONS.length) throw newerSchema(version);
-      if (!options.readonly) {
-        switchToWal(db);
-        // FULL: a committed transition survives power loss, which is what "never pay twice" rests on.
-        db.pragma("synchronous = FULL");
-        // Off while a migration rebuilds a table that others reference (SQLite's own recipe).
-        db.pragma("foreign_keys = OFF");
-        migrate(db);
-        db.pragma("foreign_keys = ON");
-      } else {
-        // A read of the schema: a file that is no database fails here, not at the first query.
-        db.prepare("SELECT COUNT(*) FROM sqlite_master").get();
-      }
-    } catch (error) {
-      db?.close();
-      if (error instanceof DatabaseUnusableError) throw error;
-      if (isSqliteCorruption(error)) throw new DatabaseUnusableError(`${path} is not a readable imgbatch database (${errorMessage(error)})`, { cause: error });
-      throw error;
-    }
-    return new Store(db, options.now ?? Date.now);
+    return new Store(openDatabase(path, options), options.now ?? Date.now);
   }
 
   /** Commits the open group (throwing when it cannot) and closes. */
@@ -409,47 +281,19 @@ export class Store {
     return this.statement(`SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)`).pluck().get({ ref }) === 1;
   }
 
+  /** Every event (of one item, or all), oldest first. */
   events(itemId?: number): EventRecord[] {
-    const rows = this.statement(
-        `SELECT e.*, i.key FROM events e JOIN items i ON i.id = e.item_id ${itemId === undefined ? "" : "WHERE e.item_id = ?"} ORDER BY e.id`,
-      )
-      .all(...(itemId === undefined ? [] : [itemId])) as Row[];
-    return rows.map((r) => ({
-      itemId: r.item_id as number,
-      key: r.key as string,
-      runId: r.run_id as number | null,
-      at: r.at as number,
-      from: r.from_state as ItemState | null,
-      to: r.to_state as ItemState,
-      detail: r.detail as string | null,
-    }));
+    return readEvents((source) => this.statement(source), itemId);
   }
 
   /** Failed items' codes with counts, most common first. */
-  failureReasons(limit = 5, runId?: number): { code: string; count: number; example: string }[] {
-    const filter = runId === undefined ? "" : `AND id IN (SELECT item_id FROM events WHERE run_id = ${Number(runId)} AND to_state = 'failed')`;
-    const rows = this.statement(
-        `SELECT COALESCE(error_code, 'UNKNOWN') AS code, COUNT(*) AS n, MAX(error_message) AS example FROM items
-         WHERE ${LIVE} AND in_manifest = 1 AND state = 'failed' ${filter} GROUP BY 1 ORDER BY n DESC, code LIMIT ?`,
-      )
-      .all(limit) as Row[];
-    return rows.map((r) => ({ code: r.code as string, count: r.n as number, example: (r.example as string | null) ?? "" }));
+  failureReasons(limit = 5): FailureReason[] {
+    return failureReasons((source) => this.statement(source), limit);
   }
 
-  /**
-   * Why items failed during one run, most common first: from the run's own events, so the
-   * answer does not change when those items are retried later.
-   */
-  runFailureReasons(runId: number, limit = 5): { code: string; count: number; example: string }[] {
-    // A database not yet migrated to 3 (status opens it read-only) has no event codes.
-    const eventCode = this.schemaVersion() >= 3 ? "e.error_code, " : "";
-    const rows = this.statement(
-        `SELECT COALESCE(${eventCode}i.error_code, 'UNKNOWN') AS code, COUNT(*) AS n, COALESCE(MAX(e.detail), MAX(i.error_message)) AS example
-         FROM events e JOIN items i ON i.id = e.item_id
-         WHERE e.run_id = ? AND e.to_state = 'failed' GROUP BY 1 ORDER BY n DESC, code LIMIT ?`,
-      )
-      .all(runId, limit) as Row[];
-    return rows.map((r) => ({ code: r.code as string, count: r.n as number, example: (r.example as string | null) ?? "" }));
+  /** Why items failed during one run, from its own events (retries later do not change it). */
+  runFailureReasons(runId: number, limit = 5): FailureReason[] {
+    return runFailureReasons((source) => this.statement(source), this.schemaVersion(), runId, limit);
   }
 
   // ---- retry ---------------------------------------------------------------------
@@ -522,86 +366,42 @@ export class Store {
     });
   }
 
-  // ---- runs and the lock ---------------------------------------------------------
+  // ---- runs and the lock (sqlite/runs.ts) ----------------------------------------
 
   endRun(id: number, end: { outcome: RunOutcome; exitCode: number; stopReason: string | null; itemsDone: number; itemsFailed: number; credits: number }): void {
-    this.beforeWrite("fsync");
-    this.statement(`UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, stop_reason = ?, items_done = ?, items_failed = ?, credits = ? WHERE id = ?`)
-      .run(this.now(), end.outcome, end.exitCode, redactSecrets(end.stopReason), end.itemsDone, end.itemsFailed, end.credits, id);
+    this.runBook.endRun(id, end);
   }
 
   run(id: number): RunRecord | undefined {
-    const row = this.statement(`SELECT * FROM runs WHERE id = ?`).get(id) as Row | undefined;
-    return row ? toRun(row) : undefined;
+    return this.runBook.run(id);
   }
 
   recentRuns(limit: number): RunRecord[] {
-    return (this.statement(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as Row[]).map(toRun);
+    return this.runBook.recentRuns(limit);
   }
 
-  /**
-   * Starts a run if no live process holds this database's lock, taking the lock in the
-   * same transaction. `isStale` judges a holder (same host: is its pid alive; other host:
-   * is its heartbeat old). BEGIN IMMEDIATE makes check-and-take atomic between two
-   * processes starting at once.
-   */
-  beginRun(
-    info: { pid: number; host: string; provider: string; manifestFile: string },
-    isStale: (holder: LockHolder) => boolean,
-  ): { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder } {
-    // A live holder is seen with a plain read: a busy run holds the write lock for most of
-    // each turn (its group), and BEGIN IMMEDIATE could wait out busy_timeout for it.
-    const seen = this.lockHolder();
-    if (seen && !isStale(seen)) return { acquired: false, holder: seen };
-    this.beforeWrite("fsync");
-    const result = this.db.transaction(() => {
-      const holder = this.lockHolder();
-      if (holder && !isStale(holder)) return { acquired: false as const, holder };
-      const now = this.now();
-      const runId = Number(
-        this.statement(`INSERT INTO runs (started_at, pid, host, provider, manifest_file) VALUES (?, ?, ?, ?, ?)`)
-          .run(now, info.pid, info.host, info.provider, info.manifestFile).lastInsertRowid,
-      );
-      this.statement(`INSERT OR REPLACE INTO run_lock (id, run_id, pid, host, started_at, heartbeat_at) VALUES (1, ?, ?, ?, ?, ?)`)
-        .run(runId, info.pid, info.host, now, now);
-      return { acquired: true as const, run: this.run(runId)!, tookOverFrom: holder ?? null };
-    }).immediate();
+  /** Starts a run unless a live process holds the lock (RunBook.beginRun); its events carry the run's id. */
+  beginRun(...args: Parameters<RunBook["beginRun"]>): ReturnType<RunBook["beginRun"]> {
+    const result = this.runBook.beginRun(...args);
     if (result.acquired) this.runId = result.run.id;
     return result;
   }
 
   lockHolder(): LockHolder | null {
-    const row = this.statement(`SELECT * FROM run_lock WHERE id = 1`).get() as Row | undefined;
-    return row ? toLockHolder(row) : null;
+    return this.runBook.lockHolder();
   }
 
   heartbeat(runId: number): void {
-    this.beforeWrite("grouped");
-    this.statement(`UPDATE run_lock SET heartbeat_at = ? WHERE id = 1 AND run_id = ?`).run(this.now(), runId);
+    this.runBook.heartbeat(runId);
   }
 
   releaseLock(runId: number): void {
-    this.beforeWrite("fsync");
-    this.statement(`DELETE FROM run_lock WHERE id = 1 AND run_id = ?`).run(runId);
+    this.runBook.releaseLock(runId);
   }
 
-  /**
-   * Runs that never closed (the process died) are marked so status tells the truth. Their
-   * figures come from their events; their end is their last event (or their start).
-   * Returns how many were closed.
-   */
+  /** Marks runs whose process died (RunBook.closeAbandonedRuns); returns how many. */
   closeAbandonedRuns(exceptId: number): number {
-    this.beforeWrite("fsync");
-    return this.statement(
-        `UPDATE runs SET outcome = 'died', stop_reason = 'no clean exit: killed or crashed', exit_code = NULL,
-           ended_at = COALESCE((SELECT MAX(at) FROM events WHERE run_id = runs.id), started_at),
-           items_done = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'done'),
-           items_failed = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'failed'),
-           credits = (SELECT COALESCE(SUM(i.credits), 0) FROM events e JOIN items i ON i.id = e.item_id
-                      WHERE e.run_id = runs.id AND e.to_state = 'downloading' AND e.from_state IN ('running', 'submitting'))
-         WHERE outcome IS NULL AND id <> ?`,
-      )
-      .run(exceptId).changes;
+    return this.runBook.closeAbandonedRuns(exceptId);
   }
 
   // ---- report cursors ------------------------------------------------------------
@@ -643,58 +443,5 @@ export class Store {
     this.beforeWrite("grouped");
     this.statement(`INSERT OR REPLACE INTO renditions (item_id, name, settings_hash, path, width, height, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
       .run(r.itemId, r.name, r.settingsHash, r.path, r.width, r.height, this.now());
-  }
-}
-
-/** A database this imgbatch cannot use as it is: not a database, damaged, or of a newer version. */
-export class DatabaseUnusableError extends Error {
-  override name = "DatabaseUnusableError";
-}
-
-function newerSchema(version: number): DatabaseUnusableError {
-  return new DatabaseUnusableError(`its schema (${version}) is newer than this imgbatch's (${MIGRATIONS.length}); upgrade imgbatch`);
-}
-
-const CORRUPTION_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CORRUPT_VTAB", "SQLITE_CORRUPT_SEQUENCE", "SQLITE_CORRUPT_INDEX"]);
-
-function isSqliteCorruption(error: unknown): boolean {
-  return typeof (error as { code?: unknown })?.code === "string" && CORRUPTION_CODES.has((error as { code: string }).code);
-}
-
-/**
- * WAL mode needs the database to itself for a moment: two processes opening a new database at
- * once may be told "busy" at once (SQLite does not wait out busy_timeout there), so it retries.
- */
-function switchToWal(db: Database.Database, timeoutMs = 5_000): void {
-  const started = Date.now();
-  for (;;) {
-    try {
-      db.pragma("journal_mode = WAL");
-      return;
-    } catch (error) {
-      if ((error as { code?: string }).code !== "SQLITE_BUSY" || Date.now() - started > timeoutMs) throw error;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
-  }
-}
-
-/**
- * Applies the migrations not yet applied, each in its own immediate transaction that reads the
- * version again: two processes opening a new database at once take turns instead of both
- * creating the schema.
- */
-function migrate(db: Database.Database): void {
-  for (;;) {
-    const applied = db.transaction(() => {
-      const current = db.pragma("user_version", { simple: true }) as number;
-      if (current > MIGRATIONS.length) throw newerSchema(current);
-      if (current === MIGRATIONS.length) return false;
-      const migration = MIGRATIONS[current]!;
-      if (typeof migration === "string") db.exec(migration);
-      else migration(db);
-      db.pragma(`user_version = ${current + 1}`);
-      return true;
-    }).immediate();
-    if (!applied) return;
   }
 }
