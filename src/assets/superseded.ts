@@ -35,8 +35,11 @@ function sha256OfFile(path: string): string {
 
 /** The sha256 the sidecar names for the image, or null without a readable sidecar. */
 function sidecarSha256(layout: OutputLayout, key: string): string | null {
+  const path = join(layout.imagesDir, `${key}.json`);
+  // The common case (a key's first delivery) asked without the cost of a thrown ENOENT.
+  if (!existsSync(path)) return null;
   try {
-    const sidecar = JSON.parse(readFileSync(join(layout.imagesDir, `${key}.json`), "utf8")) as { sha256?: unknown };
+    const sidecar = JSON.parse(readFileSync(path, "utf8")) as { sha256?: unknown };
     return typeof sidecar.sha256 === "string" ? sidecar.sha256 : null;
   } catch {
     return null;
