@@ -7,7 +7,7 @@ import { Downloader, type DownloaderSettings } from "../assets/download.js";
 import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
-import { finishInterruptedMoves, restoreSuperseded, supersedeFiles } from "../assets/superseded.js";
+import { finishInterruptedMoves } from "../assets/superseded.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
@@ -23,7 +23,7 @@ import { classifyFailure } from "../runner/retry-policy.js";
 import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
-import { adoptFromSidecars, providerOfSidecars, readSidecars, sidecarsOfUntriedItems, type Sidecar } from "../runner/adopt-sidecars.js";
+import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
 import type { Store } from "../store/store.js";
 import { PaidImagesWouldBeReplaced, type PlannedWithHash } from "../store/sync.js";
@@ -32,6 +32,7 @@ import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit, prepareOutputFolder, refuseFormerDefault } from "./open-store.js";
+import { applySyncToOutput, requeueChosen } from "./output-sync.js";
 import { runPaths } from "./paths.js";
 import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
@@ -213,34 +214,8 @@ async function execute(
   releaseManifestMemory();
   const layout = outputLayout(outDir);
   log.info(`provider: ${describeChoice(first.choice)}; state in ${first.dbPath}, images in ${outDir}`);
-  const byReason = { request: 0, provider: 0 };
-  const revived = new Set(plan.revived.map((r) => r.key));
-  for (const s of plan.supersede) {
-    if (!revived.has(s.key)) byReason[s.reason]++;
-    // Their images leave images/ now: what is there is always the manifest's current item.
-    const folder = supersedeFiles(layout, s.key);
-    if (folder) log.debug({ item: s.key, folder }, `kept the earlier files of ${s.key} in ${folder}`);
-  }
-  for (const back of plan.revived) {
-    const from = back.sha256 === null ? null : restoreSuperseded(layout, back.key, back.sha256);
-    log.info({ item: back.key }, `${back.key}: the manifest asks for an earlier request again: its image is brought back${from ? ` from ${from}` : " (read again from its job)"}, not made again`);
-  }
-  if (byReason.request) log.info({ keys: plan.supersede.filter((s) => s.reason === "request" && !revived.has(s.key)).map((s) => s.key) }, `${byReason.request} item(s) changed in the manifest: made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
-  if (byReason.provider) {
-    const makers = [...new Set(plan.supersede.filter((s) => s.reason === "provider").map((s) => s.oldProvider))].join(", ");
-    log.info(`${byReason.provider} item(s) made by ${makers} will be made anew by ${providerName} (earlier images kept in ${layout.supersededDir})`);
-  }
-  if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
-  // The output folder is a backup of the state: an item never submitted whose sidecar is there
-  // (a lost database, or a run killed before it adopted) takes that image, paying nothing.
-  const sidecars = first.wasEmpty ? first.sidecars() : sidecarsOfUntriedItems(store, layout);
-  if (sidecars.size > 0) {
-    const adoption = adoptFromSidecars(store, layout, sidecars, requestHash);
-    if (adoption.adopted || adoption.refused.length) {
-      log.info({ refused: adoption.refused.slice(0, 20) }, `adopted ${adoption.adopted} image(s) from their sidecars in ${layout.imagesDir}, paying nothing${adoption.refused.length ? `; ${adoption.refused.length} sidecar(s) not adopted (e.g. ${adoption.refused[0]!.key}: ${adoption.refused[0]!.reason})` : ""}`);
-    }
-  }
-  if (options.retryFailed || options.retryFilter) requeueChosen(store, options, log);
+  applySyncToOutput({ store, layout, plan, providerName, sidecars: first.wasEmpty ? first.sidecars : null, log });
+  if (options.retryFailed || options.retryFilter) requeueChosen(store, options.retryFilter ?? {}, log);
   const removed = interrupted ? await removeLeftoverTempFiles(outDir) : [];
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
   const moved = interrupted ? finishInterruptedMoves(layout) : 0;
@@ -306,24 +281,6 @@ function probeFolders(outDir: string, layout: OutputLayout, manifest: Manifest):
   mkdirSync(outDir, { recursive: true });
   const folders = [layout.imagesDir, layout.thumbsDir, layout.renditionsDir, ...manifest.renditions.map((r) => join(layout.renditionsDir, r.name))];
   return [outDir, ...folders.filter((folder) => existsSync(folder))];
-}
-
-/** `retry`'s choice (or run --retry-failed): failed items, or missing ones, by rows, keys and codes. */
-function requeueChosen(store: Store, options: RunCommandOptions, log: CommandContext["logger"]): void {
-  const filter = options.retryFilter ?? {};
-  const states = filter.missing ? (["missing"] as const) : (["failed"] as const);
-  const before = store.inStates(states);
-  const requeued = store.requeueFailed({ ...filter, states });
-  const what = filter.missing ? "missing" : "failed";
-  log.info({ keys: requeued.map((i) => i.key) }, `re-queued ${requeued.length} ${what} item(s)${filter.missing && requeued.length ? ": each is paid for again" : ""}`);
-  // A typo in --rows, --items or --code would otherwise re-run nothing without a word.
-  const chosen = (i: (typeof before)[number]) => !filter.codes || filter.codes.includes(i.errorCode ?? "");
-  const idleRows = (filter.rowIds ?? []).filter((row) => !before.some((i) => (i.rowId === row || i.key === row) && chosen(i)));
-  const idleKeys = (filter.keys ?? []).filter((key) => !before.some((i) => i.key === key && chosen(i)));
-  const idleCodes = (filter.codes ?? []).filter((code) => !before.some((i) => i.errorCode === code));
-  if (idleRows.length) log.warn(`--rows: no ${what} item in row(s) ${idleRows.join(", ")}`);
-  if (idleKeys.length) log.warn(`--items: no ${what} item with key(s) ${idleKeys.join(", ")}`);
-  if (idleCodes.length) log.warn(`--code: no ${what} item with code(s) ${idleCodes.join(", ")}`);
 }
 
 /** Each item with the hash of its request, made as the sync reads them (never a second array). */
