@@ -237,6 +237,8 @@ describe("every run ends, whatever the service answers", () => {
     ["a body that is not JSON", notJson],
     ["a redirect", redirect],
     ["a 500", json(500, {})],
+    ["completed with aiCreditsUsed -15", json(200, { success: true, data: { status: "completed", url: "http://127.0.0.1:9/files/a.png", width: 64, height: 64, aiCreditsUsed: -15 } })],
+    ["completed with aiCreditsUsed NaN", json(200, { success: true, data: { status: "completed", url: "http://127.0.0.1:9/files/a.png", width: 64, height: 64, aiCreditsUsed: "NaN" } })],
   ])("a read that answers %s every time uses up the item's attempts: POLL_FAILED, job id kept", async (_name, answer) => {
     const service = await scripted({ submit: json(200, { success: true, data: { jobId: "job-1" } }), job: answer });
     const { code, item } = await runOne(service.url);
