@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { readEnvironment } from "./env.js";
-import { EXIT, ExitError, errorMessage } from "./errors.js";
+import { EXIT, ExitError, causeChain, errorMessage } from "./errors.js";
 import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogFormat, type Logger } from "./log.js";
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
@@ -229,6 +229,28 @@ export function buildProgram(exit: { code: number }): Command {
   return program;
 }
 
+/** Local file-system failures: the environment's, not a bug of imgbatch. */
+const FILE_SYSTEM_CODES: ReadonlySet<string> = new Set(["EXDEV", "EISDIR", "ENOTDIR", "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EIO", "EEXIST", "ENAMETOOLONG", "EMFILE", "ENFILE"]);
+
+/**
+ * An error that escaped a command but is the environment's: a file or folder that could not be
+ * written (exit 3: whatever the run did is in the database, and it resumes), or a database found
+ * damaged past its first pages (exit 1, naming rebuild). Anything else stays a bug (exit 70).
+ */
+function environmentFailure(error: unknown): { exitCode: number; message: string } | null {
+  for (const link of causeChain(error)) {
+    const code = (link as { code?: unknown } | null)?.code;
+    if (typeof code !== "string") continue;
+    if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
+      return { exitCode: EXIT.usage, message: `the job database is damaged (${errorMessage(link)}): imgbatch rebuild <manifest> rebuilds it from the output folder's sidecars without paying (it keeps the damaged file aside)` };
+    }
+    if (code === "SQLITE_FULL" || FILE_SYSTEM_CODES.has(code)) {
+      return { exitCode: EXIT.stoppedEarly, message: `a file or folder could not be written (${errorMessage(link)}); stopped, and the next run resumes from the database` };
+    }
+  }
+  return null;
+}
+
 async function main(): Promise<void> {
   const exit = { code: EXIT.ok as number };
   const program = buildProgram(exit);
@@ -257,8 +279,14 @@ async function main(): Promise<void> {
       if (error.message) printLast("error", error.message);
       exit.code = error.exitCode;
     } else {
-      printLast("error", `internal error: ${errorMessage(error)}`, { err: errorMessage(error) });
-      exit.code = EXIT.internal;
+      const environment = environmentFailure(error);
+      if (environment) {
+        printLast("error", environment.message);
+        exit.code = environment.exitCode;
+      } else {
+        printLast("error", `internal error: ${errorMessage(error)}`, { err: errorMessage(error) });
+        exit.code = EXIT.internal;
+      }
     }
   }
   process.exitCode = exit.code;

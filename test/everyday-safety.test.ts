@@ -402,4 +402,32 @@ describe("earlier requests, interrupted adoptions and moves, retry by key", () =
     expect(delivered.code, delivered.stderr).toBe(0);
     expect(s.ledger().jobsCreated).toBe(3);
   }, 60_000);
+
+  it("retry of an item whose charged job's image never arrived reads that job again: no new job", async () => {
+    const s = await startSim();
+    s.configure({ rateTruncatedDownload: 1 });
+    const project = tempDir();
+    writeFileSync(join(project, "summer.csv"), CSV);
+    const failed = await cli(["run", "summer.csv", "--provider", "pictory", "--max-attempts", "2"], project, pictoryEnv(s));
+    expect(failed.code, failed.stderr).toBe(2);
+    expect(s.ledger().jobsCreated).toBe(3);
+    s.configure({ rateTruncatedDownload: 0 });
+    const retried = await cli(["retry", "summer.csv"], project, pictoryEnv(s));
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(s.ledger().jobsCreated).toBe(3);
+  }, 60_000);
+
+  it("a missing image is asked of its job again on the next run, for free: a service that was only down gives it back", async () => {
+    const { s, project } = await paidProject();
+    const out = join(project, "output", "summer");
+    const before = imagesOf(snapshot(out));
+    rmSync(join(out, "images", "mug.png"));
+    const down = await cli(["run", "summer.csv"], project, { ...pictoryEnv(s), PICTORY_BASE_URL: "http://127.0.0.1:9/pictoryapis" });
+    expect(down.code, down.stderr).toBe(2);
+    expect((await runCli(["status", "summer.csv"], { cwd: project })).stdout).toMatch(/missing 1/);
+    const back = await cli(["run", "summer.csv"], project, pictoryEnv(s));
+    expect(back.code, back.stderr).toBe(0);
+    expect(s.ledger().jobsCreated).toBe(3);
+    expect(imagesOf(snapshot(out))).toEqual(before);
+  }, 60_000);
 });

@@ -5,7 +5,7 @@ import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
 import { canTransition, ITEM_STATES } from "../src/store/states.js";
 import { Store } from "../src/store/store.js";
-import { planSync } from "../src/store/sync.js";
+import { abandonsPaidJob, planSync, replacesPaidImage } from "../src/store/sync.js";
 import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
@@ -42,6 +42,29 @@ describe("state machine", () => {
   it("missing is paid for again only through the queue (an explicit retry)", () => {
     expect(ITEM_STATES.filter((to) => canTransition("missing", to))).toEqual(["queued", "downloading"]);
     expect(canTransition("downloading", "missing")).toBe(true);
+  });
+});
+
+describe("what a sync may not throw away without a flag", () => {
+  const entry = { id: 1, key: "a", oldHash: "x", newHash: "y", oldProvider: "pictory", oldJobId: null } as const;
+  it.each([
+    ["request", "running", null, true],
+    ["request", "done", null, false],
+    ["request", "failed", "job-1", true],
+    ["request", "failed", null, false],
+    ["provider", "done", null, false],
+  ] as const)("%s change of a %s record (job %s) abandons a paid job: %s", (reason, oldState, oldJobId, expected) => {
+    expect(abandonsPaidJob({ ...entry, reason, oldState, oldJobId })).toBe(expected);
+  });
+  it.each([
+    ["done", null, true],
+    ["missing", null, true],
+    ["failed", "job-1", true],
+    ["failed", null, false],
+    ["queued", null, false],
+  ] as const)("a provider switch of a %s record (job %s) replaces a paid image: %s", (oldState, oldJobId, expected) => {
+    expect(replacesPaidImage({ ...entry, reason: "provider", oldState, oldJobId })).toBe(expected);
+    expect(replacesPaidImage({ ...entry, reason: "provider", oldState, oldJobId, oldProvider: "local" })).toBe(false);
   });
 });
 

@@ -251,9 +251,16 @@ async function execute(
   // hold back its first submit.
   runner.holdOpen(
     findLostImages(store, layout, providerName, stopSignal).then((lost) => {
-      if (lost.length === 0) return;
-      log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, describeLostImages(lost));
-      runner.deliverAgain(lost);
+      if (lost.length > 0) {
+        log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, describeLostImages(lost));
+        runner.deliverAgain(lost);
+      }
+      // Missing images are asked of their jobs again each run, for free: the service may only have been down.
+      const missing = store.inStates(["missing"]).filter((i) => i.provider === providerName && (i.jobId !== null || i.imageRef !== null));
+      if (missing.length > 0) {
+        log.info({ keys: missing.slice(0, 50).map((i) => i.key) }, `${missing.length} missing item(s): asking their jobs for the images again (no new submit)`);
+        runner.deliverAgain(missing.map((i) => ({ id: i.id, detail: "missing" })));
+      }
     }),
     "the check of delivered images",
   );

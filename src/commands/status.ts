@@ -176,7 +176,7 @@ export function formatStatus(report: StatusReport, invocation: StatusInvocation 
     for (const c of commands) lines.push(`  ${c.command.padEnd(width)}   # ${c.label}`);
   }
   if (report.missing.length) {
-    lines.push("", `Missing (paid images gone from disk that the service no longer has): ${report.missing.length}`);
+    lines.push("", `Missing (paid images gone from disk that their jobs could not give again; each run asks again for free): ${report.missing.length}`);
     for (const m of report.missing.slice(0, 20)) lines.push(`  ${m.key}  ${m.message}`);
     lines.push(`  Pay for them again: ${["imgbatch", "retry", shellWord(invocation.manifest), ...(invocation.db === undefined ? [] : ["--db", shellWord(invocation.db)]), "--missing"].join(" ")}`);
   }

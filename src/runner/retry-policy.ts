@@ -4,7 +4,7 @@ import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 
 
 /** Local conditions that every further item would meet too: stop the run, resumable. */
-const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "EIO", "ENOTDIR", "EISDIR", "ENAMETOOLONG"]);
+const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "EIO", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "EXDEV"]);
 
 /**
  * Codes of an answer the service gave once it was done with the request (500, 503), unlike a

@@ -168,14 +168,15 @@ export class Runner {
   }
 
   /**
-   * Done items whose image is gone from disk (or changed): each goes back to `downloading` and
-   * to the image stage, which reads its job again. No submit. Nothing once the run is stopping.
+   * Done items whose image is gone from disk (or changed), and missing ones (tried again each
+   * run, as the service may only have been down): each goes back to `downloading` and to the
+   * image stage, which reads its job again. No submit. Nothing once the run is stopping.
    */
   deliverAgain(items: readonly { id: number; detail: string }[]): void {
     for (const { id, detail } of items) {
       if (this.stopReason) return;
       const item = this.store.get(id);
-      if (!item || item.state !== "done") continue;
+      if (!item || (item.state !== "done" && item.state !== "missing")) continue;
       this.startImageStage(this.move(item, "downloading", { resultUrl: null, nextAttemptAt: 0 }, `${detail}: delivering it again from its job (no new submit)`), null);
     }
   }

@@ -111,7 +111,8 @@ export class ServiceSideDriver {
     }
     // Outside the try: a failure to record the job (the database) is no refusal of the
     // submit. It stops the run with `submitting` on disk, which the next run reconciles.
-    return this.host.move(item, "running", { jobId, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
+    // A new job: the credits recorded are its own once it completes (a retry's earlier charge is in that run's record).
+    return this.host.move(item, "running", { jobId, credits: null, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
   }
 
   private afterSubmitFailure(item: ItemRecord, error: unknown): ItemRecord {
@@ -296,7 +297,8 @@ export class ServiceSideDriver {
         return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, runningMs));
       }
       case "completed": {
-        // Charged once per job: a job read completed again (a URL that had to be refreshed) is not paid again.
+        // Charged once per job: a job read completed again (a URL that had to be refreshed) is not
+        // paid again; a new job starts with no credits (submit).
         if (item.credits === null) this.host.paid(job.credits);
         const updated = this.host.move(
           item,

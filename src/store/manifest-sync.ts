@@ -47,7 +47,8 @@ export function syncManifestInChunks(
   const order = manifestOrder(db);
   // Prepared once per sync: a statement prepared per item keeps native memory until V8
   // collects its wrapper (tens of MB at 20,000 items, measured).
-  const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state, provider FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
+  const storedByKeys = db.prepare(`SELECT id, key, request_hash, in_manifest, state, provider,
+       CASE WHEN job_id IS NOT NULL AND (credits IS NOT NULL OR error_code IN ('JOB_TIMEOUT', 'POLL_FAILED')) THEN job_id END AS live_job FROM items WHERE ${LIVE} AND key IN (SELECT value FROM json_each(?))`);
   const supersede = db.prepare(`UPDATE items SET superseded_at = ?, updated_at = ? WHERE id = ?`);
   const insert = db.prepare(
     `INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, created_at, updated_at)
@@ -68,8 +69,8 @@ export function syncManifestInChunks(
     order.append(chunkKeys);
     const keys = JSON.stringify(chunkKeys);
     const stored: StoredItemDigest[] = [];
-    for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState; provider: ProviderName }[]) {
-      stored.push({ id: row.id, key: row.key, requestHash: row.request_hash, inManifest: row.in_manifest === 1, provider: row.provider, state: row.state });
+    for (const row of storedByKeys.all(keys) as { id: number; key: string; request_hash: string; in_manifest: number; state: ItemState; provider: ProviderName; live_job: string | null }[]) {
+      stored.push({ id: row.id, key: row.key, requestHash: row.request_hash, inManifest: row.in_manifest === 1, provider: row.provider, state: row.state, jobId: row.live_job });
     }
     // Every stored record here has a key of the chunk, so the plan marks none removed.
     const plan = planSync(chunk, stored, rules.hashWith);

@@ -19,7 +19,8 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   done: ["downloading"],
   // running: a retry of an item whose job could not be followed reads that job again first.
   // submitting: a retry of a lost submit that could not be settled looks for its job once more.
-  failed: ["queued", "running", "submitting"],
+  // downloading: a retry of an item whose charged job's image never arrived reads that job again.
+  failed: ["queued", "running", "submitting", "downloading"],
   // queued: only an explicit `retry --missing` pays for it again.
   missing: ["queued", "downloading"],
 };

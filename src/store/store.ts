@@ -30,6 +30,26 @@ function redactedPatch(patch: ItemPatch): ItemPatch {
 /** Failures that keep the item's job id: a retry reads that job again before paying for another. */
 const JOB_KEPT_CODES: ReadonlySet<string> = new Set(["JOB_TIMEOUT", "POLL_FAILED"]);
 
+/**
+ * Pure: where `retry` sends a failed or missing item. Never to a new submit while the item may
+ * still get an image it paid for: a finished, charged job is read again for its image; a job
+ * that could not be followed is read again; a lost submit is looked for once more. The
+ * attempts count 0 marks a second chance, after which the next retry submits.
+ */
+export function retryStepOf(item: Pick<ItemRecord, "state" | "jobId" | "credits" | "errorCode" | "attempts" | "sha256">): { to: "running" | "downloading" | "submitting" | "queued"; detail: string } {
+  const was = item.state === "missing" ? "missing" : (item.errorCode ?? "failed");
+  if (item.state === "failed" && item.jobId !== null && item.credits !== null && item.attempts > 0) {
+    return { to: "downloading", detail: `retry requested (was ${was}): job ${item.jobId} finished and was charged; reading it again for its image` };
+  }
+  if (item.state === "failed" && item.jobId !== null && JOB_KEPT_CODES.has(item.errorCode ?? "")) {
+    return { to: "running", detail: `retry requested (was ${was}): reading job ${item.jobId} again before paying for a new one` };
+  }
+  if (item.state === "failed" && item.errorCode === "UNRECONCILED" && item.attempts > 0) {
+    return { to: "submitting", detail: "retry requested (was UNRECONCILED): looking for the lost submit's job once more before paying" };
+  }
+  return { to: "queued", detail: `retry requested (was ${was})` };
+}
+
 export { DatabaseUnusableError } from "./sqlite/open.js";
 
 export type StateCounts = Record<ItemState, number>;
@@ -309,24 +329,28 @@ export class Store {
       let chosen = this.inStates(filter.states ?? ["failed"]);
       if (filter.rowIds || filter.keys) chosen = chosen.filter((i) => (filter.rowIds?.some((r) => r === i.rowId || r === i.key) ?? false) || (filter.keys?.includes(i.key) ?? false));
       if (filter.codes) chosen = chosen.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
-      return chosen.map((item) =>
-        item.state === "failed" && item.jobId !== null && JOB_KEPT_CODES.has(item.errorCode ?? "")
-          ? this.transition(item, "running", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, submittedAt: this.now() }, `retry requested (was ${item.errorCode}): reading job ${item.jobId} again before paying for a new one`)
-          : // A lost submit not settled: one more look at the listings first (attempts 0 marks it;
-            // if that look cannot settle it either, the next retry submits).
-            item.state === "failed" && item.errorCode === "UNRECONCILED" && item.attempts > 0
-            ? this.transition(item, "submitting", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null }, "retry requested (was UNRECONCILED): looking for the lost submit's job once more before paying")
-            : this.transition(
-          item,
-          "queued",
-          {
-            attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, jobId: null, imageRef: null, resultUrl: null,
-            // A missing image's record: the next delivery is a new image (its old sidecar is kept aside).
-            ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
-          },
-          `retry requested (was ${item.state === "missing" ? "missing" : (item.errorCode ?? "failed")})`,
-        ),
-      );
+      return chosen.map((item) => {
+        const step = retryStepOf(item);
+        switch (step.to) {
+          case "running":
+            return this.transition(item, "running", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, submittedAt: this.now() }, step.detail);
+          case "downloading":
+            return this.transition(item, "downloading", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, resultUrl: null }, step.detail);
+          case "submitting":
+            return this.transition(item, "submitting", { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null }, step.detail);
+          case "queued":
+            return this.transition(
+              item,
+              "queued",
+              {
+                attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, jobId: null, imageRef: null, resultUrl: null,
+                // A missing image's record: the next delivery is a new image (its old sidecar is kept aside).
+                ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
+              },
+              step.detail,
+            );
+        }
+      });
     });
   }
 

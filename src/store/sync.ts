@@ -11,6 +11,11 @@ export interface StoredItemDigest {
   /** Who made (or is making) the record; absent in tables that do not care. */
   provider?: ProviderName;
   state?: ItemState;
+  /**
+   * A job the record holds that may still give an image: one that finished and was charged, or
+   * one that could not be followed (JOB_TIMEOUT, POLL_FAILED). A job the service failed is not one.
+   */
+  jobId?: string | null;
 }
 
 export interface PlannedWithHash {
@@ -29,6 +34,7 @@ export interface SupersedeEntry {
   reason: SupersedeReason;
   oldProvider: ProviderName | null;
   oldState: ItemState | null;
+  oldJobId: string | null;
 }
 
 export interface SyncPlan {
@@ -66,6 +72,7 @@ export function planSync(planned: readonly PlannedWithHash[], stored: readonly S
         reason: providerOnly ? "provider" : "request",
         oldProvider: existing.provider ?? null,
         oldState: existing.state ?? null,
+        oldJobId: existing.jobId ?? null,
       });
       plan.insert.push(entry);
     } else {
@@ -87,7 +94,12 @@ const PAID_STATES: readonly ItemState[] = ["submitting", "running", "downloading
  * because another provider was chosen: a run does that only when told so explicitly.
  */
 export function replacesPaidImage(entry: SupersedeEntry): boolean {
-  return entry.reason === "provider" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && PAID_STATES.includes(entry.oldState);
+  return entry.reason === "provider" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && (PAID_STATES.includes(entry.oldState) || holdsJob(entry));
+}
+
+/** A failed record that still holds a job (JOB_TIMEOUT, POLL_FAILED, a download that failed): it may finish, or did, and is charged. */
+function holdsJob(entry: SupersedeEntry): boolean {
+  return entry.oldState === "failed" && entry.oldJobId !== null;
 }
 
 /** States of a record whose job is at the service: paid, or about to be, and not delivered yet. */
@@ -95,7 +107,7 @@ const IN_FLIGHT_STATES: readonly ItemState[] = ["submitting", "running", "downlo
 
 /** Whether superseding this record (its request changed) would leave a paying provider's job undelivered. */
 export function abandonsPaidJob(entry: SupersedeEntry): boolean {
-  return entry.reason === "request" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && IN_FLIGHT_STATES.includes(entry.oldState);
+  return entry.reason === "request" && entry.oldProvider !== null && entry.oldProvider !== "local" && entry.oldState !== null && (IN_FLIGHT_STATES.includes(entry.oldState) || holdsJob(entry));
 }
 
 /**
