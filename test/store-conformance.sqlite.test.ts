@@ -1,0 +1,11 @@
+// The store conformance suite (test/store-conformance.ts) on the SQLite backend.
+import { join } from "node:path";
+import { Store } from "../src/store/store.js";
+import { describeStoreConformance } from "./store-conformance.js";
+import { useTempDir } from "./helpers/tmp.js";
+
+const tempDir = useTempDir();
+
+describeStoreConformance("SQLite", {
+  open: (clock) => Store.open(join(tempDir(), "jobs", "m.sqlite"), { now: () => clock.t }),
+});
