@@ -56,7 +56,9 @@ export class ImageStageDriver {
     let item = start;
     let source = image;
     let refreshes = 0;
-    for (let attempt = 1; ; attempt++) {
+    // Only a failed download counts: a refreshed URL and a throttled re-read use no attempt.
+    let failedDownloads = 0;
+    for (;;) {
       if (this.deps.signal.aborted) return;
       let readInSlot = false;
       // Waits (backoff, a throttled provider, the --rpm bucket) happen outside a pool slot, so
@@ -110,16 +112,13 @@ export class ImageStageDriver {
           refreshes++;
           source = null;
           this.deps.store.note(item, "result URL expired: reading the job for a fresh one");
-          attempt--;
           continue;
         }
         const failure = classifyFailure(error);
         if (failure.kind === "aborted") return;
         if (failure.kind === "fatal") throw failure.error;
         if (failure.kind === "throttled") {
-          // Re-reading the job was throttled: it waits its Retry-After outside the pool slot,
-          // and the attempt is not used.
-          attempt--;
+          // Re-reading the job was throttled: it waits its Retry-After outside the pool slot.
           try {
             await sleepMs(this.deps.gate.retryAfterMs(failure.retryAfterMs), this.deps.softSignal);
           } catch {
@@ -127,8 +126,8 @@ export class ImageStageDriver {
           }
           continue;
         }
-        if (failure.kind === "retryable" && attempt < this.deps.options.maxAttempts) {
-          const delayMs = backoffDelayMs(attempt, this.deps.options, this.deps.random);
+        if (failure.kind === "retryable" && ++failedDownloads < this.deps.options.maxAttempts) {
+          const delayMs = backoffDelayMs(failedDownloads, this.deps.options, this.deps.random);
           this.deps.log.debug({ item: item.key, code: failure.code }, `download of ${item.key} failed (${failure.code}); again in ${delayMs} ms`);
           try {
             await sleepMs(delayMs, this.deps.signal);
