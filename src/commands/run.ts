@@ -27,13 +27,13 @@ import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
 import type { Store } from "../store/store.js";
 import { PaidImagesWouldBeReplaced, type PlannedWithHash } from "../store/sync.js";
-import type { RunOutcome } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit, prepareOutputFolder, refuseFormerDefault } from "./open-store.js";
 import { applySyncToOutput, requeueChosen } from "./output-sync.js";
 import { runPaths } from "./paths.js";
+import { exitCodeOf, planRunnerOptions, runEndRecord } from "./run-plan.js";
 import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
 import { startProgress } from "./progress.js";
@@ -137,6 +137,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let summary: RunSummary | null = null;
     let thrown: unknown = null;
     let bookkeepingFailure: unknown = null;
+    let exitCode: number = EXIT.stoppedEarly;
     try {
       summary = await execute(manifest, firstLines, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
     } catch (error) {
@@ -146,19 +147,12 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
       unregister();
       clearInterval(heartbeat);
       // A refused key at the quota read ends the run with its own code (1): the record says so.
-      const exitCode = thrown instanceof ExitError ? thrown.exitCode : exitCodeFor(summary, store);
+      exitCode = exitCodeOf(summary, store.counts(), thrown);
       // A database that stopped committing takes no bookkeeping either: the next run finds
       // this one unclosed (`died`) and rebuilds its figures from the events.
       if (!store.failure) {
         try {
-          store.endRun(run.id, {
-            outcome: outcomeOf(exitCode),
-            exitCode,
-            stopReason: summary?.fatal?.message ?? summary?.stopReason ?? (thrown instanceof ExitError ? thrown.message || null : thrown ? `crashed: ${errorMessage(thrown)}` : null),
-            itemsDone: summary?.doneThisRun ?? 0,
-            itemsFailed: summary?.failedThisRun ?? 0,
-            credits: summary?.creditsThisRun ?? 0,
-          });
+          store.endRun(run.id, runEndRecord(exitCode, summary, thrown));
           store.releaseLock(run.id);
         } catch (error) {
           // Its items are as the run left them; the next run finds this one unclosed (`died`).
@@ -167,7 +161,6 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
         }
       }
     }
-    const exitCode = exitCodeFor(summary, store);
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);
     if (bookkeepingFailure) throw new ExitError(EXIT.stoppedEarly, `the run's end was not recorded: ${errorMessage(bookkeepingFailure)}`);
     return exitCode;
@@ -220,26 +213,7 @@ async function execute(
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
   const moved = interrupted ? finishInterruptedMoves(layout) : 0;
   if (moved) log.info(`numbered ${moved} set(s) of earlier files an interrupted run was moving to ${layout.supersededDir}`);
-  const runnerOptions: RunnerOptions = {
-    concurrency: options.concurrency ?? DEFAULTS.concurrency,
-    maxAttempts: options.maxAttempts ?? DEFAULTS.maxAttempts,
-    pollIntervalMs: provider.pollIntervalMs,
-    rpm: options.rpm ?? DEFAULTS.rpm,
-    backoffBaseMs: DEFAULTS.backoffBaseMs,
-    backoffCapMs: DEFAULTS.backoffCapMs,
-    throttleFallbackMs: DEFAULTS.throttleFallbackMs,
-    downloadConcurrency: DEFAULTS.downloadConcurrency,
-    maxInputPixels: DEFAULTS.maxInputPixels,
-    ...stopSubmitting(options.stopSubmittingAt, options.maxRuntimeMs === undefined ? undefined : ctx.now() + options.maxRuntimeMs),
-    maxCredits: options.maxCredits ?? null,
-    reconcileWindowMs: DEFAULTS.reconcileWindowMs,
-    jobTimeoutMs: options.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
-    retryAfterCapMs: DEFAULTS.retryAfterCapMs,
-    serviceDownMs: DEFAULTS.serviceDownMs,
-    thumbnail: manifest.thumbnail,
-    renditions: manifest.renditions,
-    ...options.tuning,
-  };
+  const runnerOptions = planRunnerOptions(options, manifest, provider.pollIntervalMs, ctx.now());
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
   await preflight(provider, store, log, stopSignal);
   const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal, warn: (message) => log.warn(message) });
@@ -325,23 +299,4 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
   const line = `account has ${formatCredits(creditsRemaining)} AI credits left; the ${count} item(s) to make need about ${formatCredits(needed)}`;
   if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
   else log.info(line);
-}
-
-/** The earlier of --deadline and --max-runtime, and which one it is (for the stop reason). */
-function stopSubmitting(deadline: number | undefined, runtimeEnd: number | undefined): Pick<RunnerOptions, "stopSubmittingAt" | "stopSubmittingReason"> {
-  if (runtimeEnd !== undefined && (deadline === undefined || runtimeEnd < deadline)) return { stopSubmittingAt: runtimeEnd, stopSubmittingReason: "max-runtime" };
-  return { stopSubmittingAt: deadline ?? null, stopSubmittingReason: "deadline" };
-}
-
-/** DESIGN.md: 0 all done · 2 finished with failures · 3 stopped early, resumable. */
-export function exitCodeFor(summary: RunSummary | null, store: Store): number {
-  if (summary?.fatal) return summary.fatal.exitCode;
-  const counts = store.counts();
-  const unfinished = counts.queued + counts.submitting + counts.running + counts.downloading;
-  if (!summary || summary.stopReason || unfinished > 0) return EXIT.stoppedEarly;
-  return counts.failed + counts.missing > 0 ? EXIT.someFailed : EXIT.ok;
-}
-
-function outcomeOf(exitCode: number): RunOutcome {
-  return exitCode === EXIT.ok ? "done" : exitCode === EXIT.someFailed ? "some-failed" : exitCode === EXIT.stoppedEarly ? "stopped" : "fatal";
 }
