@@ -1,0 +1,183 @@
+// The SQLite store's reads: items, counts, history, the delivered files to check, report
+// cursors, renditions, settings. The Store (store.ts) adds every write on top of them.
+import type Database from "better-sqlite3";
+import type { ImageModel } from "../../providers/catalog.js";
+import type { ProviderName } from "../../providers/provider.js";
+import { liveItemsById, liveItemsInSheetOrder, type ReportItem, type SheetItem } from "../report-cursors.js";
+import { type Row, toItem, toRendition } from "../rows.js";
+import { ITEM_STATES, type ItemState } from "../states.js";
+import type { EventRecord, ItemRecord, RenditionRecord } from "../types.js";
+import { failureReasons, readEvents, runFailureReasons, type FailureReason } from "./history.js";
+
+const LIVE = "superseded_at IS NULL";
+
+export type StateCounts = Record<ItemState, number>;
+
+export abstract class SqliteReads {
+  /** Each SQL text is prepared once per connection: preparing costs more than running. */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  protected constructor(readonly db: Database.Database) {}
+
+  protected statement(source: string): Database.Statement {
+    let statement = this.statements.get(source);
+    if (!statement) {
+      statement = this.db.prepare(source);
+      this.statements.set(source, statement);
+    }
+    return statement;
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma("user_version", { simple: true }) as number;
+  }
+
+  integrityCheck(): string {
+    return this.db.pragma("integrity_check", { simple: true }) as string;
+  }
+
+  /** The provider the manifest was last run with (saved by a sync), or null. */
+  rememberedProvider(): ProviderName | null {
+    if (!this.hasTable("settings")) return null;
+    const value = this.statement(`SELECT value FROM settings WHERE name = 'provider'`).pluck().get() as string | undefined;
+    return (value as ProviderName | undefined) ?? null;
+  }
+
+  /** True when no item was ever planned here (a new database, or one emptied). */
+  isEmpty(): boolean {
+    return this.statement(`SELECT NOT EXISTS (SELECT 1 FROM items)`).pluck().get() === 1;
+  }
+
+  private hasTable(name: string): boolean {
+    return this.statement(`SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)`).pluck().get(name) === 1;
+  }
+
+  // ---- reads ---------------------------------------------------------------------
+
+  get(id: number): ItemRecord | undefined {
+    const row = this.statement(`SELECT * FROM items WHERE id = ?`).get(id) as Row | undefined;
+    return row ? toItem(row) : undefined;
+  }
+
+  byKey(key: string): ItemRecord | undefined {
+    const row = this.statement(`SELECT * FROM items WHERE key = ? AND ${LIVE}`).get(key) as Row | undefined;
+    return row ? toItem(row) : undefined;
+  }
+
+  /** Live items of the manifest in the given states, oldest first. */
+  inStates(states: readonly ItemState[]): ItemRecord[] {
+    const marks = states.map(() => "?").join(", ");
+    return (this.statement(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN (${marks}) ORDER BY id`).all(...states) as Row[]).map(
+      toItem,
+    );
+  }
+
+  /**
+   * Queued items whose wait is over: those eligible longest first, then in manifest order,
+   * so fresh items (never tried) go before retries waiting out a backoff.
+   */
+  nextQueued(now: number, limit: number, excludeIds: ReadonlySet<number> = new Set()): ItemRecord[] {
+    // The ids to skip (items the runner holds) are left out in SQL: reading and parsing up
+    // to `concurrency` extra rows per slot refill only to drop them cost 0.4 ms per item.
+    const rows = this.statement(
+      `SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id LIMIT ?`,
+    ).all(now, JSON.stringify([...excludeIds]), limit) as Row[];
+    return rows.map(toItem);
+  }
+
+  /** When the earliest waiting queued item becomes eligible, or null when none waits. */
+  earliestQueuedAt(): number | null {
+    const row = this.statement(`SELECT MIN(next_attempt_at) AS t FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued'`).get() as Row;
+    return (row.t as number | null) ?? null;
+  }
+
+  /** Items still to submit (queued, or submitted with no answer) by provider and model, for the credit estimate. */
+  toSubmitByModel(): { provider: ProviderName; model: ImageModel; count: number }[] {
+    return this.db
+      .prepare(
+        `SELECT provider, json_extract(request_json, '$.model') AS model, COUNT(*) AS count FROM items
+         WHERE ${LIVE} AND in_manifest = 1 AND state IN ('queued', 'submitting') GROUP BY 1, 2 ORDER BY 1, 2`,
+      )
+      .all() as { provider: ProviderName; model: ImageModel; count: number }[];
+  }
+
+  counts(): StateCounts {
+    const counts = Object.fromEntries(ITEM_STATES.map((s) => [s, 0])) as StateCounts;
+    const rows = this.statement(`SELECT state, COUNT(*) AS n FROM items WHERE ${LIVE} AND in_manifest = 1 GROUP BY state`).all() as Row[];
+    for (const r of rows) counts[r.state as ItemState] = r.n as number;
+    return counts;
+  }
+
+  /** Live items no longer in the manifest (left alone, shown by status). */
+  removedFromManifest(): ItemRecord[] {
+    return (this.statement(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 0 ORDER BY id`).all() as Row[]).map(toItem);
+  }
+
+  totalCredits(): number {
+    // Superseded records too: their images were paid for. Missing ones as well.
+    const row = this.statement(`SELECT COALESCE(SUM(credits), 0) AS c FROM items WHERE state IN ('done', 'missing')`).get() as Row;
+    return row.c as number;
+  }
+
+  /** Whether a record (live or superseded) owns this job id or adopted image ref, so reconciliation never adopts one twice. */
+  isClaimed(ref: string): boolean {
+    return this.statement(`SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)`).pluck().get({ ref }) === 1;
+  }
+
+  /** Every event (of one item, or all), oldest first. */
+  events(itemId?: number): EventRecord[] {
+    return readEvents((source) => this.statement(source), itemId);
+  }
+
+  /** Failed items' codes with counts, most common first. */
+  failureReasons(limit = 5): FailureReason[] {
+    return failureReasons((source) => this.statement(source), limit);
+  }
+
+  /** Why items failed during one run, from its own events (retries later do not change it). */
+  runFailureReasons(runId: number, limit = 5): FailureReason[] {
+    return runFailureReasons((source) => this.statement(source), this.schemaVersion(), runId, limit);
+  }
+
+  /**
+   * A page of the done items of the manifest that `provider` made, after id `afterId`, as
+   * `[id, key, file path, bytes]` (raw rows): a resume of 100,000 items reads them a page at a time.
+   */
+  doneImagesAfter(provider: ProviderName, afterId: number, limit: number): [number, string, string | null, number | null][] {
+    return this.statement(`SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'done' AND provider = ? AND id > ? ORDER BY id LIMIT ?`)
+      .raw()
+      .all(provider, afterId, limit) as [number, string, string | null, number | null][];
+  }
+
+  /** Calls `visit` with the key of each live queued item never submitted, one row at a time. */
+  forEachUntriedKey(visit: (key: string) => void): void {
+    for (const key of this.statement(`SELECT key FROM items WHERE ${LIVE} AND state = 'queued' AND attempts = 0`).pluck().iterate() as Iterable<string>) visit(key);
+  }
+
+  /** Live items in database order, one row at a time (results.csv, results.jsonl). Consume without awaiting. */
+  liveItems(): Generator<ReportItem> {
+    return liveItemsById(this.db);
+  }
+
+  /** Live items in contact-sheet order (report-cursors.ts). Consume without awaiting. */
+  liveItemsInSheetOrder(): Generator<SheetItem> {
+    return liveItemsInSheetOrder(this.db);
+  }
+
+  renditionsOf(itemId: number): RenditionRecord[] {
+    return (this.statement(`SELECT * FROM renditions WHERE item_id = ? ORDER BY name`).all(itemId) as Row[]).map(toRendition);
+  }
+
+  /** Every item's renditions in one query, by item id (for reports over many items). */
+  renditionsByItem(): Map<number, RenditionRecord[]> {
+    const byItem = new Map<number, RenditionRecord[]>();
+    for (const r of this.statement(`SELECT * FROM renditions ORDER BY item_id, name`).all() as Row[]) {
+      const record = toRendition(r);
+      const list = byItem.get(record.itemId);
+      if (list) list.push(record);
+      else byItem.set(record.itemId, [record]);
+    }
+    return byItem;
+  }
+
+}
