@@ -4,7 +4,7 @@
 // item left in flight unless the run says it stopped early.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import sharp from "sharp";
@@ -274,6 +274,41 @@ describe("every run ends, whatever the service answers", () => {
     const { code } = await runOne(service.url, { tuning: { ...OPTIONS.tuning, serviceDownMs: 1_000 } });
     expect(code).toBe(3);
   }, 60_000);
+
+  it("a delivered image lost from disk whose job reads in progress, then 404: missing, never submitted again", async () => {
+    let phase: "deliver" | "in-progress" | "gone" = "deliver";
+    let creates = 0;
+    const image = await png;
+    const srv = createServer((req, res) => {
+      const path = (req.url ?? "").split("?")[0]!;
+      if (path.endsWith("/v1/quota")) return json(200, { aiCredits: { used: 0, limit: 1000 } })(req, res);
+      if (req.method === "POST") return json(200, { success: true, data: { jobId: `job-${++creates}` } })(req, res);
+      if (path.startsWith("/files/")) {
+        res.writeHead(200, { "content-type": "image/png", "content-length": String(image.length) });
+        return void res.end(image);
+      }
+      if (phase === "deliver") return json(200, { success: true, data: { status: "completed", url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/files/a.png`, width: 64, height: 64, aiCreditsUsed: 0.6 } })(req, res);
+      if (phase === "in-progress") {
+        phase = "gone";
+        return json(200, { success: true, data: { status: "in-progress" } })(req, res);
+      }
+      json(404, { message: "JOB_NOT_FOUND" })(req, res);
+    });
+    const url = await listen(srv);
+    const dir = tempDir();
+    const manifest = join(dir, "night.csv");
+    writeFileSync(manifest, "id,prompt\nr0,A lighthouse on a cliff at dusk\n");
+    const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: url }, "warn");
+    const run = () => runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out") }, t.ctx);
+    expect(await run()).toBe(0);
+    rmSync(join(dir, "out", "images", "r0.png"));
+    phase = "in-progress";
+    expect(await run()).toBe(2);
+    const db = new Database(join(dir, "db.sqlite"), { readonly: true });
+    expect(db.prepare("SELECT state, error_code, job_id FROM items").get()).toEqual({ state: "missing", error_code: "IMAGE_MISSING", job_id: "job-1" });
+    db.close();
+    expect(creates).toBe(1);
+  }, 30_000);
 
   it("the local renderer's refusal fails the item at once", async () => {
     const error = await new LocalProvider().getJob({ jobId: "x", request: { prompt: "a bad \u0000 prompt with a NUL", model: "flux-schnell", aspectRatio: "1:1" } }).catch((e: unknown) => e);

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../src/errors.js";
-import { backoffDelayMs, canRetry, classifyFailure } from "../src/runner/retry-policy.js";
+import { backoffDelayMs, canRetry, classifyFailure, keepPaidImage } from "../src/runner/retry-policy.js";
 import { TokenBucket, rpmBucketShape } from "../src/runner/token-bucket.js";
 import { parseDeadline, parseDuration } from "../src/commands/option-values.js";
 
@@ -133,5 +133,21 @@ describe("option values", () => {
     expect(new Date(parseDeadline("23:45", "--deadline", now))).toEqual(new Date(2026, 0, 10, 23, 45));
     expect(parseDeadline("2026-01-11T05:00:00Z", "--deadline", now)).toBe(Date.parse("2026-01-11T05:00:00Z"));
     expect(() => parseDeadline("tomorrow", "--deadline", now)).toThrow(/--deadline/);
+  });
+});
+
+describe("an image delivered before is never paid for again by the run", () => {
+  it.each([
+    ["never delivered, failed", null, "failed", "failed"],
+    ["never delivered, queued again", null, "queued", "queued"],
+    ["delivered before, failed", "abc", "failed", "missing"],
+    ["delivered before, queued for a new submit", "abc", "queued", "missing"],
+    ["delivered before, read again", "abc", "running", "running"],
+    ["delivered before, delivered", "abc", "done", "done"],
+  ] as const)("%s: %s → %s", (_name, sha256, to, expected) => {
+    const kept = keepPaidImage({ sha256 }, to, { errorCode: "JOB_CLEANED", errorMessage: "cleaned", jobId: null });
+    expect(kept.to).toBe(expected);
+    // Rerouted, the job id stays (each later run asks that job again) and the reason is kept.
+    if (expected === "missing") expect(kept.patch).toEqual({ errorCode: "IMAGE_MISSING", errorMessage: expect.stringContaining("JOB_CLEANED: cleaned") });
   });
 });

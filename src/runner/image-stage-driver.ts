@@ -136,9 +136,8 @@ export class ImageStageDriver {
           }
           continue;
         }
-        // A paid image delivered before and lost from disk is `missing`, not failed: a plain
-        // `retry` must not pay for it again.
-        item = this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
+        // (A paid image delivered before ends `missing`, not failed: retry-policy.ts keepPaidImage.)
+        item = this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
         return;
       }
     }
@@ -182,8 +181,7 @@ export class ImageStageDriver {
         this.deps.store.update(item, { resultUrl: search.url });
         return { kind: "url", url: search.url };
       }
-      // Delivered before (its file lost since): `missing`, so a plain retry does not pay again.
-      this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
+      this.host.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
       return null;
     }
     // Its token was taken before the slot (deliver).
@@ -197,7 +195,7 @@ export class ImageStageDriver {
         const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
         if (runningMs > this.deps.options.jobTimeoutMs) {
           const reason = `job ${item.jobId} reads in progress again ${Math.round(runningMs / 1000)} s after its submit (the job timeout is ${Math.round(this.deps.options.jobTimeoutMs / 1000)} s)`;
-          this.host.move(item, item.sha256 !== null ? "missing" : "failed", { errorCode: "JOB_TIMEOUT", errorMessage: reason }, reason);
+          this.host.move(item, "failed", { errorCode: "JOB_TIMEOUT", errorMessage: reason }, reason);
           return null;
         }
         this.host.backToService(this.host.move(item, "running", { nextAttemptAt: this.deps.now() + this.deps.options.pollIntervalMs }, "job reads in-progress again"));
@@ -205,11 +203,6 @@ export class ImageStageDriver {
       }
       case "failed":
       case "gone":
-        if (item.sha256 !== null) {
-          // Delivered before and lost from disk since: paying again is the user's call (retry --missing).
-          this.host.move(item, "missing", { errorCode: "IMAGE_MISSING", errorMessage: `the image is gone from disk and the service no longer has it (${job.code}: ${job.message})` }, `${job.code}: ${job.message}`);
-          return null;
-        }
         this.host.retryOrFail(item, job.code, job.message);
         return null;
     }

@@ -14,7 +14,7 @@ import type { Store } from "../store/store.js";
 import type { ItemState } from "../store/states.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
-import { classifyFailure } from "./retry-policy.js";
+import { classifyFailure, keepPaidImage } from "./retry-policy.js";
 import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
@@ -293,7 +293,8 @@ export class Runner {
     });
   }
 
-  private move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord {
+  private move(item: ItemRecord, asked: ItemState, askedPatch: ItemPatch, detail: string | null): ItemRecord {
+    const { to, patch } = keepPaidImage(item, asked, askedPatch);
     const updated = this.store.transition(item, to, patch, detail);
     this.gate.noted(updated);
     if (to === "done") this.summary.doneThisRun++;

@@ -82,7 +82,13 @@ export class ServiceSideDriver {
           return;
         case "done":
         case "failed":
+        case "missing":
           return;
+        default: {
+          // Every state is handled above: a new one must be added there, or this loop would spin.
+          const unhandled: never = item.state;
+          throw new InternalError(`no step for an item in state ${String(unhandled)}`);
+        }
       }
     }
   }
@@ -153,7 +159,6 @@ export class ServiceSideDriver {
    * `retry` reads that job again (adopting its image if it finished) before paying for another.
    */
   private failKeepingJob(item: ItemRecord, code: "POLL_FAILED" | "JOB_TIMEOUT", reason: string): ItemRecord {
-    if (item.sha256 !== null) return this.missing(item, code, reason);
     // attempts 0: a retry already gave this job its second chance (store.requeueFailed); the next retry submits anew.
     if (item.attempts === 0) {
       const message = `${reason}; it was already read again after an earlier failure: \`imgbatch retry\` submits a new job`;
@@ -255,7 +260,7 @@ export class ServiceSideDriver {
       if (failure.kind === "permanent") {
         this.pollFailures.delete(item.id);
         // The local renderer refusing the prompt: nothing was paid, the item fails with its reason.
-        if (this.deps.provider.name === "local" && item.sha256 === null) return this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message, jobId: null }, failure.message);
+        if (this.deps.provider.name === "local") return this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message, jobId: null }, failure.message);
         // A read refused for good (a redirect, a 4xx): the job may still finish, so it is kept.
         return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} was refused (${failure.code}: ${failure.message})`);
       }
@@ -322,18 +327,10 @@ export class ServiceSideDriver {
           this.host.move(item, "queued", { attempts: item.attempts - 1, jobId: null, nextAttemptAt: 0 }, `${job.code}: ${job.message}`);
           throw new FatalRunError(`the account ran out of AI credits (${job.message}); stopped submitting — top up and run again`, job.code, 3);
         }
-        if (item.sha256 !== null) return this.missing(item, job.code, job.message);
         if (job.retryable) return this.retryOrFail(item, job.code, job.message);
         return this.host.move(item, "failed", { errorCode: job.code, errorMessage: job.message }, `${job.code}: ${job.message}`);
       case "gone":
-        if (item.sha256 !== null) return this.missing(item, job.code, `${job.message}: the service no longer has this job`);
         return this.retryOrFail(item, job.code, `${job.message}: the service no longer has this job`);
     }
-  }
-
-  /** An image delivered before and lost from disk since, which its job can no longer give: paying again is the user's call. */
-  private missing(item: ItemRecord, code: string, reason: string): ItemRecord {
-    const message = `the image is gone from disk and its job cannot give it again (${code}: ${reason}); \`imgbatch retry --missing\` pays for a new one`;
-    return this.host.move(item, "missing", { errorCode: "IMAGE_MISSING", errorMessage: message }, message);
   }
 }

@@ -11,7 +11,8 @@ const ALLOWED: Record<ItemState, readonly ItemState[]> = {
   // running: job id known. downloading: a lost submit reconciled to a finished image.
   // queued: not created (or reconciled as not created), try again later.
   submitting: ["running", "downloading", "queued", "failed"],
-  running: ["downloading", "queued", "failed"],
+  // missing: an image delivered before, whose job (read again) cannot give it now.
+  running: ["downloading", "queued", "failed", "missing"],
   // running: the result URL expired and the service no longer has the job's output at hand.
   // missing: a paid image delivered again, and the service no longer has it.
   downloading: ["done", "running", "queued", "failed", "missing"],
