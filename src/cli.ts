@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { readEnvironment } from "./env.js";
-import { EXIT, ExitError, causeChain, errorMessage } from "./errors.js";
+import { EXIT, ExitError, FILE_SYSTEM_ERROR_CODES, causeChain, errorMessage } from "./errors.js";
 import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogFormat, type Logger } from "./log.js";
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
@@ -229,9 +229,6 @@ export function buildProgram(exit: { code: number }): Command {
   return program;
 }
 
-/** Local file-system failures: the environment's, not a bug of imgbatch. */
-const FILE_SYSTEM_CODES: ReadonlySet<string> = new Set(["EXDEV", "EISDIR", "ENOTDIR", "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EIO", "EEXIST", "ENAMETOOLONG", "EMFILE", "ENFILE"]);
-
 /**
  * An error that escaped a command but is the environment's: a file or folder that could not be
  * written (exit 3: whatever the run did is in the database, and it resumes), or a database found
@@ -244,7 +241,7 @@ function environmentFailure(error: unknown): { exitCode: number; message: string
     if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
       return { exitCode: EXIT.usage, message: `the job database is damaged (${errorMessage(link)}): imgbatch rebuild <manifest> rebuilds it from the output folder's sidecars without paying (it keeps the damaged file aside)` };
     }
-    if (code === "SQLITE_FULL" || FILE_SYSTEM_CODES.has(code)) {
+    if (code === "SQLITE_FULL" || FILE_SYSTEM_ERROR_CODES.has(code)) {
       return { exitCode: EXIT.stoppedEarly, message: `a file or folder could not be written (${errorMessage(link)}); stopped, and the next run resumes from the database` };
     }
   }

@@ -89,6 +89,14 @@ export const EXIT = {
   internal: 70,
 } as const;
 
+/**
+ * Errors of the local file system (full, read-only, refused, the wrong kind of thing in the
+ * way): the environment's, met by every further write too, never a bug of imgbatch.
+ */
+export const FILE_SYSTEM_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "EIO", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EXDEV",
+]);
+
 /** Walks `.cause` links, nearest first. */
 export function* causeChain(error: unknown): Generator<unknown> {
   const seen = new Set<unknown>();

@@ -1,7 +1,7 @@
 // Issue 14: a problem of the environment (a path that is the wrong kind of thing, a database
 // of another version) is a usage or configuration error: exit 1 with one sentence, nothing
 // submitted. Exit 70 stays for imgbatch's own bugs.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -66,6 +66,15 @@ describe("environment errors exit 1 with a sentence, never 70", () => {
     expect(result.code, result.stderr).toBe(1);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
-    expect(existsSync(join(dir, "db-folder")) || !readdirSync(dir).some((n) => n.startsWith("db-folder.damaged"))).toBe(true);
+  });
+
+  it("rebuild given a folder as --db leaves that folder where it is, untouched", async () => {
+    const dir = project();
+    mkdirSync(join(dir, "db-folder"));
+    writeFileSync(join(dir, "db-folder", "keep.txt"), "mine");
+    const result = await runCli(["rebuild", "summer.csv", "--db", "db-folder"], { cwd: dir });
+    expect(result.code, result.stderr).toBe(1);
+    expect(readFileSync(join(dir, "db-folder", "keep.txt"), "utf8")).toBe("mine");
+    expect(readdirSync(dir).filter((n) => n.startsWith("db-folder."))).toEqual([]);
   });
 });

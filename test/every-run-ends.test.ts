@@ -134,7 +134,8 @@ describe("every run ends, whatever the service answers", () => {
     writeFileSync(manifest, ["id,prompt", ...Array.from({ length: ITEMS }, (_, i) => `r${i},A lighthouse on a cliff number ${i}`)].join("\n"));
     const t = testContext({ PICTORY_API_KEY: "pictai_chaos", PICTORY_BASE_URL: service.url }, "warn");
     const bound = boundMs(OPTIONS, ITEMS);
-    const started = Date.now();
+    // The run must end before the bound computed from its options (a timer of that length, no
+    // tighter wall-clock assertion: a loaded machine only makes it slower, never endless).
     const code = await Promise.race([
       runCommand(manifest, { ...OPTIONS, provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out") }, t.ctx).catch((error: unknown) => {
         if (error instanceof ExitError) return error.exitCode;
@@ -148,7 +149,6 @@ describe("every run ends, whatever the service answers", () => {
     const states = db.prepare("SELECT state FROM items WHERE superseded_at IS NULL").pluck().all() as string[];
     db.close();
     if (code !== 3) expect(states.every((s) => s === "done" || s === "failed" || s === "missing"), states.join(",")).toBe(true);
-    expect(Date.now() - started).toBeLessThan(bound);
     // No partial file is left, and the key is in no file of the run.
     const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
     expect(files.filter((f) => f.endsWith(".imgbatch-tmp"))).toEqual([]);
@@ -260,12 +260,10 @@ describe("every run ends, whatever the service answers", () => {
 
   it("a service that answers nothing but 503s: each item ends UNRECONCILED or the run stops, within the bound", async () => {
     const service = await scripted({ submit: json(503, {}), job: json(503, {}), listing: json(503, {}) });
-    const started = Date.now();
     const { code, item } = await runOne(service.url, { tuning: { ...OPTIONS.tuning, serviceDownMs: 1_000 } });
     expect([2, 3]).toContain(code);
     expect(["queued", "submitting", "failed"]).toContain(item.state);
     expect(service.count.submit).toBe(1);
-    expect(Date.now() - started).toBeLessThan(1_000 + boundMs(OPTIONS, 1));
   }, 60_000);
 
   it("always 429 (no attempt ever used) still ends: the run stops once the service answered only 429s for serviceDownMs", async () => {

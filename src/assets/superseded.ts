@@ -33,13 +33,12 @@ function sha256OfFile(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** The sha256 the sidecar names for the image, or null without a readable sidecar. */
-function sidecarSha256(layout: OutputLayout, key: string): string | null {
-  const path = join(layout.imagesDir, `${key}.json`);
+/** The sha256 a sidecar (`<images folder>/<key>.json`) names for its image, or null without a readable one. */
+function sha256NamedBy(sidecarPath: string): string | null {
   // The common case (a key's first delivery) asked without the cost of a thrown ENOENT.
-  if (!existsSync(path)) return null;
+  if (!existsSync(sidecarPath)) return null;
   try {
-    const sidecar = JSON.parse(readFileSync(path, "utf8")) as { sha256?: unknown };
+    const sidecar = JSON.parse(readFileSync(sidecarPath, "utf8")) as { sha256?: unknown };
     return typeof sidecar.sha256 === "string" ? sidecar.sha256 : null;
   } catch {
     return null;
@@ -54,7 +53,7 @@ function sidecarSha256(layout: OutputLayout, key: string): string | null {
 export function holdsAnotherImage(layout: OutputLayout, key: string, sha256: string): boolean {
   const images = IMAGE_EXTENSIONS.map((ext) => join(layout.imagesDir, `${key}.${ext}`)).filter((path) => existsSync(path));
   if (images.length > 0) return images.some((path) => sha256OfFile(path) !== sha256);
-  const named = sidecarSha256(layout, key);
+  const named = sha256NamedBy(join(layout.imagesDir, `${key}.json`));
   return named !== null && named !== sha256;
 }
 
@@ -115,13 +114,7 @@ export function restoreSuperseded(layout: OutputLayout, key: string, sha256: str
   const numbers = existsSync(keyDir) ? readdirSync(keyDir).filter((name) => /^[1-9][0-9]*$/.test(name)).map(Number).sort((a, b) => b - a) : [];
   for (const n of numbers) {
     const setDir = join(keyDir, String(n));
-    let named: unknown;
-    try {
-      named = (JSON.parse(readFileSync(join(setDir, "images", `${key}.json`), "utf8")) as { sha256?: unknown }).sha256;
-    } catch {
-      continue;
-    }
-    if (named !== sha256) continue;
+    if (sha256NamedBy(join(setDir, "images", `${key}.json`)) !== sha256) continue;
     // Whatever is live under the key now is kept aside first: nothing is overwritten.
     supersedeFiles(layout, key);
     for (const entry of readdirSync(setDir, { recursive: true, withFileTypes: true })) {

@@ -2,12 +2,14 @@
 // a newer imgbatch) is a clear sentence and exit 1 naming the command that rebuilds it from the
 // sidecars; a database missing where an older imgbatch kept it is pointed at.
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
-import { EXIT, ExitError } from "../errors.js";
+import { EXIT, ExitError, FILE_SYSTEM_ERROR_CODES } from "../errors.js";
 import { DatabaseUnusableError, Store } from "../store/store.js";
 import { formerDefaultDb, type RunPaths } from "./paths.js";
 
-/** Errors of the place a file should be (not of imgbatch): a usage or configuration error, exit 1. */
-const ENVIRONMENT_CODES: ReadonlySet<string> = new Set(["EISDIR", "ENOTDIR", "EACCES", "EPERM", "EROFS", "EEXIST", "ENOENT", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM"]);
+/** Errors of the place the database should be (not of imgbatch): a usage or configuration error, exit 1. */
+function isEnvironmentCode(code: string): boolean {
+  return FILE_SYSTEM_ERROR_CODES.has(code) || code === "ENOENT" || code === "SQLITE_PERM" || /^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code);
+}
 
 /** Makes the output folder, or exits 1 with a sentence when it cannot be (a file in the way, no permission). */
 export function prepareOutputFolder(outDir: string): void {
@@ -47,7 +49,7 @@ export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyp
       );
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined && (ENVIRONMENT_CODES.has(code) || code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN"))) {
+    if (code !== undefined && isEnvironmentCode(code)) {
       throw new ExitError(EXIT.usage, `the job database ${paths.db} cannot be opened or created (${code}): is it a folder, or in a folder that cannot be written? Nothing was submitted.`);
     }
     throw error;

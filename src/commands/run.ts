@@ -1,6 +1,6 @@
 // `imgbatch run <manifest>`: expand, submit, poll, download, thumbnail; resumes whatever
 // the database holds. Orchestrates only: the work is in runner/, store/, assets/, report/.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { Downloader, type DownloaderSettings } from "../assets/download.js";
@@ -259,7 +259,7 @@ async function execute(
  * another file system must pass the probe too. Folders made later are made in the output folder.
  */
 function probeFolders(outDir: string, layout: OutputLayout, manifest: Manifest): string[] {
-  mkdirSync(outDir, { recursive: true });
+  // The output folder itself was made (and checked) before the run began: prepareOutputFolder.
   const folders = [layout.imagesDir, layout.thumbsDir, layout.renditionsDir, ...manifest.renditions.map((r) => join(layout.renditionsDir, r.name))];
   return [outDir, ...folders.filter((folder) => existsSync(folder))];
 }

@@ -89,24 +89,13 @@ export function adoptionOf(
 
 /** The readable sidecars in images/, by key. */
 export function readSidecars(layout: OutputLayout): Map<string, Sidecar> {
-  const sidecars = new Map<string, Sidecar>();
   let names: string[];
   try {
     names = readdirSync(layout.imagesDir);
   } catch {
-    return sidecars;
+    return new Map();
   }
-  for (const name of names) {
-    if (!name.endsWith(".json")) continue;
-    let sidecar: Sidecar | null = null;
-    try {
-      sidecar = parseSidecar(readFileSync(join(layout.imagesDir, name), "utf8"));
-    } catch {
-      /* unreadable: not adopted */
-    }
-    if (sidecar && `${sidecar.key}.json` === name) sidecars.set(sidecar.key, sidecar);
-  }
-  return sidecars;
+  return sidecarsOf(layout, names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -".json".length)));
 }
 
 /**
@@ -118,8 +107,13 @@ export function sidecarsOfUntriedItems(store: Store, layout: OutputLayout): Map<
   store.forEachUntriedKey((key) => {
     if (existsSync(join(layout.imagesDir, `${key}.json`))) found.push(key);
   });
+  return sidecarsOf(layout, found);
+}
+
+/** The readable sidecars `images/<key>.json` of these keys that name their own key, by key. */
+function sidecarsOf(layout: OutputLayout, keys: readonly string[]): Map<string, Sidecar> {
   const sidecars = new Map<string, Sidecar>();
-  for (const key of found) {
+  for (const key of keys) {
     let sidecar: Sidecar | null = null;
     try {
       sidecar = parseSidecar(readFileSync(join(layout.imagesDir, `${key}.json`), "utf8"));

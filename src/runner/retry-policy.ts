@@ -1,12 +1,12 @@
 // Retries as data: which failures are worth another attempt, and how long to wait first.
-import { causeChain, FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
+import { causeChain, FILE_SYSTEM_ERROR_CODES, FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import type { ItemState } from "../store/states.js";
 import type { ItemPatch } from "../store/types.js";
 
 
 /** Local conditions that every further item would meet too: stop the run, resumable. */
-const FATAL_LOCAL_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "EIO", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "EXDEV"]);
+
 
 /**
  * Codes of an answer the service gave once it was done with the request (500, 503), unlike a
@@ -56,7 +56,7 @@ export function classifyFailure(error: unknown): FailureKind {
     if (link instanceof Error && link.name === "SqliteError") {
       return { kind: "fatal", error: new FatalRunError(`the job database refused a write: ${link.message}`, typeof code === "string" ? code : "SQLITE_ERROR", 3, { cause: link }) };
     }
-    if (typeof code === "string" && FATAL_LOCAL_CODES.has(code)) {
+    if (typeof code === "string" && FILE_SYSTEM_ERROR_CODES.has(code)) {
       return { kind: "fatal", error: new FatalRunError(`cannot write output: ${(link as Error).message}`, code, 3, { cause: link }) };
     }
     if (typeof code === "string" && RETRYABLE_ERROR_CODES.has(code)) {
