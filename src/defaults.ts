@@ -42,6 +42,23 @@ export const DEFAULTS = {
   downloadMinBytesPerSecond: 8 * 1024,
   downloadRateGraceMs: 15_000,
   summaryEveryMs: 30_000,
+  /** A claim on an item not renewed for this long is free to take (a dead worker's items). */
+  leaseMs: 60_000,
   /** The manifest's `thumbnail:` when it has none (a ThumbnailSpec: manifest/outputs.ts checks the shape). */
   thumbnail: { size: 256, format: "webp", quality: 80 },
+  /**
+   * The manifest's `qc:` when it has none (a QcSettings: manifest/qc.ts checks the shape; the
+   * thresholds' measurements are in assets/qc.ts). A blank frame is never usable, so it is
+   * remade, once; a wrong size or a near-duplicate is still an image, so a person decides.
+   */
+  qc: {
+    blank: "retry",
+    size: "flag",
+    duplicates: "flag",
+    maxRetries: 1,
+    blankMaxDeviation: 4,
+    blankMinSharpness: 0.1,
+    duplicateMaxDistance: 10,
+    sizeTolerance: 0.02,
+  },
 } as const;
