@@ -68,6 +68,14 @@ export class InternalError extends Error {
   override name = "InternalError";
 }
 
+/**
+ * A worker's write refused because the item was claimed since (by another worker, or anew):
+ * the stale writer drops the item instead of overwriting what its new owner did.
+ */
+export class ClaimLostError extends Error {
+  override name = "ClaimLostError";
+}
+
 /** Thrown by commands to end the process with a code; only cli.ts calls process.exit. */
 export class ExitError extends Error {
   override name = "ExitError";

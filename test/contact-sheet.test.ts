@@ -11,11 +11,12 @@ import type { PlannedItem } from "../src/manifest/types.js";
 import { escapeHtml, renderContactSheet, writeContactSheet } from "../src/report/contact-sheet.js";
 import { formatLocalTime } from "../src/report/format.js";
 import { writeReport } from "../src/report/index.js";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import type { ResultLine } from "../src/report/results.js";
 import { launchChromium } from "./helpers/chromium.js";
 import { runCli } from "./helpers/cli.js";
 import { useTempDir } from "./helpers/tmp.js";
+import { move } from "./helpers/store.js";
 
 const tempDir = useTempDir("imgbatch-sheet-");
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -55,7 +56,7 @@ const groupIds = (html: string): string[] => [...html.matchAll(/<section class="
 const stat = (html: string, label: string): string | undefined => html.match(new RegExp(`<dt>${label}</dt><dd>([^<]*)</dd>`))?.[1];
 
 describe("renderContactSheet", () => {
-  it("escapes prompts, keys and attribute values: user text never becomes markup", () => {
+  it("escapes prompts, keys and attribute values: user text never becomes markup", async () => {
     const html = render([
       line({ key: `evil"key<b>`, prompt: `<script>alert("x")</script> & it's`, style: `x" onmouseover="alert(1)` }),
     ]);
@@ -70,14 +71,14 @@ describe("renderContactSheet", () => {
     expect(escapeHtml(`<a href='x'>&</a>`)).toBe("&#60;a href=&#39;x&#39;&#62;&#38;&#60;/a&#62;");
   });
 
-  it("groups cards by row in the order rows first appear, keeping item order inside a row", () => {
+  it("groups cards by row in the order rows first appear, keeping item order inside a row", async () => {
     const html = render([line({ key: "hero--a" }), line({ key: "banner" }), line({ key: "hero--b" }), line({ key: "zeta--v1" })]);
     expect(groupIds(html)).toEqual(["hero", "banner", "zeta"]);
     const keys = cardsOf(html).map((c) => c.match(/title="([^"]*)"/)![1]);
     expect(keys).toEqual(["hero--a", "hero--b", "banner", "zeta--v1"]);
   });
 
-  it("shows a failed item in place with its code and message, and pending items as pending cards", () => {
+  it("shows a failed item in place with its code and message, and pending items as pending cards", async () => {
     const html = render([
       line({ key: "a--1" }),
       line({ key: "a--2", state: "failed", errorCode: "CONTENT_POLICY_VIOLATION", errorMessage: "flagged <by> the filter", image: "", thumbnail: "" }),
@@ -92,7 +93,7 @@ describe("renderContactSheet", () => {
     expect(running).toContain(`<div class="thumb wait"><span>running</span></div>`);
   });
 
-  it("puts totals in the header: items, done, failed, in progress, credits, time, providers", () => {
+  it("puts totals in the header: items, done, failed, in progress, credits, time, providers", async () => {
     const html = render([
       line({ key: "a--1", credits: 2 }),
       line({ key: "a--2", credits: 0.6 }),
@@ -114,7 +115,7 @@ describe("renderContactSheet", () => {
     expect(stat(renderContactSheet({ name: "n", generatedAt: new Date(0), lines: [], creditsSpent: 1234.5 }), "credits spent")).toBe("1,234.5");
   });
 
-  it("shows its generation time in this machine's zone with the offset; the datetime stays ISO UTC", () => {
+  it("shows its generation time in this machine's zone with the offset; the datetime stays ISO UTC", async () => {
     const tzBefore = process.env.TZ;
     try {
       process.env.TZ = "Asia/Kolkata";
@@ -125,7 +126,7 @@ describe("renderContactSheet", () => {
     }
   });
 
-  it("rounds credits to the hundredth, on the cards and in the total", () => {
+  it("rounds credits to the hundredth, on the cards and in the total", async () => {
     const html = render(Array.from({ length: 13 }, (_, i) => line({ key: `f${i}`, credits: 0.6 })));
     expect(stat(html, "credits spent")).toBe("7.8");
     expect(stat(renderContactSheet({ name: "n", generatedAt: new Date(0), lines: [], creditsSpent: 0.1 + 0.2 }), "credits spent")).toBe("0.3");
@@ -133,20 +134,20 @@ describe("renderContactSheet", () => {
     expect(html).not.toContain("7.79999");
   });
 
-  it("keeps items no longer in the manifest in a collapsed section at the end", () => {
+  it("keeps items no longer in the manifest in a collapsed section at the end", async () => {
     const html = render([line({ key: "old--1", inManifest: false }), line({ key: "new" })]);
     expect(groupIds(html)).toEqual(["new", "old"]);
     expect(html).toMatch(/<details class="removed"><summary>1 item no longer in the manifest[^]*old--1[^]*<\/details>/);
     expect(html).toContain(`showing <b id="shown">2</b> of 2`);
   });
 
-  it("builds filter options from the values present, with counts", () => {
+  it("builds filter options from the values present, with counts", async () => {
     const html = render([line({ key: "a", style: "futuristic" }), line({ key: "b", style: "futuristic", aspectRatio: "9:16" }), line({ key: "c", style: "" })]);
     expect(html).toContain(`<select data-filter="style"><option value="" data-all="">all</option><option value="">(none) (1)</option><option value="futuristic">futuristic (2)</option></select>`);
     expect(html).toContain(`<option value="1:1">1:1 (2)</option><option value="9:16">9:16 (1)</option>`);
   });
 
-  it("is self-contained: no absolute URL, and a CSP whose script hash matches the inline script", () => {
+  it("is self-contained: no absolute URL, and a CSP whose script hash matches the inline script", async () => {
     const html = render([line({ key: "a", renditions: { story: "renditions/story/a.webp" } })]);
     expect(html).not.toMatch(/(src|href)="(https?:|\/\/|\/|file:)/);
     expect(html).toContain(`href="renditions/story/a.webp"`);
@@ -168,7 +169,7 @@ describe("renderContactSheet", () => {
 
   // Its speed is not asserted here (a timed test fails on a busy machine, not on slow code):
   // writing the sheet is part of every run that bench 3 and bench 4 measure.
-  it("renders 20,000 items with small cards, in the compact layout", () => {
+  it("renders 20,000 items with small cards, in the compact layout", async () => {
     const lines = Array.from({ length: 20_000 }, (_, i) =>
       line({ key: `row-${Math.floor(i / 8)}--v${i}`, prompt: "Aurora Pro wireless earbuds floating above a midnight blue gradient, studio lighting", renditions: { story: `renditions/story/k${i}.webp` } }),
     );
@@ -191,13 +192,13 @@ async function sheetFrom(keys: string[], options: { later?: string[]; order?: It
   const dir = tempDir();
   const store = Store.open(join(dir, "m.sqlite"));
   try {
-    store.syncManifest(keys.map(planned), "local");
-    for (const key of options.failed ?? []) store.transition(store.byKey(key)!, "failed", { errorCode: "CONTENT_POLICY_VIOLATION", errorMessage: "flagged" });
-    for (const key of options.running ?? []) store.transition(store.transition(store.byKey(key)!, "submitting"), "running", { jobId: `job-${key}` });
-    if (options.later) store.syncManifest(options.later.map(planned), "local");
+    await store.syncManifest(keys.map(planned), "local");
+    for (const key of options.failed ?? []) await move(store, (await store.byKey(key))!, "failed", { errorCode: "CONTENT_POLICY_VIOLATION", errorMessage: "flagged" });
+    for (const key of options.running ?? []) await move(store, await move(store, (await store.byKey(key))!, "submitting"), "running", { jobId: `job-${key}` });
+    if (options.later) await store.syncManifest(options.later.map(planned), "local");
     await writeReport(store, "night", join(dir, "out"), options.order ?? "as-synced");
   } finally {
-    store.close();
+    await store.close();
   }
   return readFileSync(join(dir, "out", "index.html"), "utf8");
 }

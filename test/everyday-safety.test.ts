@@ -332,12 +332,12 @@ describe("earlier requests, interrupted adoptions and moves, retry by key", () =
     const db = join(project, "jobs", "summer.sqlite");
     for (const suffix of ["", "-wal", "-shm"]) rmSync(db + suffix, { force: true });
     // What a run killed between its sync and its adoption leaves: the items planned, queued, untried.
-    const { Store } = await import("../src/store/store.js");
+    const { SqliteStore: Store } = await import("../src/store/sqlite/sqlite-store.js");
     const { loadManifest, requestHash } = await import("../src/manifest/index.js");
     const manifest = await loadManifest(join(project, "summer.csv"));
     const store = Store.open(db);
-    store.syncManifest(manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, "pictory") })), "pictory", { hashWith: requestHash });
-    store.close();
+    await store.syncManifest(manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, "pictory") })), "pictory", { hashWith: requestHash });
+    await store.close();
     const again = await cli(["run", "summer.csv"], project, pictoryEnv(s));
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain("adopted 3 image(s)");

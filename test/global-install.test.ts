@@ -65,7 +65,7 @@ describe("a global install of the packed tarball", () => {
     const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", install], { cwd: ROOT, env: process.env, timeoutMs: 60_000 });
     expect(packed.code, packed.stderr).toBe(0);
     const [pack] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
-    expect(pack!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/cli.js", "dist/store/store.js", "package.json"]));
+    expect(pack!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/cli.js", "dist/store/sqlite/sqlite-store.js", "package.json"]));
 
     const prefix = join(install, "prefix");
     const installed = await run("npm", ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", join(install, pack!.filename)], {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { ImageRequest } from "../src/providers/provider.js";
 import { csvCell, writeResults } from "../src/report/results.js";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
@@ -54,7 +54,7 @@ describe("results.csv and results.jsonl", () => {
   it("neutralises each formula in the CSV, which a CSV parser reads back as the text with its '; the JSONL is exact", async () => {
     const dir = tempDir();
     const store = Store.open(join(dir, "jobs", "m.sqlite"));
-    store.syncManifest(
+    await store.syncManifest(
       prompts.map((prompt, i) => {
         const request: ImageRequest = { prompt, model: "seedream3.0", aspectRatio: "1:1" };
         return { item: { key: `k${i}`, rowId: `k${i}`, source: `m.yaml line ${i + 1}`, variant: null, matrix: {}, request }, requestHash: requestHash(request, "local") };
@@ -63,7 +63,7 @@ describe("results.csv and results.jsonl", () => {
     );
     const out = join(dir, "out");
     await writeResults(store, out);
-    store.close();
+    await store.close();
 
     const csv = parse(readFileSync(join(out, "results.csv")), { columns: true, bom: true }) as Record<string, string>[];
     expect(csv.map((r) => r.prompt)).toEqual([...prompts.slice(0, -1).map((p) => `'${p}`), prompts.at(-1)]);

@@ -145,9 +145,9 @@ describe("an image delivered before is never paid for again by the run", () => {
     ["delivered before, read again", "abc", "running", "running"],
     ["delivered before, delivered", "abc", "done", "done"],
   ] as const)("%s: %s → %s", (_name, sha256, to, expected) => {
-    const kept = keepPaidImage({ sha256 }, to, { errorCode: "JOB_CLEANED", errorMessage: "cleaned", jobId: null });
+    const kept = keepPaidImage({ sha256 }, { to, set: { errorCode: "JOB_CLEANED", errorMessage: "cleaned", jobId: null } });
     expect(kept.to).toBe(expected);
     // Rerouted, the job id stays (each later run asks that job again) and the reason is kept.
-    if (expected === "missing") expect(kept.patch).toEqual({ errorCode: "IMAGE_MISSING", errorMessage: expect.stringContaining("JOB_CLEANED: cleaned") });
+    if (expected === "missing") expect(kept.set).toEqual({ errorCode: "IMAGE_MISSING", errorMessage: expect.stringContaining("JOB_CLEANED: cleaned") });
   });
 });

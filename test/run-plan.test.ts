@@ -4,7 +4,7 @@ import { exitCodeOf, planRunnerOptions, runEndRecord, stopSubmitting } from "../
 import { DEFAULTS } from "../src/defaults.js";
 import { ExitError, FatalRunError } from "../src/errors.js";
 import type { RunSummary } from "../src/runner/runner.js";
-import type { StateCounts } from "../src/store/store.js";
+import type { StateCounts } from "../src/store/port.js";
 
 const counts = (over: Partial<StateCounts> = {}): StateCounts => ({ queued: 0, submitting: 0, running: 0, downloading: 0, done: 3, failed: 0, missing: 0, ...over });
 const summary = (over: Partial<RunSummary> = {}): RunSummary => ({ stopReason: null, fatal: null, creditsThisRun: 1.2, doneThisRun: 2, failedThisRun: 0, ...over });

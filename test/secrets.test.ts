@@ -13,11 +13,13 @@ import { requestHash } from "../src/manifest/index.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider } from "../src/providers/pictory.js";
 import { toResultLine } from "../src/report/results.js";
 import { MIN_SECRET_LENGTH, forgetSecrets, redactSecrets, redactSecretsIn, registerSecret } from "../src/secrets.js";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import type { ItemRecord } from "../src/store/types.js";
 import { startSimulator, type SimHandle } from "../src/sim/index.js";
 import { runCli } from "./helpers/cli.js";
 import { useTempDir } from "./helpers/tmp.js";
+import { move } from "./helpers/store.js";
+import { sqliteConnectionOf } from "./helpers/db.js";
 
 const KEY = "pictai_Zq7vLkP2xR9mWc4TbY8nHs3J";
 const SUFFIX = KEY.slice("pictai_".length);
@@ -25,37 +27,37 @@ const SUFFIX = KEY.slice("pictai_".length);
 describe("redactSecrets", () => {
   afterEach(() => forgetSecrets());
 
-  it("masks anything shaped like a Pictory key, registered or not", () => {
+  it("masks anything shaped like a Pictory key, registered or not", async () => {
     expect(redactSecrets("bad key pictai_abc-DEF_123 given")).toBe("bad key pictai_[redacted] given");
     expect(redactSecrets("two: pictai_a,pictai_b.")).toBe("two: pictai_[redacted],pictai_[redacted].");
   });
 
-  it("masks the registered key wherever it appears, inside words and JSON alike", () => {
+  it("masks the registered key wherever it appears, inside words and JSON alike", async () => {
     registerSecret(KEY);
     expect(redactSecrets(`x${KEY}y`)).toBe("xpictai_[redacted]y");
     expect(redactSecrets(`{"k":"${KEY}"}`)).toBe('{"k":"pictai_[redacted]"}');
   });
 
-  it("masks the registered key's part after pictai_ on its own", () => {
+  it("masks the registered key's part after pictai_ on its own", async () => {
     registerSecret(KEY);
     expect(redactSecrets(`account ${SUFFIX} has no access`)).toBe("account [redacted] has no access");
     expect(redactSecrets(`key=…${SUFFIX}`)).toBe("key=…[redacted]");
   });
 
-  it("masks a key that does not fit the key shape (a dot in it) whole, once registered", () => {
+  it("masks a key that does not fit the key shape (a dot in it) whole, once registered", async () => {
     const odd = "pictai_abc.def.ghi";
     expect(redactSecrets(odd)).toBe("pictai_[redacted].def.ghi"); // the shape alone stops at the dot
     registerSecret(odd);
     expect(redactSecrets(`was ${odd}!`)).toBe("was pictai_[redacted]!");
   });
 
-  it("masks a registered non-key secret (a connection-string password) and its percent-encoded form", () => {
+  it("masks a registered non-key secret (a connection-string password) and its percent-encoded form", async () => {
     registerSecret("s3cr3t/p@ss");
     expect(redactSecrets("postgres://app:s3cr3t/p@ss@db/x")).toBe("postgres://app:[redacted]@db/x");
     expect(redactSecrets("postgres://app:s3cr3t%2Fp%40ss@db/x")).toBe("postgres://app:[redacted]@db/x");
   });
 
-  it("leaves other text alone, keeps null, ignores values too short to be secrets, and is idempotent", () => {
+  it("leaves other text alone, keeps null, ignores values too short to be secrets, and is idempotent", async () => {
     registerSecret("abc");
     registerSecret("");
     registerSecret(null);
@@ -69,17 +71,17 @@ describe("redactSecrets", () => {
     expect(once).toBe("pictai_[redacted] [redacted]");
   });
 
-  it("masks every string of a JSON value, keys included", () => {
+  it("masks every string of a JSON value, keys included", async () => {
     registerSecret(KEY);
     expect(redactSecretsIn({ a: [SUFFIX, 1, null], [KEY]: { b: `x ${KEY}` } })).toEqual({ a: ["[redacted]", 1, null], "pictai_[redacted]": { b: "x pictai_[redacted]" } });
   });
 
-  it("registers the configured key where the environment is read", () => {
+  it("registers the configured key where the environment is read", async () => {
     readEnvironment({ PICTORY_API_KEY: ` ${KEY} ` });
     expect(redactSecrets(`echo ${SUFFIX}`)).toBe("echo [redacted]");
   });
 
-  it("keeps the key and its suffix out of log lines, in the message and in the fields", () => {
+  it("keeps the key and its suffix out of log lines, in the message and in the fields", async () => {
     registerSecret(KEY);
     const lines: string[] = [];
     const logger = createLogger({ level: "info", destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }) });
@@ -125,28 +127,30 @@ describe("each place the service's words enter or leave masks them on its own", 
     }
   });
 
-  it("the store: an item's error_message, event details and a run's stop reason, whatever the caller passed", () => {
+  it("the store: an item's error_message, event details and a run's stop reason, whatever the caller passed", async () => {
     const store = Store.open(join(tempDir(), "jobs", "m.sqlite"));
     const request = { prompt: "a lighthouse", model: "seedream3.0" as const, aspectRatio: "1:1" as const };
-    store.syncManifest([{ item: { key: "a", rowId: "a", source: "m.yaml line 1", variant: null, matrix: {}, request }, requestHash: requestHash(request, "local") }], "local");
-    let item = store.transition(store.byKey("a")!, "submitting", { attempts: 1, errorMessage: echoed }, echoed);
-    item = store.note(item, echoed, { errorMessage: echoed });
-    item = store.update(item, { errorMessage: echoed });
-    item = store.transition(item, "failed", { errorCode: "X", errorMessage: echoed }, echoed);
+    await store.syncManifest([{ item: { key: "a", rowId: "a", source: "m.yaml line 1", variant: null, matrix: {}, request }, requestHash: requestHash(request, "local") }], "local");
+    let item = await move(store, (await store.byKey("a"))!, "submitting", { attempts: 1, errorMessage: echoed }, echoed);
+    item = await store.write(item, { note: echoed, set: { errorMessage: echoed } });
+    item = await store.write(item, { set: { errorMessage: echoed } });
+    item = await move(store, item, "failed", { errorCode: "X", errorMessage: echoed }, echoed);
     expectMasked(item.errorMessage!);
-    const begun = store.beginRun({ pid: process.pid, host: "h", provider: "local", manifestFile: "m.yaml" }, () => true);
+    const begun = await store.beginRun({ pid: process.pid, host: "h", provider: "local", manifestFile: "m.yaml" }, () => true);
     if (!begun.acquired) throw new Error("no run");
-    store.endRun(begun.run.id, { outcome: "stopped", exitCode: 3, stopReason: echoed, itemsDone: 0, itemsFailed: 1, credits: 0 });
-    const stored = JSON.stringify([store.db.prepare("SELECT * FROM items").all(), store.db.prepare("SELECT * FROM events").all(), store.db.prepare("SELECT * FROM runs").all()]);
-    store.close();
+    await store.endRun(begun.run.id, { outcome: "stopped", exitCode: 3, stopReason: echoed, itemsDone: 0, itemsFailed: 1, credits: 0 });
+    const db = sqliteConnectionOf(store);
+    const stored = JSON.stringify([db.prepare("SELECT * FROM items").all(), db.prepare("SELECT * FROM events").all(), db.prepare("SELECT * FROM runs").all()]);
+    await store.close();
     expectMasked(stored);
   });
 
-  it("the reports: a result line (results.csv, results.jsonl and the contact sheet) of a record stored before the masking", () => {
+  it("the reports: a result line (results.csv, results.jsonl and the contact sheet) of a record stored before the masking", async () => {
     const item: ItemRecord = {
       id: 1, key: "a", rowId: "a", source: "m.yaml line 1", provider: "pictory", request: { prompt: "p", model: "seedream3.0", aspectRatio: "1:1" }, requestHash: "h",
       state: "failed", attempts: 1, nextAttemptAt: 0, jobId: null, imageRef: null, submittedAt: null, errorCode: `E_${SUFFIX}`, errorMessage: echoed, credits: null,
       resultUrl: null, resultWidth: null, resultHeight: null, filePath: null, thumbPath: null, sha256: null, width: null, height: null, format: null, bytes: null,
+      polls: 0, readFailures: 0, foundNothingAt: null, owner: null, claimEpoch: 0, leaseUntil: null,
       inManifest: true, createdAt: 0, updatedAt: 0, completedAt: null,
     };
     const line = toResultLine(item, "/out", {});

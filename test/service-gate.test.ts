@@ -5,7 +5,7 @@ import { ThrottledError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
 import type { ClaimedRefs, ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
 import { ServiceGate, type GiveUp } from "../src/runner/service-gate.js";
-import type { Store } from "../src/store/store.js";
+import type { Store } from "../src/store/port.js";
 import type { ItemRecord } from "../src/store/types.js";
 
 const REQUEST: ImageRequest = { prompt: "A lighthouse at dawn", model: "flux-schnell", aspectRatio: "1:1" };
@@ -25,7 +25,7 @@ function gateWith(search: (claimed: ClaimedRefs, options: LostJobSearchOptions) 
 const signals = { signal: new AbortController().signal, tokenSignal: new AbortController().signal };
 
 describe("ServiceGate", () => {
-  it("obeys a Retry-After up to the cap; a longer one is cut to the cap and reported (the run stops)", () => {
+  it("obeys a Retry-After up to the cap; a longer one is cut to the cap and reported (the run stops)", async () => {
     const asked: GiveUp[] = [];
     const gate = gateWith(async () => ({ found: "none", detail: "" }), [], { t: 0 }, (reason) => asked.push(reason));
     expect(gate.retryAfterMs(null)).toBe(5_000);

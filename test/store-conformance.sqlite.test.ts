@@ -1,6 +1,6 @@
 // The store conformance suite (test/store-conformance.ts) on the SQLite backend.
 import { join } from "node:path";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import { describeStoreConformance } from "./store-conformance.js";
 import { useTempDir } from "./helpers/tmp.js";
 

@@ -1,11 +1,13 @@
 // The behaviour every store backend must show (issue 15's conformance suite), written against
-// the store's API with `await` on every call, so the same suite runs unchanged against an
-// async port and the PostgreSQL backend. test/store-conformance.sqlite.test.ts runs it on SQLite.
+// the store port (src/store/port.ts) with `await` on every call, so the same suite runs
+// unchanged against the PostgreSQL backend. store-conformance.sqlite.test.ts runs it on SQLite.
 import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
 import type { ProviderName } from "../src/providers/provider.js";
-import type { Store } from "../src/store/store.js";
+import type { ItemWrite, Store } from "../src/store/port.js";
+import type { ItemState } from "../src/store/states.js";
+import type { ItemPatch, ItemRecord } from "../src/store/types.js";
 
 /** What the suite needs of a backend: a fresh, empty store per call, on a clock the test moves. */
 export interface ConformanceBackend {
@@ -15,6 +17,19 @@ export interface ConformanceBackend {
 export function planned(key: string, prompt = `a picture of ${key}`, provider: ProviderName = "local"): { item: PlannedItem; requestHash: string } {
   const item: PlannedItem = { key, rowId: key.split("--")[0]!, source: "m.yaml line 1", variant: null, matrix: {}, request: { prompt, model: "seedream3.0", aspectRatio: "1:1" } };
   return { item, requestHash: requestHash(item.request, provider) };
+}
+
+/** One write that moves an item (the suite's shorthand for store.write). */
+const move = (store: Store, item: ItemRecord, to: ItemState, set: ItemPatch = {}, note: string | null = null, extra: Partial<ItemWrite> = {}) => store.write(item, { to, set, note, ...extra });
+
+/** Takes an item through a paid job to `done`, as a run would (claimed, then moved). */
+async function deliver(store: Store, key: string, worker = "w1"): Promise<ItemRecord> {
+  const [item] = await store.claimQueued(worker, 0, 1, Number.MAX_SAFE_INTEGER);
+  expect(item?.key).toBe(key);
+  let at = await move(store, item!, "submitting", { attempts: 1 }, null, { durable: true });
+  at = await move(store, at, "running", { jobId: `job-${key}` });
+  at = await move(store, at, "downloading", { credits: 0.6 });
+  return move(store, at, "done", { sha256: "s", filePath: `images/${key}.png`, bytes: 1 });
 }
 
 /** A call's refusal, whether the backend throws at once or rejects later. */
@@ -31,13 +46,22 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       await sync(store, [planned("a")]);
       const queued = (await store.byKey("a"))!;
       clock.t = 2_000;
-      const submitting = await store.transition(queued, "submitting", { attempts: 1, submittedAt: 2_000 }, "attempt 1");
+      const submitting = await move(store, queued, "submitting", { attempts: 1, submittedAt: 2_000 }, "attempt 1", { durable: true });
       expect(submitting).toMatchObject({ state: "submitting", attempts: 1, updatedAt: 2_000 });
-      await refusal(() => store.transition(queued, "submitting")).toThrow(/no longer queued/);
-      await refusal(() => store.transition(submitting, "done")).toThrow(/illegal transition/);
-      const running = await store.transition(submitting, "running", { jobId: "job-1" });
-      await store.commitGroup();
-      expect((await store.events(running.id)).map((e) => [e.from, e.to])).toEqual([[null, "queued"], ["queued", "submitting"], ["submitting", "running"]]);
+      await refusal(() => move(store, queued, "submitting")).toThrow(/no longer queued/);
+      await refusal(() => move(store, submitting, "done")).toThrow(/illegal transition/);
+      const running = await move(store, submitting, "running", { jobId: "job-1" });
+      // Columns alone write no event; a note does, without a move.
+      const read = await store.write(running, { set: { polls: 1, nextAttemptAt: 5_000 } });
+      await store.write(read, { note: "looked" });
+      await store.flush();
+      expect((await store.events(running.id)).map((e) => [e.from, e.to, e.detail])).toEqual([
+        [null, "queued", "planned from manifest"],
+        ["queued", "submitting", "attempt 1"],
+        ["submitting", "running", null],
+        ["running", "running", "looked"],
+      ]);
+      expect((await store.get(running.id))!).toMatchObject({ polls: 1, nextAttemptAt: 5_000 });
       expect(await store.isClaimed("job-1")).toBe(true);
       await store.close();
     });
@@ -58,11 +82,7 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
     it("refuses a sync that would remake a paying provider's done item with another provider, writing nothing", async () => {
       const store = await backend.open({ t: 1_000 });
       await sync(store, [planned("a", undefined, "pictory")], "pictory");
-      let item = (await store.byKey("a"))!;
-      item = await store.transition(item, "submitting", { attempts: 1 });
-      item = await store.transition(item, "running", { jobId: "j" });
-      item = await store.transition(item, "downloading", { credits: 0.6 });
-      await store.transition(item, "done", { sha256: "s", filePath: "images/a.png", bytes: 1 });
+      await deliver(store, "a");
       await refusal(() => sync(store, [planned("a")], "local")).toThrow(/made anew by another provider/);
       expect((await store.byKey("a"))!.state).toBe("done");
       expect(await store.rememberedProvider()).toBe("pictory");
@@ -80,16 +100,16 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       await sync(store, [planned("a--v1"), planned("a--v2"), planned("b")]);
       for (const key of ["a--v1", "a--v2", "b"]) {
         const item = (await store.byKey(key))!;
-        const submitting = await store.transition(item, "submitting", { attempts: 1 });
+        const submitting = await move(store, item, "submitting", { attempts: 1 });
         if (key === "b") {
-          const running = await store.transition(submitting, "running", { jobId: "job-b" });
-          const downloading = await store.transition(running, "downloading", { credits: 0.6 });
-          await store.transition(downloading, "failed", { errorCode: "DOWNLOAD_TRUNCATED" });
-        } else await store.transition(submitting, "failed", { errorCode: key === "a--v1" ? "X" : "Y" });
+          const running = await move(store, submitting, "running", { jobId: "job-b" });
+          const downloading = await move(store, running, "downloading", { credits: 0.6 });
+          await move(store, downloading, "failed", { errorCode: "DOWNLOAD_TRUNCATED" });
+        } else await move(store, submitting, "failed", { errorCode: key === "a--v1" ? "X" : "Y" });
       }
-      expect((await store.requeueFailed({ rowIds: ["a--v2"] })).map((i) => i.key)).toEqual(["a--v2"]);
-      expect((await store.requeueFailed({ codes: ["X"] })).map((i) => i.key)).toEqual(["a--v1"]);
-      const b = await store.requeueFailed({ keys: ["b"] });
+      expect((await store.requeue({ rowIds: ["a--v2"] })).map((i) => i.key)).toEqual(["a--v2"]);
+      expect((await store.requeue({ codes: ["X"] })).map((i) => i.key)).toEqual(["a--v1"]);
+      const b = await store.requeue({ keys: ["b"] });
       expect(b.map((i) => [i.key, i.state, i.jobId])).toEqual([["b", "downloading", "job-b"]]);
       await store.close();
     });
@@ -116,11 +136,79 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
     it("reads the live items back for reports, in the manifest's order", async () => {
       const store = await backend.open({ t: 1_000 });
       await sync(store, [planned("b"), planned("a"), planned("c")]);
-      expect([...(await store.liveItemsInSheetOrder())].map((i) => i.item.key)).toEqual(["b", "a", "c"]);
+      expect((await keysOf(store.liveItemsInSheetOrder()))).toEqual(["b", "a", "c"]);
       await store.keepManifestOrder(["c", "b", "a"]);
-      expect([...(await store.liveItemsInSheetOrder())].map((i) => i.item.key)).toEqual(["c", "b", "a"]);
-      expect([...(await store.liveItems())].map((i) => i.item.key)).toEqual(["b", "a", "c"]);
+      expect(await keysOf(store.liveItemsInSheetOrder())).toEqual(["c", "b", "a"]);
+      expect(await keysOf(store.liveItems())).toEqual(["b", "a", "c"]);
+      await store.close();
+    });
+
+    it("reads every live item of a large manifest back, page after page, with its row group", async () => {
+      const store = await backend.open({ t: 1_000 });
+      const keys = Array.from({ length: 1_203 }, (_, i) => `r${Math.floor(i / 3)}--v${(i % 3) + 1}`);
+      await sync(store, keys.map((k) => planned(k)));
+      const sheet: { key: string; startsGroup: boolean; groupSize: number }[] = [];
+      for await (const at of store.liveItemsInSheetOrder()) sheet.push({ key: at.item.key, startsGroup: at.startsGroup, groupSize: at.groupSize });
+      expect(sheet.map((s) => s.key)).toEqual(keys);
+      expect(sheet.filter((s) => s.startsGroup).length).toBe(401);
+      expect(new Set(sheet.map((s) => s.groupSize))).toEqual(new Set([3]));
+      expect((await keysOf(store.liveItems())).length).toBe(1_203);
+      await store.close();
+    });
+
+    it("gives a claim once: a claimed item is nobody else's until its lease runs out, and each claim bumps the epoch", async () => {
+      const store = await backend.open({ t: 1_000 });
+      await sync(store, [planned("a"), planned("b"), planned("c")]);
+      const one = await store.claimQueued("w1", 1_000, 2, 61_000);
+      const two = await store.claimQueued("w2", 1_000, 5, 61_000);
+      expect(one.map((i) => [i.key, i.owner, i.claimEpoch, i.leaseUntil])).toEqual([["a", "w1", 1, 61_000], ["b", "w1", 1, 61_000]]);
+      expect(two.map((i) => [i.key, i.owner])).toEqual([["c", "w2"]]);
+      expect(await store.claimQueued("w2", 1_000, 5, 61_000)).toEqual([]);
+      // w1 stops renewing; past its lease w2 takes its items over, under a new epoch.
+      await store.renewLeases("w2", 121_000);
+      const taken = await store.claimQueued("w2", 62_000, 5, 122_000);
+      expect(taken.map((i) => [i.key, i.owner, i.claimEpoch])).toEqual([["a", "w2", 2], ["b", "w2", 2]]);
+      await store.close();
+    });
+
+    it("refuses a stale writer's write (another owner, or an older claim) and changes nothing", async () => {
+      const store = await backend.open({ t: 1_000 });
+      await sync(store, [planned("a")]);
+      const [old] = await store.claimQueued("w1", 1_000, 1, 2_000);
+      const [fresh] = await store.claimQueued("w2", 3_000, 1, 63_000);
+      expect(fresh!.claimEpoch).toBe(old!.claimEpoch + 1);
+      await refusal(() => move(store, old!, "submitting", { attempts: 1 })).toThrow(expect.objectContaining({ name: "ClaimLostError" }));
+      await refusal(() => store.write(old!, { set: { nextAttemptAt: 9 } })).toThrow(expect.objectContaining({ name: "ClaimLostError" }));
+      expect((await store.byKey("a"))!).toMatchObject({ state: "queued", attempts: 0, owner: "w2", nextAttemptAt: 0 });
+      const submitting = await move(store, fresh!, "submitting", { attempts: 1 }, null, { durable: true });
+      expect(submitting).toMatchObject({ owner: "w2", claimEpoch: fresh!.claimEpoch });
+      await store.close();
+    });
+
+    it("lets a claim go when the item comes to rest, and on release; in-flight items are claimed again where they stood", async () => {
+      const store = await backend.open({ t: 1_000 });
+      await sync(store, [planned("a"), planned("b")]);
+      const done = await deliver(store, "a");
+      expect(done).toMatchObject({ state: "done", owner: null, leaseUntil: null });
+      const [b] = await store.claimQueued("w1", 1_000, 1, 61_000);
+      const submitting = await move(store, b!, "submitting", { attempts: 1 });
+      const running = await move(store, submitting, "running", { jobId: "job-b", nextAttemptAt: 7_000 });
+      await store.write(running, { set: { polls: 3, readFailures: 1 } });
+      // Held by a live claim: not taken.
+      expect(await store.claimInFlight("w2", 2_000, 62_000)).toEqual([]);
+      await store.releaseClaims("w1");
+      const [resumed] = await store.claimInFlight("w2", 2_000, 62_000);
+      expect(resumed).toMatchObject({ key: "b", state: "running", jobId: "job-b", nextAttemptAt: 7_000, polls: 3, readFailures: 1, owner: "w2" });
+      // An item at rest is claimed for a delivery again (a lost image), once.
+      expect(await store.claimAtRest(done.id, "w2", 2_000, 62_000)).toMatchObject({ key: "a", owner: "w2" });
+      expect(await store.claimAtRest(done.id, "w3", 2_000, 62_000)).toBeNull();
       await store.close();
     });
   });
+}
+
+async function keysOf(items: AsyncIterable<{ item: { key: string } }>): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const at of items) keys.push(at.item.key);
+  return keys;
 }

@@ -8,8 +8,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../src/store/migrations.js";
-import { DatabaseUnusableError, Store } from "../src/store/store.js";
-import { readDb } from "./helpers/db.js";
+import { DatabaseUnusableError, SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
+import { readDb, sqliteConnectionOf } from "./helpers/db.js";
+import { move } from "./helpers/store.js";
 import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
@@ -119,18 +120,20 @@ function tableRows(db: Database.Database, table: string): Row[] {
 }
 
 describe("migration 6 on a database imgbatch left at schema 5", () => {
-  it("makes file paths relative to the output folder and keeps every other value", () => {
+  it("makes file paths relative to the output folder and keeps every other value", async () => {
     const path = join(tempDir(), "summer.sqlite");
     schema5Database(path);
-    Store.open(path).close();
+    await Store.open(path).close();
 
     readDb(path, (db) => {
       expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+      // Migration 7's columns: nobody works an item, and no read has been made of its job yet.
+      const unclaimed = { owner: null, claim_epoch: 0, lease_until: null, polls: 0, read_failures: 0, found_nothing_at: null };
       expect(tableRows(db, "items")).toEqual([
-        { ...ITEMS[0], file_path: "images/k.png", thumb_path: "thumbs/k.webp" },
-        { ...ITEMS[1], file_path: "images/k-old.png" },
-        ITEMS[2],
-        ITEMS[3],
+        { ...ITEMS[0], file_path: "images/k.png", thumb_path: "thumbs/k.webp", ...unclaimed },
+        { ...ITEMS[1], file_path: "images/k-old.png", ...unclaimed },
+        { ...ITEMS[2], ...unclaimed },
+        { ...ITEMS[3], ...unclaimed },
       ]);
       expect(tableRows(db, "renditions")).toEqual([
         { ...RENDITIONS[0], path: "renditions/square/k.jpg" },
@@ -144,36 +147,37 @@ describe("migration 6 on a database imgbatch left at schema 5", () => {
     });
   });
 
-  it("leaves a sound database: foreign keys, integrity, the items indexes, the `missing` state", () => {
+  it("leaves a sound database: foreign keys, integrity, the items indexes, the `missing` state", async () => {
     const path = join(tempDir(), "summer.sqlite");
     schema5Database(path);
     const store = Store.open(path);
     try {
-      expect(store.schemaVersion()).toBe(MIGRATIONS.length);
-      expect(store.db.pragma("foreign_key_check")).toEqual([]);
-      expect(store.integrityCheck()).toBe("ok");
-      const indexes = store.db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items' ORDER BY name`).all() as { name: string; sql: string }[];
-      expect(indexes.map((i) => i.name)).toEqual(["items_image", "items_job", "items_live_key", "items_queue"]);
+      const db = sqliteConnectionOf(store);
+      expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+      expect(db.pragma("foreign_key_check")).toEqual([]);
+      expect(await store.integrityCheck()).toBe("ok");
+      const indexes = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items' ORDER BY name`).all() as { name: string; sql: string }[];
+      expect(indexes.map((i) => i.name)).toEqual(["items_image", "items_job", "items_live_key", "items_owner", "items_queue"]);
       // Partial and unique as migrations 1, 4 and 5 made them: the queue read and the live key rely on it.
       expect(indexes.find((i) => i.name === "items_live_key")!.sql).toMatch(/^CREATE UNIQUE INDEX items_live_key ON items\(key\) WHERE superseded_at IS NULL$/);
       expect(indexes.find((i) => i.name === "items_queue")!.sql).toMatch(/ON items\(state, next_attempt_at, id\) WHERE superseded_at IS NULL$/);
 
-      const done = store.byKey("k")!;
+      const done = (await store.byKey("k"))!;
       expect(done).toMatchObject({ id: 1, state: "done", filePath: "images/k.png" });
-      const downloading = store.transition(done, "downloading", {}, "image gone from disk");
-      store.transition(downloading, "missing", {}, "the service no longer has it");
-      store.commitGroup();
-      expect(store.get(1)!.state).toBe("missing");
-      expect(store.events(1).slice(-2).map((e) => [e.from, e.to])).toEqual([["done", "downloading"], ["downloading", "missing"]]);
-      expect(store.db.pragma("foreign_key_check")).toEqual([]);
+      const downloading = await move(store, done, "downloading", {}, "image gone from disk");
+      await move(store, downloading, "missing", {}, "the service no longer has it");
+      await store.flush();
+      expect((await store.get(1))!.state).toBe("missing");
+      expect((await store.events(1)).slice(-2).map((e) => [e.from, e.to])).toEqual([["done", "downloading"], ["downloading", "missing"]]);
+      expect(db.pragma("foreign_key_check")).toEqual([]);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });
 
 describe("a database imgbatch cannot use", () => {
-  it("of a newer schema: DatabaseUnusableError, read-write and read-only, and its version kept", () => {
+  it("of a newer schema: DatabaseUnusableError, read-write and read-only, and its version kept", async () => {
     const path = join(tempDir(), "summer.sqlite");
     const newer = MIGRATIONS.length + 1;
     const db = new Database(path);
@@ -188,7 +192,7 @@ describe("a database imgbatch cannot use", () => {
     expect(readDb(path, (d) => d.pragma("user_version", { simple: true }))).toBe(newer);
   });
 
-  it("a file of garbage: DatabaseUnusableError, read-write and read-only, and the file left as it was", () => {
+  it("a file of garbage: DatabaseUnusableError, read-write and read-only, and the file left as it was", async () => {
     const path = join(tempDir(), "summer.sqlite");
     const garbage = Buffer.from("this is not an SQLite database, only words\n".repeat(200));
     writeFileSync(path, garbage);
@@ -202,14 +206,14 @@ describe("a database imgbatch cannot use", () => {
 
 // Each child imports the built store, says "ready", and opens the database when told "go":
 // both are told at once, so both find it new.
-const STORE_JS = new URL("../dist/store/store.js", import.meta.url).href;
+const STORE_JS = new URL("../dist/store/sqlite/sqlite-store.js", import.meta.url).href;
 const CHILD = `
-import { Store } from ${JSON.stringify(STORE_JS)};
+import { SqliteStore } from ${JSON.stringify(STORE_JS)};
 process.stdout.write("ready\\n");
-process.stdin.once("data", () => {
-  const store = Store.open(process.argv[1]);
-  const version = store.schemaVersion();
-  store.close();
+process.stdin.once("data", async () => {
+  const store = SqliteStore.open(process.argv[1]);
+  const version = await store.schemaVersion();
+  await store.close();
   process.stdout.write(JSON.stringify({ version }) + "\\n");
   process.exit(0);
 });
@@ -241,7 +245,7 @@ function openerChild(dbPath: string): { ready: Promise<void>; go(): void; done: 
 
 describe("two processes opening the same new database", () => {
   it("both succeed, and the schema is made once", async () => {
-    expect(existsSync(new URL(STORE_JS)), "dist/store/store.js: run `npm run build` first").toBe(true);
+    expect(existsSync(new URL(STORE_JS)), "dist/store/sqlite/sqlite-store.js: run `npm run build` first").toBe(true);
     // Several rounds: each is a fresh race between the two.
     for (let round = 0; round < 10; round++) {
       const path = join(tempDir(), "jobs", "summer.sqlite");

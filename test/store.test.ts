@@ -4,9 +4,11 @@ import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
 import { canTransition, ITEM_STATES } from "../src/store/states.js";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import { abandonsPaidJob, planSync, replacesPaidImage } from "../src/store/sync.js";
 import { useTempDir } from "./helpers/tmp.js";
+import { move } from "./helpers/store.js";
+import { sqliteConnectionOf } from "./helpers/db.js";
 
 const tempDir = useTempDir();
 
@@ -35,11 +37,11 @@ describe("state machine", () => {
     expect(canTransition(from, to)).toBe(allowed);
   });
 
-  it("done leaves only to be delivered again (its image went missing), never to a new submit", () => {
+  it("done leaves only to be delivered again (its image went missing), never to a new submit", async () => {
     expect(ITEM_STATES.filter((to) => canTransition("done", to))).toEqual(["downloading"]);
   });
 
-  it("missing is paid for again only through the queue (an explicit retry)", () => {
+  it("missing is paid for again only through the queue (an explicit retry)", async () => {
     expect(ITEM_STATES.filter((to) => canTransition("missing", to))).toEqual(["queued", "downloading"]);
     expect(canTransition("downloading", "missing")).toBe(true);
   });
@@ -79,7 +81,7 @@ describe("planSync", () => {
     expect(plan.supersede.map((s) => s.key)).toEqual(supersede);
   });
 
-  it("marks keys that left the manifest, and those that came back", () => {
+  it("marks keys that left the manifest, and those that came back", async () => {
     const plan = planSync([planned("a")], [
       { id: 1, key: "a", requestHash: planned("a").requestHash, inManifest: false },
       { id: 2, key: "gone", requestHash: "x", inManifest: true },
@@ -89,196 +91,192 @@ describe("planSync", () => {
   });
 });
 
-describe("Store", () => {
-  it("opens with WAL, synchronous FULL and the latest schema", () => {
+describe("Store (SQLite adapter)", () => {
+  it("opens with WAL, synchronous FULL and the latest schema", async () => {
     const store = openStore();
-    expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
-    expect(store.schemaVersion()).toBeGreaterThanOrEqual(2);
-    expect(store.integrityCheck()).toBe("ok");
-    store.close();
+    const db = sqliteConnectionOf(store);
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(db.pragma("user_version", { simple: true })).toBeGreaterThanOrEqual(7);
+    expect(await store.integrityCheck()).toBe("ok");
+    await store.close();
   });
 
-  it("writes each transition with its event, and refuses a stale or illegal one", () => {
+  it("returns exactly the record the row now holds after each write", async () => {
     const clock = { t: 1_000 };
     const store = openStore(clock);
-    store.syncManifest([planned("a")], "local");
-    const queued = store.byKey("a")!;
-    clock.t = 2_000;
-    const submitting = store.transition(queued, "submitting", { attempts: 1, submittedAt: 2_000 }, "attempt 1");
-    expect(submitting).toMatchObject({ state: "submitting", attempts: 1, submittedAt: 2_000, updatedAt: 2_000 });
-    // The caller's copy is stale now: the move must not happen twice.
-    expect(() => store.transition(queued, "submitting")).toThrow(/no longer queued/);
-    expect(() => store.transition(submitting, "done")).toThrow(/illegal transition/);
-    const running = store.transition(submitting, "running", { jobId: "job-1" });
-    expect(store.events(running.id).map((e) => [e.from, e.to, e.detail])).toEqual([
-      [null, "queued", "planned from manifest"],
-      ["queued", "submitting", "attempt 1"],
-      ["submitting", "running", null],
-    ]);
-    store.close();
-  });
-
-  it("returns exactly the record the row now holds after a transition, an update or a note", () => {
-    const clock = { t: 1_000 };
-    const store = openStore(clock);
-    store.syncManifest([planned("a")], "local");
-    let item = store.byKey("a")!;
-    const steps: (() => typeof item)[] = [
-      () => store.transition(item, "submitting", { attempts: 1, submittedAt: 2_000, errorCode: null }, "attempt 1"),
-      () => store.note(item, "reconcile: looking again", { nextAttemptAt: 9_000, errorCode: "HTTP_503", errorMessage: "lost" }),
-      () => store.transition(item, "running", { jobId: "job-1", nextAttemptAt: 3_000, errorCode: undefined }),
-      () => store.update(item, { resultUrl: "https://x/y.png" }),
-      () => store.transition(item, "downloading", { credits: 0.6, imageRef: "img-1", resultWidth: 64, resultHeight: 64 }),
-      () => store.transition(item, "done", { filePath: "/o/a.png", sha256: "ab", width: 64, height: 64, format: "png", bytes: 10, completedAt: 5_000 }),
+    await store.syncManifest([planned("a")], "local");
+    let item = (await store.byKey("a"))!;
+    const steps: (() => Promise<typeof item>)[] = [
+      () => store.claimQueued("w", clock.t, 1, clock.t + 60_000).then(([claimed]) => claimed!),
+      () => move(store, item, "submitting", { attempts: 1, submittedAt: 2_000, errorCode: null }, "attempt 1"),
+      () => store.write(item, { note: "reconcile: looking again", set: { nextAttemptAt: 9_000, errorCode: "HTTP_503", errorMessage: "lost" } }),
+      () => move(store, item, "running", { jobId: "job-1", nextAttemptAt: 3_000, errorCode: undefined }),
+      () => store.write(item, { set: { resultUrl: "https://x/y.png", polls: 2, readFailures: 1 } }),
+      () => move(store, item, "downloading", { credits: 0.6, imageRef: "img-1", resultWidth: 64, resultHeight: 64 }),
+      () => move(store, item, "done", { filePath: "/o/a.png", sha256: "ab", width: 64, height: 64, format: "png", bytes: 10, completedAt: 5_000 }),
     ];
     for (const step of steps) {
       clock.t += 500;
-      item = step();
-      expect(item).toEqual(store.get(item.id));
+      item = await step();
+      expect(item).toEqual(await store.get(item.id));
     }
-    store.close();
+    expect(item).toMatchObject({ owner: null, leaseUntil: null, claimEpoch: 1 });
+    await store.close();
   });
 
-  it("commits a turn's state changes together, fsynced when one is a submit, and `committed` waits for that", async () => {
+  it("commits a turn's state changes together, fsynced when one is durable, and a durable write resolves once on disk", async () => {
     const store = openStore();
-    const other = new Database(store.db.name, { readonly: true });
+    const db = sqliteConnectionOf(store);
+    const other = new Database(db.name, { readonly: true });
     const committedState = (key: string) => (other.prepare("SELECT state FROM items WHERE key = ?").get(key) as { state: string }).state;
-    const synchronous = () => store.db.pragma("synchronous", { simple: true });
-    store.syncManifest([planned("a"), planned("b"), planned("c")], "local");
+    const synchronous = () => db.pragma("synchronous", { simple: true });
+    await store.syncManifest([planned("a"), planned("b"), planned("c")], "local");
     expect(synchronous()).toBe(2); // FULL
 
-    const a = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
-    const b = store.transition(store.byKey("b")!, "submitting", { attempts: 1 });
-    expect(synchronous()).toBe(2);
-    expect(store.byKey("a")!.state).toBe("submitting"); // the store reads its own changes at once
+    const [qa, qb] = [(await store.byKey("a"))!, (await store.byKey("b"))!];
+    const writes = [store.write(qa, { to: "submitting", set: { attempts: 1 }, durable: true }), store.write(qb, { to: "submitting", set: { attempts: 1 }, durable: true })];
+    expect((await store.byKey("a"))!.state).toBe("submitting"); // the store reads its own changes at once
     expect([committedState("a"), committedState("b")]).toEqual(["queued", "queued"]); // others do not, yet
-    await store.committed();
+    const [a, b] = await Promise.all(writes);
     expect([committedState("a"), committedState("b")]).toEqual(["submitting", "submitting"]);
 
     // An item's later steps commit without fsync: alone in their turn, NORMAL.
-    const running = store.transition(a, "running", { jobId: "job-1" });
+    const running = await store.write(a!, { to: "running", set: { jobId: "job-1" } });
     expect(synchronous()).toBe(1); // NORMAL
-    // A submit in that same turn cannot wait for a NORMAL commit: the group commits, a FULL one opens.
-    store.transition(store.byKey("c")!, "submitting", { attempts: 1 });
+    // A durable write in that same turn cannot wait for a NORMAL commit: the group commits, a FULL one opens.
+    const c = store.write((await store.byKey("c"))!, { to: "submitting", set: { attempts: 1 }, durable: true });
     expect(committedState("a")).toBe("running");
     expect(synchronous()).toBe(2);
-    store.transition(b, "failed", { errorCode: "X" }); // joins the FULL group
-    await store.committed();
+    await store.write(b!, { to: "failed", set: { errorCode: "X" } }); // joins the FULL group
+    await c;
     expect([committedState("b"), committedState("c")]).toEqual(["failed", "submitting"]);
 
-    store.transition(running, "failed", { errorCode: "X" });
-    store.requeueFailed(); // bookkeeping: the open group commits first, then this alone, FULL
+    await store.write(running, { to: "failed", set: { errorCode: "X" } });
+    await store.requeue({}); // bookkeeping: the open group commits first, then this alone, FULL
     expect(synchronous()).toBe(2);
     expect([committedState("a"), committedState("b")]).toEqual(["queued", "queued"]);
     // Every change is still in the history, one event each.
-    const events = store.db.prepare("SELECT COUNT(*) AS n FROM events WHERE from_state IS NOT NULL").get() as { n: number };
+    const events = db.prepare("SELECT COUNT(*) AS n FROM events WHERE from_state IS NOT NULL").get() as { n: number };
     expect(events.n).toBe(8);
     other.close();
-    store.close();
+    await store.close();
   });
 
-  it("a group that does not commit fails its submits and every later write, so nothing is sent for them", async () => {
+  it("a group that does not commit fails its durable writes and every later write, so nothing is sent for them", async () => {
     const store = openStore();
-    const other = new Database(store.db.name, { readonly: true });
-    store.syncManifest([planned("a"), planned("b")], "local");
-    const a = store.transition(store.byKey("a")!, "submitting", { attempts: 1 });
-    const committed = store.committed();
+    const db = sqliteConnectionOf(store);
+    const other = new Database(db.name, { readonly: true });
+    await store.syncManifest([planned("a"), planned("b")], "local");
+    const durable = store.write((await store.byKey("a"))!, { to: "submitting", set: { attempts: 1 }, durable: true });
+    durable.catch(() => {});
+    const a = (await store.byKey("a"))!;
     // What SQLite does by itself on an I/O error or a full disk: the whole open transaction goes.
-    store.db.exec("ROLLBACK");
-    expect(() => store.transition(store.byKey("b")!, "submitting", { attempts: 1 })).toThrow(/could not commit/);
-    await expect(committed).rejects.toMatchObject({ code: "DB_COMMIT_FAILED", exitCode: 3 });
+    db.exec("ROLLBACK");
+    await expect(move(store, (await store.byKey("b"))!, "submitting", { attempts: 1 })).rejects.toThrow(/could not commit/);
+    await expect(durable).rejects.toMatchObject({ code: "DB_COMMIT_FAILED", exitCode: 3 });
     expect((other.prepare("SELECT state FROM items WHERE key = 'a'").get() as { state: string }).state).toBe("queued");
     // The records in memory no longer match the database: no later write gets through.
-    expect(() => store.transition(a, "running", { jobId: "job-1" })).toThrow(/could not commit/);
-    expect(() => store.endRun(1, { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 })).toThrow(/could not commit/);
-    expect(store.failure?.code).toBe("DB_COMMIT_FAILED");
+    await expect(move(store, a, "running", { jobId: "job-1" })).rejects.toThrow(/could not commit/);
+    await expect(store.endRun(1, { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 })).rejects.toThrow(/could not commit/);
+    await expect(store.flush()).rejects.toMatchObject({ code: "DB_COMMIT_FAILED" });
     other.close();
-    store.close();
+    await store.close().catch(() => {});
   });
 
-  it("supersedes an item whose request changed and never touches an unchanged done item", () => {
+  it("supersedes an item whose request changed and never touches an unchanged done item", async () => {
     const store = openStore();
-    store.syncManifest([planned("a"), planned("b")], "local");
-    let a = store.byKey("a")!;
-    a = store.transition(a, "submitting");
-    a = store.transition(a, "running", { jobId: "j" });
-    a = store.transition(a, "downloading");
-    a = store.transition(a, "done", { sha256: "abc" });
-    const plan = store.syncManifest([planned("a"), planned("b", "a different prompt for b")], "local");
+    await store.syncManifest([planned("a"), planned("b")], "local");
+    let a = (await store.byKey("a"))!;
+    a = await move(store, a, "submitting");
+    a = await move(store, a, "running", { jobId: "j" });
+    a = await move(store, a, "downloading");
+    a = await move(store, a, "done", { sha256: "abc" });
+    const plan = await store.syncManifest([planned("a"), planned("b", "a different prompt for b")], "local");
     expect(plan.unchanged).toBe(1);
     expect(plan.supersede.map((s) => s.key)).toEqual(["b"]);
-    expect(store.byKey("a")).toMatchObject({ id: a.id, state: "done", sha256: "abc", updatedAt: a.updatedAt });
-    const b = store.byKey("b")!;
+    expect(await store.byKey("a")).toMatchObject({ id: a.id, state: "done", sha256: "abc", updatedAt: a.updatedAt });
+    const b = (await store.byKey("b"))!;
     expect(b.request.prompt).toBe("a different prompt for b");
     expect(b.state).toBe("queued");
-    const old = store.db.prepare("SELECT COUNT(*) AS n FROM items WHERE key = 'b' AND superseded_at IS NOT NULL").get() as { n: number };
+    const old = sqliteConnectionOf(store).prepare("SELECT COUNT(*) AS n FROM items WHERE key = 'b' AND superseded_at IS NOT NULL").get() as { n: number };
     expect(old.n).toBe(1);
-    store.close();
+    await store.close();
   });
 
-  it("tells whether any record, superseded ones too, owns a job id or an adopted image, by index", () => {
+  it("tells whether any record, superseded ones too, owns a job id or an adopted image, by index", async () => {
     const store = openStore();
-    store.syncManifest([planned("a"), planned("b")], "local");
-    let a = store.transition(store.byKey("a")!, "submitting");
-    a = store.transition(a, "running", { jobId: "job-a" });
-    let b = store.transition(store.byKey("b")!, "submitting");
-    b = store.transition(b, "downloading", { imageRef: "img-b" });
+    await store.syncManifest([planned("a"), planned("b")], "local");
+    let a = await move(store, (await store.byKey("a"))!, "submitting");
+    a = await move(store, a, "running", { jobId: "job-a" });
+    let b = await move(store, (await store.byKey("b"))!, "submitting");
+    b = await move(store, b, "downloading", { imageRef: "img-b" });
     // b's request changes: its old record, image and all, is kept for history and still owns it.
-    store.syncManifest([planned("a"), planned("b", "a new prompt for b")], "local");
-    expect(["job-a", "img-b", "job-x", "img-x"].map((ref) => store.isClaimed(ref))).toEqual([true, true, false, false]);
+    await store.syncManifest([planned("a"), planned("b", "a new prompt for b")], "local");
+    expect(await Promise.all(["job-a", "img-b", "job-x", "img-x"].map((ref) => store.isClaimed(ref)))).toEqual([true, true, false, false]);
     // One indexed lookup per ref a search meets, not a scan of every record.
-    const plan = store.db.prepare("EXPLAIN QUERY PLAN SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)").all({ ref: "x" }) as { detail: string }[];
+    const plan = sqliteConnectionOf(store).prepare("EXPLAIN QUERY PLAN SELECT EXISTS (SELECT 1 FROM items WHERE job_id = @ref) OR EXISTS (SELECT 1 FROM items WHERE image_ref = @ref)").all({ ref: "x" }) as { detail: string }[];
     expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING COVERING INDEX items_job[\s\S]*USING COVERING INDEX items_image/);
-    store.close();
+    await store.close();
   });
 
-  it("keeps rows that left the manifest, out of the counts, listed as removed", () => {
+  it("keeps rows that left the manifest, out of the counts, listed as removed, never claimed", async () => {
     const store = openStore();
-    store.syncManifest([planned("a"), planned("b")], "local");
-    store.syncManifest([planned("a")], "local");
-    expect(store.counts().queued).toBe(1);
-    expect(store.removedFromManifest().map((i) => i.key)).toEqual(["b"]);
-    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 10).map((i) => i.key)).toEqual(["a"]);
-    store.close();
+    await store.syncManifest([planned("a"), planned("b")], "local");
+    await store.syncManifest([planned("a")], "local");
+    expect((await store.counts()).queued).toBe(1);
+    expect((await store.removedFromManifest()).map((i) => i.key)).toEqual(["b"]);
+    expect((await store.claimQueued("w", Number.MAX_SAFE_INTEGER, 10, Number.MAX_SAFE_INTEGER)).map((i) => i.key)).toEqual(["a"]);
+    await store.close();
   });
 
-  it("hands out queued items in order, skipping those the runner already holds", () => {
+  it("hands out queued items in order, none the worker (or another) already holds", async () => {
     const store = openStore();
-    store.syncManifest(["a", "b", "c", "d"].map((k) => planned(k)), "local");
-    const ids = new Map(["a", "b", "c", "d"].map((k) => [k, store.byKey(k)!.id]));
-    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 2).map((i) => i.key)).toEqual(["a", "b"]);
-    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 2, new Set([ids.get("a")!, ids.get("c")!])).map((i) => i.key)).toEqual(["b", "d"]);
-    expect(store.nextQueued(Number.MAX_SAFE_INTEGER, 5, new Set(ids.values()))).toEqual([]);
-    store.close();
+    await store.syncManifest(["a", "b", "c", "d"].map((k) => planned(k)), "local");
+    expect((await store.claimQueued("w", 1_000, 2, 61_000)).map((i) => i.key)).toEqual(["a", "b"]);
+    expect((await store.claimQueued("w", 1_000, 5, 61_000)).map((i) => i.key)).toEqual(["c", "d"]);
+    expect(await store.claimQueued("w", 1_000, 5, 61_000)).toEqual([]);
+    await store.close();
   });
 
-  it("re-queues failed items by row and by code with fresh attempts", () => {
+  it("re-queues failed items by row and by code with fresh attempts", async () => {
     const store = openStore();
-    store.syncManifest([planned("a--v1"), planned("a--v2"), planned("b")], "local");
+    await store.syncManifest([planned("a--v1"), planned("a--v2"), planned("b")], "local");
     for (const [key, code] of [["a--v1", "X"], ["a--v2", "Y"], ["b", "X"]] as const) {
-      const item = store.byKey(key)!;
-      store.transition(store.transition(item, "submitting", { attempts: 5 }), "failed", { errorCode: code, errorMessage: "boom" });
+      const item = (await store.byKey(key))!;
+      await move(store, await move(store, item, "submitting", { attempts: 5 }), "failed", { errorCode: code, errorMessage: "boom" });
     }
-    expect(store.requeueFailed({ codes: ["Y"] }).map((i) => i.key)).toEqual(["a--v2"]);
-    expect(store.requeueFailed({ rowIds: ["b"] }).map((i) => i.key)).toEqual(["b"]);
-    expect(store.byKey("b")).toMatchObject({ state: "queued", attempts: 0, errorCode: null });
-    expect(store.byKey("a--v1")!.state).toBe("failed");
-    store.close();
+    expect((await store.requeue({ codes: ["Y"] })).map((i) => i.key)).toEqual(["a--v2"]);
+    expect((await store.requeue({ rowIds: ["b"] })).map((i) => i.key)).toEqual(["b"]);
+    expect(await store.byKey("b")).toMatchObject({ state: "queued", attempts: 0, errorCode: null });
+    expect((await store.byKey("a--v1"))!.state).toBe("failed");
+    await store.close();
   });
 
-  it("gives the lock to one run at a time and takes over a stale one", () => {
+  it("gives the lock to one run at a time and takes over a stale one", async () => {
     const dir = tempDir();
     const first = Store.open(join(dir, "m.sqlite"));
     const second = Store.open(join(dir, "m.sqlite"));
     const info = { pid: 111, host: "h", provider: "local", manifestFile: "m.yaml" };
-    const a = first.beginRun(info, () => false);
+    const a = await first.beginRun(info, () => false);
     expect(a.acquired).toBe(true);
-    const b = second.beginRun({ ...info, pid: 222 }, () => false);
+    const b = await second.beginRun({ ...info, pid: 222 }, () => false);
     expect(b).toMatchObject({ acquired: false, holder: { pid: 111, host: "h" } });
-    const c = second.beginRun({ ...info, pid: 222 }, (holder) => holder.pid === 111);
+    const c = await second.beginRun({ ...info, pid: 222 }, (holder) => holder.pid === 111);
     expect(c).toMatchObject({ acquired: true, tookOverFrom: { pid: 111 } });
-    first.close();
-    second.close();
+    await first.close();
+    await second.close();
+  });
+
+  it("frees a dead run's claims when the next run closes it, so its items are taken up again", async () => {
+    const store = openStore();
+    await store.syncManifest([planned("a")], "local");
+    const [a] = await store.claimQueued("dead:1", 1_000, 1, Number.MAX_SAFE_INTEGER);
+    await move(store, a!, "submitting", { attempts: 1 });
+    const begun = await store.beginRun({ pid: 2, host: "h", provider: "local", manifestFile: "m.yaml" }, () => true);
+    if (!begun.acquired) throw new Error("unreachable");
+    await store.closeAbandonedRuns(begun.run.id);
+    expect((await store.claimInFlight("live:2", 2_000, 62_000)).map((i) => [i.key, i.state, i.owner])).toEqual([["a", "submitting", "live:2"]]);
+    await store.close();
   });
 });

@@ -13,7 +13,7 @@ import type { PlannedItem } from "../src/manifest/types.js";
 import { LocalProvider } from "../src/providers/local.js";
 import type { Provider } from "../src/providers/provider.js";
 import { Runner } from "../src/runner/runner.js";
-import { Store } from "../src/store/store.js";
+import { SqliteStore as Store } from "../src/store/sqlite/sqlite-store.js";
 import { readDb } from "./helpers/db.js";
 import { useTempDir } from "./helpers/tmp.js";
 
@@ -25,11 +25,11 @@ function planned(i: number): { item: PlannedItem; requestHash: string } {
 }
 
 /** A runner over `rows` planned items with the local renderer behind `wrap`. */
-function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) {
+async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) {
   const dir = tempDir();
   const dbPath = join(dir, "m.sqlite");
   const store = Store.open(dbPath);
-  store.syncManifest(Array.from({ length: rows }, (_, i) => planned(i)), "local");
+  await store.syncManifest(Array.from({ length: rows }, (_, i) => planned(i)), "local");
   const local = new LocalProvider();
   const provider: Provider = {
     name: local.name,
@@ -44,6 +44,7 @@ function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) 
   const downloader = new Downloader({ maxBytes: DEFAULTS.downloadMaxBytes, connectTimeoutMs: 1_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000 });
   const runner = new Runner({
     store,
+    worker: "test:1",
     provider,
     downloader,
     layout: outputLayout(join(dir, "out")),
@@ -64,6 +65,7 @@ function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provider>) 
       jobTimeoutMs: 60_000,
       retryAfterCapMs: 60_000,
       serviceDownMs: 60_000,
+      leaseMs: 60_000,
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
     },
@@ -76,7 +78,7 @@ describe("a submit and its commit", () => {
     const rows = 40;
     let made = 0;
     const ahead: number[] = [];
-    const { dbPath, store, runner, downloader } = setUp(rows, (local) => ({
+    const { dbPath, store, runner, downloader } = await setUp(rows, (local) => ({
       submit(request) {
         made++;
         const committed = readDb(dbPath, (conn) => (conn.prepare("SELECT COUNT(*) AS n FROM events WHERE to_state = 'submitting'").get() as { n: number }).n) ?? 0;
@@ -90,26 +92,26 @@ describe("a submit and its commit", () => {
     expect(summary.doneThisRun).toBe(rows);
     expect(made).toBe(rows);
     expect(ahead, "submits made before their commit").toEqual([]);
-    store.close();
+    await store.close();
   }, 60_000);
 
   it("a hard stop while submits wait for their commit sends none of them and queues them again, attempts returned", async () => {
     let made = 0;
-    const { dbPath, store, runner, downloader } = setUp(8, (local) => ({
+    const { dbPath, store, runner, downloader } = await setUp(8, (local) => ({
       submit(request) {
         made++;
         return local.submit(request);
       },
     }));
     // The stop (a signal) lands between the submits' `submitting` and their commit.
-    const committed = store.committed.bind(store);
-    store.committed = () => {
-      runner.stop("signal", true);
-      return committed();
+    const write = store.write.bind(store);
+    store.write = (item, change) => {
+      if (change.durable) runner.stop("signal", true);
+      return write(item, change);
     };
     const summary = await runner.run();
     await downloader.close();
-    store.close();
+    await store.close();
     expect(summary.stopReason).toBe("signal");
     expect(made).toBe(0);
     const rows = readDb(dbPath, (conn) => conn.prepare("SELECT state, attempts FROM items").all() as { state: string; attempts: number }[])!;

@@ -3,7 +3,7 @@
 // sidecars; a database missing where an older imgbatch kept it is pointed at.
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { EXIT, ExitError, FILE_SYSTEM_ERROR_CODES } from "../errors.js";
-import { DatabaseUnusableError, Store } from "../store/store.js";
+import { DatabaseUnusableError, openStore, type Store } from "../store/index.js";
 import { formerDefaultDb, type RunPaths } from "./paths.js";
 
 /** Errors of the place the database should be (not of imgbatch): a usage or configuration error, exit 1. */
@@ -24,18 +24,18 @@ export function prepareOutputFolder(outDir: string): void {
   }
 }
 
-export function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyped: string }, options: { readonly: boolean }): Store {
+export async function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyped: string }, options: { readonly: boolean }): Promise<Store> {
   if (options.readonly && !existsSync(paths.db)) {
     throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${manifest.asTyped})`);
   }
   try {
-    const store = Store.open(paths.db, { readonly: options.readonly });
+    const store = await openStore(paths.db, { readonly: options.readonly });
     if (!options.readonly) {
       try {
         // A file that opens but cannot take a write (read-only, immutable) is told now, not at the first write.
-        store.probeWrite();
+        await store.probeWrite();
       } catch (error) {
-        store.close();
+        await store.close();
         throw error;
       }
     }

@@ -7,10 +7,10 @@ import type { Logger } from "../log.js";
 import { requestHash } from "../manifest/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { adoptFromSidecars, sidecarsOfUntriedItems, type Sidecar } from "../runner/adopt-sidecars.js";
-import type { SyncSummary } from "../store/manifest-sync.js";
-import type { Store } from "../store/store.js";
+import type { SyncSummary } from "../store/sync.js";
+import type { Store } from "../store/port.js";
 
-export function applySyncToOutput(input: {
+export async function applySyncToOutput(input: {
   store: Store;
   layout: OutputLayout;
   plan: SyncSummary;
@@ -18,7 +18,7 @@ export function applySyncToOutput(input: {
   /** A new database: every sidecar in images/ (read once, also for the provider's choice). */
   sidecars: (() => Map<string, Sidecar>) | null;
   log: Logger;
-}): void {
+}): Promise<void> {
   const { store, layout, plan, providerName, sidecars, log } = input;
   const byReason = { request: 0, provider: 0 };
   const revived = new Set(plan.revived.map((r) => r.key));
@@ -40,9 +40,9 @@ export function applySyncToOutput(input: {
   if (plan.removed) log.info(`${plan.removed} item(s) are no longer in the manifest: left alone`);
   // The output folder is a backup of the state: an item never submitted whose sidecar is there
   // (a lost database, or a run killed before it adopted) takes that image, paying nothing.
-  const found = sidecars ? sidecars() : sidecarsOfUntriedItems(store, layout);
+  const found = sidecars ? sidecars() : await sidecarsOfUntriedItems(store, layout);
   if (found.size > 0) {
-    const adoption = adoptFromSidecars(store, layout, found, requestHash);
+    const adoption = await adoptFromSidecars(store, layout, found, requestHash);
     if (adoption.adopted || adoption.refused.length) {
       log.info({ refused: adoption.refused.slice(0, 20) }, `adopted ${adoption.adopted} image(s) from their sidecars in ${layout.imagesDir}, paying nothing${adoption.refused.length ? `; ${adoption.refused.length} sidecar(s) not adopted (e.g. ${adoption.refused[0]!.key}: ${adoption.refused[0]!.reason})` : ""}`);
     }
@@ -50,10 +50,10 @@ export function applySyncToOutput(input: {
 }
 
 /** `retry`'s choice (or run --retry-failed): failed items, or missing ones, by rows, keys and codes. */
-export function requeueChosen(store: Store, filter: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean }, log: Logger): void {
+export async function requeueChosen(store: Store, filter: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean }, log: Logger): Promise<void> {
   const states = filter.missing ? (["missing"] as const) : (["failed"] as const);
-  const before = store.inStates(states);
-  const requeued = store.requeueFailed({ ...filter, states });
+  const before = await store.inStates(states);
+  const requeued = await store.requeue({ ...filter, states });
   const what = filter.missing ? "missing" : "failed";
   log.info({ keys: requeued.map((i) => i.key) }, `re-queued ${requeued.length} ${what} item(s)${filter.missing && requeued.length ? ": each is paid for again" : ""}`);
   // A typo in --rows, --items or --code would otherwise re-run nothing without a word.

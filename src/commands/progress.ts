@@ -6,12 +6,12 @@ import type { Logger } from "../log.js";
 import { formatCredits, roundCredits } from "../report/format.js";
 import type { Terminal } from "../report/terminal.js";
 import type { RunSummary, TransitionEvent } from "../runner/runner.js";
-import type { StateCounts, Store } from "../store/store.js";
+import type { StateCounts, Store } from "../store/port.js";
 
 export interface Progress {
   onTransition(event: TransitionEvent): void;
   stop(): void;
-  finalLine(summary: RunSummary): void;
+  finalLine(summary: RunSummary): Promise<void>;
 }
 
 export interface ProgressFigures {
@@ -50,13 +50,13 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
-export function startProgress(input: { store: Store; logger: Logger; terminal: Terminal | null; quiet: boolean; now: () => number }): Progress {
+export async function startProgress(input: { store: Store; logger: Logger; terminal: Terminal | null; quiet: boolean; now: () => number }): Promise<Progress> {
   const { store, logger, terminal, now } = input;
   const startedAt = now();
   let doneThisRun = 0;
   let credits = 0;
   let lastFailure: string | null = null;
-  let counts = store.counts();
+  let counts = await store.counts();
   let ended = false;
   const figures = (): ProgressFigures => ({
     counts,
@@ -74,9 +74,15 @@ export function startProgress(input: { store: Store; logger: Logger; terminal: T
   };
   const timer = setInterval(
     () => {
-      counts = store.counts();
-      if (terminal && !input.quiet) redraw();
-      else logger.info({ summary: figures() }, formatProgress(figures()));
+      void store.counts().then(
+        (read) => {
+          counts = read;
+          if (terminal && !input.quiet) redraw();
+          else logger.info({ summary: figures() }, formatProgress(figures()));
+        },
+        // A database that stopped answering: the run's next write stops it (exit 3).
+        () => {},
+      );
     },
     terminal ? 1000 : DEFAULTS.summaryEveryMs,
   );
@@ -97,8 +103,8 @@ export function startProgress(input: { store: Store; logger: Logger; terminal: T
       clearInterval(timer);
       terminal?.clearStatus();
     },
-    finalLine(summary) {
-      counts = store.counts();
+    async finalLine(summary) {
+      counts = await store.counts();
       credits = summary.creditsThisRun;
       ended = true;
       const line = formatProgress(figures());

@@ -7,7 +7,7 @@ import { EXIT, ExitError } from "../errors.js";
 import { requestHash } from "../manifest/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { adoptFromSidecars, providerOfSidecars, readSidecars } from "../runner/adopt-sidecars.js";
-import { DatabaseUnusableError, Store } from "../store/store.js";
+import { DatabaseUnusableError, openStore } from "../store/index.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
@@ -25,15 +25,15 @@ export interface RebuildOptions {
 }
 
 /** The items a usable database holds, or null when it cannot be opened. Refuses one a live run holds. */
-function itemsInUsableDb(db: string, now: number): number | null {
+async function itemsInUsableDb(db: string, now: number): Promise<number | null> {
   try {
-    const store = Store.open(db, { readonly: true });
+    const store = await openStore(db, { readonly: true });
     try {
-      const holder = store.lockHolder();
+      const holder = await store.lockHolder();
       if (holder && !lockIsStale(holder, now)) throw new ExitError(EXIT.locked, `a run holds ${db}: pid ${holder.pid} on ${holder.host}; rebuild it once that run has ended`);
-      return store.integrityCheck() === "ok" ? Object.values(store.counts()).reduce((a, b) => a + b, 0) : null;
+      return (await store.integrityCheck()) === "ok" ? Object.values(await store.counts()).reduce((a, b) => a + b, 0) : null;
     } finally {
-      store.close();
+      await store.close();
     }
   } catch (error) {
     if (error instanceof DatabaseUnusableError || (error as { code?: string }).code?.startsWith("SQLITE_")) return null;
@@ -54,7 +54,7 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   if (existsSync(paths.db)) {
     // Only a file is ever set aside: a folder given as --db is a mistake, not a database.
     if (!statSync(paths.db).isFile()) throw new ExitError(EXIT.usage, `${paths.db} is not a file: --db names the database file. Nothing was changed.`);
-    const items = itemsInUsableDb(paths.db, ctx.now());
+    const items = await itemsInUsableDb(paths.db, ctx.now());
     if (items !== null && !options.force) {
       throw new ExitError(EXIT.usage, `${paths.db} opens and holds ${items} item(s): nothing to rebuild. To rebuild it from the sidecars anyway (it is kept aside), add --force.`);
     }
@@ -64,15 +64,15 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   }
   const sidecars = readSidecars(layout);
   const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: null, sidecars: () => providerOfSidecars(sidecars) });
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
+  const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   try {
-    store.syncManifest(
+    await store.syncManifest(
       manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, choice.name) })),
       choice.name,
       { hashWith: requestHash },
     );
-    const adoption = adoptFromSidecars(store, layout, sidecars, requestHash);
-    const counts = store.counts();
+    const adoption = await adoptFromSidecars(store, layout, sidecars, requestHash);
+    const counts = await store.counts();
     const lines = [
       `rebuilt ${paths.db} from ${sidecars.size} sidecar(s) in ${layout.imagesDir}: ${adoption.adopted} image(s) adopted as done, ${counts.queued} item(s) still to make (provider ${describeChoice(choice)}), nothing paid.`,
     ];
@@ -82,6 +82,6 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
     ctx.stdout.write(`${lines.join("\n")}\n`);
     return EXIT.ok;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -10,11 +10,11 @@ import { shellWord } from "./shell.js";
 export async function reportCommand(manifestPath: string, options: { db?: string; out?: string }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
+  const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
     prepareOutputFolder(paths.outDir);
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
   try {
@@ -22,6 +22,6 @@ export async function reportCommand(manifestPath: string, options: { db?: string
     ctx.stdout.write(`wrote ${paths.outDir}/results.csv, results.jsonl and index.html\n`);
     return EXIT.ok;
   } finally {
-    store.close();
+    await store.close();
   }
 }

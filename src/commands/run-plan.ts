@@ -5,7 +5,7 @@ import { EXIT, ExitError, errorMessage } from "../errors.js";
 import type { RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
 import type { RunnerOptions } from "../runner/options.js";
 import type { RunSummary } from "../runner/runner.js";
-import type { StateCounts } from "../store/store.js";
+import type { StateCounts } from "../store/port.js";
 import type { RunOutcome } from "../store/types.js";
 
 export interface RunFlagsForPlan {
@@ -37,6 +37,7 @@ export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: 
     jobTimeoutMs: flags.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
     retryAfterCapMs: DEFAULTS.retryAfterCapMs,
     serviceDownMs: DEFAULTS.serviceDownMs,
+    leaseMs: DEFAULTS.leaseMs,
     thumbnail: outputs.thumbnail,
     renditions: outputs.renditions,
     ...flags.tuning,
@@ -51,11 +52,14 @@ export function stopSubmitting(deadline: number | undefined, runtimeEnd: number 
 
 /**
  * DESIGN.md: 0 all done · 2 finished with failed or missing items · 3 stopped early, resumable.
- * A run that ended with an ExitError (a refused key at the quota read) has that error's code.
+ * A run that ended with an ExitError (a refused key at the quota read) has that error's code;
+ * `counts` null: the database could not be read at the end.
  */
-export function exitCodeOf(summary: RunSummary | null, counts: StateCounts, thrown: unknown = null): number {
+export function exitCodeOf(summary: RunSummary | null, counts: StateCounts | null, thrown: unknown = null): number {
   if (thrown instanceof ExitError) return thrown.exitCode;
   if (summary?.fatal) return summary.fatal.exitCode;
+  // The database no longer answers: whatever it holds, the next run resumes it.
+  if (counts === null) return EXIT.stoppedEarly;
   const unfinished = counts.queued + counts.submitting + counts.running + counts.downloading;
   if (!summary || summary.stopReason || unfinished > 0) return EXIT.stoppedEarly;
   return counts.failed + counts.missing > 0 ? EXIT.someFailed : EXIT.ok;

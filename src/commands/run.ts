@@ -25,15 +25,15 @@ import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
-import type { Store } from "../store/store.js";
-import { PaidImagesWouldBeReplaced, type PlannedWithHash } from "../store/sync.js";
+import type { Store } from "../store/port.js";
+import { PaidImagesWouldBeReplaced, type PlannedWithHash, type SyncSummary } from "../store/sync.js";
 import type { CommandContext } from "./context.js";
-import { lockIsStale } from "./lock.js";
+import { takeRunLock } from "./run-lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
 import { openStoreOrExit, prepareOutputFolder, refuseFormerDefault } from "./open-store.js";
 import { applySyncToOutput, requeueChosen } from "./output-sync.js";
 import { runPaths } from "./paths.js";
-import { exitCodeOf, planRunnerOptions, runEndRecord } from "./run-plan.js";
+import { exitCodeOf, planRunnerOptions } from "./run-plan.js";
 import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
 import { startProgress } from "./progress.js";
@@ -76,21 +76,21 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const command = options.command ?? "run";
   refuseFormerDefault(paths, manifest.name, shellWord(manifestPath), options.db !== undefined);
   prepareOutputFolder(paths.outDir);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
+  const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
-  const wasEmpty = store.isEmpty();
-  const sidecarsOnDisk = () => (sidecars ??= wasEmpty ? readSidecars(outputLayout(paths.outDir)) : new Map());
-  let providerChoice: ProviderChoice;
   let provider: ReturnType<typeof createProvider>;
+  let first: FirstLines;
   try {
-    providerChoice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
-    provider = createProvider(providerChoice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network });
+    const wasEmpty = await store.isEmpty();
+    const sidecarsOnDisk = () => (sidecars ??= wasEmpty ? readSidecars(outputLayout(paths.outDir)) : new Map());
+    const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: await store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
+    provider = createProvider(choice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network });
+    first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
-  const providerName = providerChoice.name;
   const downloader = new Downloader({
     maxBytes: DEFAULTS.downloadMaxBytes,
     connectTimeoutMs: DEFAULTS.connectTimeoutMs,
@@ -100,33 +100,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   });
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
-    const begun = store.beginRun({ pid: process.pid, host: hostname(), provider: providerName, manifestFile: manifest.file }, (h) => lockIsStale(h, ctx.now()));
-    const firstLines = { choice: providerChoice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
-    if (!begun.acquired) {
-      const h = begun.holder;
-      throw new ExitError(
-        EXIT.locked,
-        `another run holds ${paths.db}: pid ${h.pid} on ${h.host}, started ${new Date(h.startedAt).toISOString()} (last heartbeat ${new Date(h.heartbeatAt).toISOString()})`,
-      );
-    }
-    const run = begun.run;
-    if (begun.tookOverFrom) {
-      const h = begun.tookOverFrom;
-      log.warn({ stalePid: h.pid, staleHost: h.host }, `took over a stale lock of pid ${h.pid} on ${h.host} (started ${new Date(h.startedAt).toISOString()}); that process is gone`);
-    }
-    // Temporary files are only left by a process that died mid-write: its run never closed
-    // (or its lock went stale). Only then is the output folder walked for them, which at
-    // 100,000 items (300,000 files) costs ~300 ms of a resume's start-up with a warm cache.
-    const interrupted = store.closeAbandonedRuns(run.id) > 0 || begun.tookOverFrom !== null;
-    const heartbeat = setInterval(() => {
-      try {
-        store.heartbeat(run.id);
-      } catch (error) {
-        // A database that stopped committing: the run's next state change stops it (exit 3).
-        log.error({ err: errorMessage(error) }, `heartbeat not written: ${errorMessage(error)}`);
-      }
-    }, 10_000);
-    heartbeat.unref();
+    const lock = await takeRunLock(store, { pid: process.pid, host: hostname(), provider: first.choice.name, manifestFile: manifest.file }, { dbPath: paths.db, log, now: ctx.now });
     // Listening from the moment the lock is held: a signal during start-up (the quota read,
     // its retries) also ends in a closed run and a released lock, not in an exit at once.
     const stop = new AbortController();
@@ -136,37 +110,25 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     });
     let summary: RunSummary | null = null;
     let thrown: unknown = null;
-    let bookkeepingFailure: unknown = null;
     let exitCode: number = EXIT.stoppedEarly;
     try {
-      summary = await execute(manifest, firstLines, store, provider, downloader, paths.outDir, options, ctx, log, stop.signal, interrupted);
+      const worker = `${hostname()}:${process.pid}`;
+      summary = await execute({ manifest, first, store, provider, downloader, outDir: paths.outDir, options, ctx, log, stopSignal: stop.signal, interrupted: lock.interrupted, worker });
     } catch (error) {
       thrown = error;
       throw error;
     } finally {
       unregister();
-      clearInterval(heartbeat);
       // A refused key at the quota read ends the run with its own code (1): the record says so.
-      exitCode = exitCodeOf(summary, store.counts(), thrown);
-      // A database that stopped committing takes no bookkeeping either: the next run finds
-      // this one unclosed (`died`) and rebuilds its figures from the events.
-      if (!store.failure) {
-        try {
-          store.endRun(run.id, runEndRecord(exitCode, summary, thrown));
-          store.releaseLock(run.id);
-        } catch (error) {
-          // Its items are as the run left them; the next run finds this one unclosed (`died`).
-          bookkeepingFailure = error;
-          log.error({ err: errorMessage(error) }, `the run's end was not recorded: ${errorMessage(error)}`);
-        }
-      }
+      exitCode = exitCodeOf(summary, await store.counts().catch(() => null), thrown);
+      await lock.release(exitCode, summary, thrown);
     }
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);
-    if (bookkeepingFailure) throw new ExitError(EXIT.stoppedEarly, `the run's end was not recorded: ${errorMessage(bookkeepingFailure)}`);
+    if (lock.failure) throw new ExitError(EXIT.stoppedEarly, `the run's end was not recorded: ${errorMessage(lock.failure)}`);
     return exitCode;
   } finally {
     await Promise.allSettled([provider.close(), downloader.close()]);
-    store.close();
+    await store.close();
   }
 }
 
@@ -180,23 +142,29 @@ interface FirstLines {
   dbPath: string;
 }
 
-async function execute(
-  manifest: Manifest,
-  first: FirstLines,
-  store: Store,
-  provider: ReturnType<typeof createProvider>,
-  downloader: Downloader,
-  outDir: string,
-  options: RunCommandOptions,
-  ctx: CommandContext,
-  log: CommandContext["logger"],
-  stopSignal: AbortSignal,
-  interrupted: boolean,
-): Promise<RunSummary> {
+/** What one run works with, from the moment it holds the lock. */
+interface RunSession {
+  manifest: Manifest;
+  first: FirstLines;
+  store: Store;
+  provider: ReturnType<typeof createProvider>;
+  downloader: Downloader;
+  outDir: string;
+  options: RunCommandOptions;
+  ctx: CommandContext;
+  log: CommandContext["logger"];
+  stopSignal: AbortSignal;
+  /** The last run did not close (killed): temporary files and half-made moves may be left. */
+  interrupted: boolean;
+  worker: string;
+}
+
+async function execute(session: RunSession): Promise<RunSummary> {
+  const { manifest, first, store, provider, outDir, options, ctx, log, stopSignal } = session;
   const providerName = first.choice.name;
-  let plan: ReturnType<Store["syncManifest"]>;
+  let plan: SyncSummary;
   try {
-    plan = store.syncManifest(withRequestHashes(manifest.items, providerName), providerName, { hashWith: requestHash, allowProviderSwitch: options.switchProvider ?? false, abandonInFlight: options.abandonInFlight ?? false });
+    plan = await store.syncManifest(withRequestHashes(manifest.items, providerName), providerName, { hashWith: requestHash, allowProviderSwitch: options.switchProvider ?? false, abandonInFlight: options.abandonInFlight ?? false });
   } catch (error) {
     if (error instanceof PaidImagesWouldBeReplaced) throw new ExitError(EXIT.usage, paidReplacementMessage(error, first.choice, first.command, first.manifestAsTyped, outDir));
     throw error;
@@ -207,11 +175,11 @@ async function execute(
   releaseManifestMemory();
   const layout = outputLayout(outDir);
   log.info(`provider: ${describeChoice(first.choice)}; state in ${first.dbPath}, images in ${outDir}`);
-  applySyncToOutput({ store, layout, plan, providerName, sidecars: first.wasEmpty ? first.sidecars : null, log });
-  if (options.retryFailed || options.retryFilter) requeueChosen(store, options.retryFilter ?? {}, log);
-  const removed = interrupted ? await removeLeftoverTempFiles(outDir) : [];
+  await applySyncToOutput({ store, layout, plan, providerName, sidecars: first.wasEmpty ? first.sidecars : null, log });
+  if (options.retryFailed || options.retryFilter) await requeueChosen(store, options.retryFilter ?? {}, log);
+  const removed = session.interrupted ? await removeLeftoverTempFiles(outDir) : [];
   if (removed.length) log.info({ files: removed.length }, `removed ${removed.length} partial file(s) left by an interrupted run`);
-  const moved = interrupted ? finishInterruptedMoves(layout) : 0;
+  const moved = session.interrupted ? finishInterruptedMoves(layout) : 0;
   if (moved) log.info(`numbered ${moved} set(s) of earlier files an interrupted run was moving to ${layout.supersededDir}`);
   const runnerOptions = planRunnerOptions(options, manifest, provider.pollIntervalMs, ctx.now());
   await refreshRenditions({ store, layout, options: runnerOptions, logger: log });
@@ -219,23 +187,24 @@ async function execute(
   const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal, warn: (message) => log.warn(message) });
   log.debug(fileSync.batched ? "delivered files are synced in batches (sync -f)" : "each delivered file is fsynced");
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
-  const progress = startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
-  const runner = new Runner({ store, provider, downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
+  const progress = await startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
+  const runner = new Runner({ store, worker: session.worker, provider, downloader: session.downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
   // Every done image is checked on disk while the run submits: at 100,000 items the stats would
   // hold back its first submit.
   runner.holdOpen(
-    findLostImages(store, layout, providerName, stopSignal).then((lost) => {
+    (async () => {
+      const lost = await findLostImages(store, layout, providerName, stopSignal);
       if (lost.length > 0) {
         log.warn({ keys: lost.slice(0, 50).map((l) => l.key) }, describeLostImages(lost));
-        runner.deliverAgain(lost);
+        await runner.deliverAgain(lost);
       }
       // Missing images are asked of their jobs again each run, for free: the service may only have been down.
-      const missing = store.inStates(["missing"]).filter((i) => i.provider === providerName && (i.jobId !== null || i.imageRef !== null));
+      const missing = (await store.inStates(["missing"])).filter((i) => i.provider === providerName && (i.jobId !== null || i.imageRef !== null));
       if (missing.length > 0) {
         log.info({ keys: missing.slice(0, 50).map((i) => i.key) }, `${missing.length} missing item(s): asking their jobs for the images again (no new submit)`);
-        runner.deliverAgain(missing.map((i) => ({ id: i.id, detail: "missing" })));
+        await runner.deliverAgain(missing.map((i) => ({ id: i.id, detail: "missing" })));
       }
-    }),
+    })(),
     "the check of delivered images",
   );
   const onStop = () => runner.stop("signal", true);
@@ -250,7 +219,7 @@ async function execute(
   }
   // The sync kept the manifest's order in the store: the sheet follows it.
   await writeReport(store, manifest.name, outDir, "as-synced");
-  progress.finalLine(summary);
+  await progress.finalLine(summary);
   return summary;
 }
 
@@ -271,7 +240,7 @@ function* withRequestHashes(items: readonly PlannedItem[], provider: ProviderNam
 
 /** A refused key ends the run here, after one request; a quota outage only warns. */
 async function preflight(provider: ReturnType<typeof createProvider>, store: Store, log: CommandContext["logger"], signal: AbortSignal): Promise<void> {
-  const toSubmit = store.toSubmitByModel();
+  const toSubmit = await store.toSubmitByModel();
   const count = toSubmit.reduce((sum, group) => sum + group.count, 0);
   if (count === 0) return;
   let creditsRemaining: number | null = null;

@@ -5,7 +5,7 @@ import { listSuperseded, type SupersededSet } from "../assets/superseded.js";
 import { EXIT } from "../errors.js";
 import { formatCredits, formatLocalTime, roundCredits } from "../report/format.js";
 import { ITEM_STATES } from "../store/states.js";
-import type { Store, StateCounts } from "../store/store.js";
+import type { Store, StateCounts } from "../store/port.js";
 import type { LockHolder, RunRecord } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
@@ -66,22 +66,24 @@ const ALL_CODES = 1000;
 /** Reasons shown per run. */
 const RUN_REASONS = 5;
 
-export function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now(), superseded: readonly SupersededSet[] = []): StatusReport {
-  const failedItems = store.inStates(["failed"]);
-  const holder = store.lockHolder();
+export async function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now(), superseded: readonly SupersededSet[] = []): Promise<StatusReport> {
+  const failedItems = await store.inStates(["failed"]);
+  const holder = await store.lockHolder();
+  const runs = await store.recentRuns(runLimit);
+  const reasonsOfRuns = await Promise.all(runs.map((r) => store.runFailureReasons(r.id, ALL_CODES)));
   return {
     name,
     db,
-    counts: store.counts(),
-    credits: roundCredits(store.totalCredits()),
+    counts: await store.counts(),
+    credits: roundCredits(await store.totalCredits()),
     failed: failedItems.map((i) => ({ key: i.key, rowId: i.rowId, code: i.errorCode ?? "UNKNOWN", message: i.errorMessage ?? "" })),
-    failureReasons: store.failureReasons(5),
-    notInManifest: store.removedFromManifest().map((i) => ({ key: i.key, state: i.state })),
-    missing: store.inStates(["missing"]).map((i) => ({ key: i.key, message: i.errorMessage ?? "" })),
+    failureReasons: await store.failureReasons(5),
+    notInManifest: (await store.removedFromManifest()).map((i) => ({ key: i.key, state: i.state })),
+    missing: (await store.inStates(["missing"])).map((i) => ({ key: i.key, message: i.errorMessage ?? "" })),
     superseded: superseded.map((s) => ({ key: s.key, n: s.n, image: s.image, provider: s.sidecar?.provider ?? null, deliveredAt: s.sidecar?.times?.delivered ?? null })),
-    runs: store.recentRuns(runLimit).map((r: RunRecord) => {
+    runs: runs.map((r: RunRecord, index) => {
       const outcome = r.outcome ?? openRunOutcome(r, holder, now);
-      const reasons = store.runFailureReasons(r.id, ALL_CODES).map(({ code, count }) => ({ code, count }));
+      const reasons = reasonsOfRuns[index]!.map(({ code, count }) => ({ code, count }));
       // A run's figures are written when it ends; until then its failures are its events.
       const open = r.outcome === null;
       return {
@@ -198,13 +200,13 @@ export function formatStatus(report: StatusReport, invocation: StatusInvocation 
 export async function statusCommand(manifestPath: string, options: { db?: string; out?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
+  const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
-    const report = buildStatus(store, manifest.name, paths.db, 5, ctx.now(), listSuperseded(outputLayout(paths.outDir)));
-    const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider ?? store.rememberedProvider(), ...(options.db === undefined ? {} : { db: options.db }) };
+    const report = await buildStatus(store, manifest.name, paths.db, 5, ctx.now(), listSuperseded(outputLayout(paths.outDir)));
+    const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider ?? (await store.rememberedProvider()), ...(options.db === undefined ? {} : { db: options.db }) };
     ctx.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, invocation));
     return EXIT.ok;
   } finally {
-    store.close();
+    await store.close();
   }
 }

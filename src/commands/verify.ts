@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { outputLayout, pathOnDisk, type OutputLayout } from "../assets/image-stage.js";
 import { EXIT } from "../errors.js";
 import { parseSidecar } from "../runner/adopt-sidecars.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import type { CommandContext } from "./context.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
@@ -49,21 +49,21 @@ export function checkDeliveredItem(item: ItemRecord, renditions: readonly { name
   return problems.map((problem) => ({ key: item.key, problem }));
 }
 
-export function verifyDelivered(store: Store, layout: OutputLayout): { checked: number; problems: FileProblem[] } {
+export async function verifyDelivered(store: Store, layout: OutputLayout): Promise<{ checked: number; problems: FileProblem[] }> {
   const problems: FileProblem[] = [];
-  const done = store.inStates(["done"]);
-  const renditions = store.renditionsByItem();
+  const done = await store.inStates(["done"]);
+  const renditions = await store.renditionsByItem();
   for (const item of done) problems.push(...checkDeliveredItem(item, renditions.get(item.id) ?? [], layout));
-  for (const item of store.inStates(["missing"])) problems.push({ key: item.key, problem: `missing: ${item.errorMessage ?? "its image is gone"} (imgbatch retry --missing pays for it again)` });
+  for (const item of await store.inStates(["missing"])) problems.push({ key: item.key, problem: `missing: ${item.errorMessage ?? "its image is gone"} (imgbatch retry --missing pays for it again)` });
   return { checked: done.length, problems };
 }
 
 export async function verifyCommand(manifestPath: string, options: { db?: string; out?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
-  const store = openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
+  const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
-    const { checked, problems } = verifyDelivered(store, outputLayout(paths.outDir));
+    const { checked, problems } = await verifyDelivered(store, outputLayout(paths.outDir));
     if (options.json) ctx.stdout.write(`${JSON.stringify({ checked, problems }, null, 2)}\n`);
     else {
       const keys = new Set(problems.map((p) => p.key));
@@ -74,6 +74,6 @@ export async function verifyCommand(manifestPath: string, options: { db?: string
     }
     return problems.length === 0 ? EXIT.ok : EXIT.someFailed;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -183,7 +183,7 @@ export class PictoryProvider implements Provider {
       }
       const url = str(data.url);
       const imageId = url ? imageIdFromUrl(url) : null;
-      if (claimed.has(jobId)) {
+      if (await claimed.has(jobId)) {
         if (imageId) ownedImages.add(imageId);
         continue;
       }
@@ -208,12 +208,12 @@ export class PictoryProvider implements Provider {
       const ids = [id, imageIdFromUrl(url) ?? id];
       if (ids.some((ref) => knownBefore(ref))) break;
       if (!sameRequest(image, request)) continue;
-      if (ids.some((i) => claimed.has(i) || ownedImages.has(i))) continue;
+      if (ids.some((i) => ownedImages.has(i)) || (await anyClaimed(claimed, ids))) continue;
       const found = { found: "image" as const, imageRef: id, url, width: num(image.width), height: num(image.height) };
       const jobId = ids.map((i) => unclaimedDone.get(i)).find((j) => j !== undefined);
       // Asked again: the job was unclaimed when the job list was read, but another item may
       // have stored it while the pages since were fetched (its submit answered meanwhile).
-      if (jobId && claimed.has(jobId)) continue;
+      if (jobId && (await claimed.has(jobId))) continue;
       if (jobId) return { ...found, jobId };
       unnamed.push({ match: { ...found, jobId: null }, refs: ids });
     }
@@ -221,8 +221,7 @@ export class PictoryProvider implements Provider {
     // only when no unknown job is still running, which could be the one that made it, and
     // only if no item claimed it while later pages were read.
     if (pending > 0) return { found: "pending", detail: `${pending} job(s) of unknown owner still in progress` };
-    const stillFree = unnamed.find(({ refs }) => !refs.some((ref) => claimed.has(ref)));
-    if (stillFree) return stillFree.match;
+    for (const { match, refs } of unnamed) if (!(await anyClaimed(claimed, refs))) return match;
     return { found: "none", detail: "no matching image and no unknown job in progress" };
   }
 
@@ -345,4 +344,9 @@ function safeJson(text: string): Json | null {
   } catch {
     return null;
   }
+}
+
+async function anyClaimed(claimed: ClaimedRefs, refs: readonly string[]): Promise<boolean> {
+  for (const ref of refs) if (await claimed.has(ref)) return true;
+  return false;
 }

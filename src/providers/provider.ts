@@ -51,7 +51,7 @@ export type LostJobSearch =
 
 /** Asked about each job and image a search meets: a lookup, not a list (a set will do in tests). */
 export interface ClaimedRefs {
-  has(ref: string): boolean;
+  has(ref: string): boolean | Promise<boolean>;
 }
 
 export interface LostJobSearchOptions {

@@ -203,36 +203,49 @@ const PAGE_END = `<p class="none" id="none" hidden>No card matches these filters
 `;
 
 /**
- * Renders the page piece by piece into `write`: the head from the tally, then the lines in
- * sheet order (the manifest's items, then the removed ones, each grouped by row).
+ * Renders the page piece by piece into `write`: the head from the tally (start), then the
+ * lines in sheet order (the manifest's items, then the removed ones, each grouped by row), then
+ * the end. Lines may come from an async source: each is written as it arrives.
  */
-export function renderContactSheetInto(
-  write: (text: string) => void,
-  page: { name: string; generatedAt: Date; tally: SheetTally; creditsSpent?: number; superseded?: readonly SupersededSet[] },
-  lines: Iterable<SheetLine>,
-): void {
-  const { tally } = page;
-  const big = tally.all > BIG_SHEET_CARDS;
-  write(renderHead(page.name, page.generatedAt, tally, page.creditsSpent ?? tally.doneCredits));
-  let inGroup = false;
-  let inRemoved = false;
-  for (const at of lines) {
-    if (at.startsGroup) {
-      if (inGroup) write(GROUP_END);
-      if (!at.line.inManifest && !inRemoved) {
-        inRemoved = true;
-        const removed = tally.removed;
-        write(`</div>\n<details class="removed"><summary>${removed} item${removed === 1 ? "" : "s"} no longer in the manifest (kept in the database and on disk)</summary>\n<div class="sheet">\n`);
-      }
-      write(renderGroupStart(at, big));
-      inGroup = true;
-    }
-    write(renderCard(at.line));
+export class ContactSheetWriter {
+  private inGroup = false;
+  private inRemoved = false;
+  private readonly big: boolean;
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly page: { name: string; generatedAt: Date; tally: SheetTally; creditsSpent?: number; superseded?: readonly SupersededSet[] },
+  ) {
+    this.big = page.tally.all > BIG_SHEET_CARDS;
+    write(renderHead(page.name, page.generatedAt, page.tally, page.creditsSpent ?? page.tally.doneCredits));
   }
-  if (inGroup) write(GROUP_END);
-  write(inRemoved ? `</div></details>\n` : `</div>\n`);
-  if (page.superseded?.length) write(renderSuperseded(page.superseded));
-  write(PAGE_END);
+
+  line(at: SheetLine): void {
+    if (at.startsGroup) {
+      if (this.inGroup) this.write(GROUP_END);
+      if (!at.line.inManifest && !this.inRemoved) {
+        this.inRemoved = true;
+        const removed = this.page.tally.removed;
+        this.write(`</div>\n<details class="removed"><summary>${removed} item${removed === 1 ? "" : "s"} no longer in the manifest (kept in the database and on disk)</summary>\n<div class="sheet">\n`);
+      }
+      this.write(renderGroupStart(at, this.big));
+      this.inGroup = true;
+    }
+    this.write(renderCard(at.line));
+  }
+
+  end(): void {
+    if (this.inGroup) this.write(GROUP_END);
+    this.write(this.inRemoved ? `</div></details>\n` : `</div>\n`);
+    if (this.page.superseded?.length) this.write(renderSuperseded(this.page.superseded));
+    this.write(PAGE_END);
+  }
+}
+
+export function renderContactSheetInto(write: (text: string) => void, page: ConstructorParameters<typeof ContactSheetWriter>[1], lines: Iterable<SheetLine>): void {
+  const sheet = new ContactSheetWriter(write, page);
+  for (const at of lines) sheet.line(at);
+  sheet.end();
 }
 
 /** Earlier images of items made anew, kept under superseded/: a closed section below the cards. */

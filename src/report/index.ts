@@ -2,26 +2,25 @@ import type { PlannedItem } from "../manifest/types.js";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { outputLayout } from "../assets/image-stage.js";
 import { listSuperseded } from "../assets/superseded.js";
-import type { Store } from "../store/store.js";
-import { renderContactSheetInto, SheetTally, withoutGenerationTime } from "./contact-sheet.js";
+import type { Store } from "../store/port.js";
+import { ContactSheetWriter, SheetTally, withoutGenerationTime } from "./contact-sheet.js";
 import { resultLineOf, writeResults } from "./results.js";
 
 /**
  * results.csv, results.jsonl and the contact sheet (index.html) for the output folder.
  * With the manifest's items at hand the sheet follows manifest order, not database order.
- * Two passes over SQLite cursors (the results and the sheet's counts, then the cards in
+ * Two passes over the store's pages (the results and the sheet's counts, then the cards in
  * sheet order): memory stays the same for 100 items or 20,000.
  */
 export async function writeReport(store: Store, name: string, outDir: string, order: SheetOrder, now: () => number = Date.now): Promise<void> {
   const tally = new SheetTally();
   await writeResults(store, outDir, (line) => tally.add(line));
-  if (order !== "as-synced") store.keepManifestOrder(order);
+  if (order !== "as-synced") await store.keepManifestOrder(order);
   const sheet = new AtomicFileWriter(`${outDir}/index.html`, { comparableHead: withoutGenerationTime });
   try {
-    const lines = (function* () {
-      for (const at of store.liveItemsInSheetOrder()) yield { ...at, line: resultLineOf(at, outDir) };
-    })();
-    renderContactSheetInto((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: store.totalCredits(), superseded: listSuperseded(outputLayout(outDir)) }, lines);
+    const page = new ContactSheetWriter((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: await store.totalCredits(), superseded: listSuperseded(outputLayout(outDir)) });
+    for await (const at of store.liveItemsInSheetOrder()) page.line({ ...at, line: resultLineOf(at, outDir) });
+    page.end();
   } catch (error) {
     await sheet.abort();
     throw error;

@@ -3,8 +3,8 @@
 import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { redactSecrets } from "../secrets.js";
-import type { ReportItem } from "../store/report-cursors.js";
-import type { Store } from "../store/store.js";
+import type { ReportItem } from "../store/types.js";
+import type { Store } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 
 export interface ResultLine {
@@ -110,7 +110,7 @@ export function resultLineOf({ item, renditions }: ReportItem, outDir: string): 
 }
 
 /**
- * results.csv and results.jsonl, one item at a time from a cursor (files written in pieces,
+ * results.csv and results.jsonl, one item at a time from the store's pages (files written in pieces,
  * renamed into place only when whole, left alone when unchanged). Each line also goes to
  * `onLine`, so the contact sheet's counts come from the same pass.
  */
@@ -119,7 +119,7 @@ export async function writeResults(store: Store, outDir: string, onLine: (line: 
   const jsonl = new AtomicFileWriter(`${outDir}/results.jsonl`);
   try {
     csv.write(resultsCsvHeader());
-    for (const reportItem of store.liveItems()) {
+    for await (const reportItem of store.liveItems()) {
       const line = resultLineOf(reportItem, outDir);
       csv.write(resultsCsvRow(line));
       jsonl.write(resultsJsonlRow(line));

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { storedPath, type OutputLayout } from "../assets/image-stage.js";
 import { PROVIDER_NAMES, type ImageRequest, type ProviderName } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import type { HashWith } from "../store/sync.js";
 import type { ItemRecord } from "../store/types.js";
 
@@ -102,11 +102,9 @@ export function readSidecars(layout: OutputLayout): Map<string, Sidecar> {
  * The sidecars in images/ of queued items never submitted: one stat each. Found on any run,
  * not only on a new database, so a run killed between its sync and its adoption adopts next time.
  */
-export function sidecarsOfUntriedItems(store: Store, layout: OutputLayout): Map<string, Sidecar> {
+export async function sidecarsOfUntriedItems(store: Store, layout: OutputLayout): Promise<Map<string, Sidecar>> {
   const found: string[] = [];
-  store.forEachUntriedKey((key) => {
-    if (existsSync(join(layout.imagesDir, `${key}.json`))) found.push(key);
-  });
+  for (const key of await store.untriedKeys()) if (existsSync(join(layout.imagesDir, `${key}.json`))) found.push(key);
   return sidecarsOf(layout, found);
 }
 
@@ -144,10 +142,10 @@ export interface AdoptionResult {
 }
 
 /** Adopts, for each queued item never tried, the image its sidecar describes when both agree. */
-export function adoptFromSidecars(store: Store, layout: OutputLayout, sidecars: ReadonlyMap<string, Sidecar>, hashWith: HashWith): AdoptionResult {
+export async function adoptFromSidecars(store: Store, layout: OutputLayout, sidecars: ReadonlyMap<string, Sidecar>, hashWith: HashWith): Promise<AdoptionResult> {
   const result: AdoptionResult = { adopted: 0, refused: [] };
   for (const sidecar of sidecars.values()) {
-    const item = store.byKey(sidecar.key);
+    const item = await store.byKey(sidecar.key);
     if (!item || item.state !== "queued" || item.attempts > 0) continue;
     const decision = adoptionOf(item, sidecar, hashWith);
     if (!decision.adopt) {
@@ -167,7 +165,7 @@ export function adoptFromSidecars(store: Store, layout: OutputLayout, sidecars: 
       continue;
     }
     const thumbnail = sidecar.thumbnail === null ? null : join(layout.imagesDir, sidecar.thumbnail);
-    store.adoptDelivered(
+    await store.adoptDelivered(
       item,
       {
         provider: sidecar.provider,
@@ -194,6 +192,6 @@ export function adoptFromSidecars(store: Store, layout: OutputLayout, sidecars: 
     );
     result.adopted++;
   }
-  store.commitGroup();
+  await store.flush();
   return result;
 }

@@ -9,7 +9,7 @@ import type { FileSync } from "../assets/file-sync.js";
 import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, pathOnDisk, storedPath, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
 import type { ImageSource } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 
@@ -113,7 +113,7 @@ export async function ensureRenditions(input: {
   sync?: WriteSync;
 }): Promise<{ name: string; path: string }[]> {
   const { item, store } = input;
-  const made = new Map(store.renditionsOf(item.id).map((r) => [r.name, r]));
+  const made = new Map((await store.renditionsOf(item.id)).map((r) => [r.name, r]));
   const result: { name: string; path: string }[] = [];
   for (const spec of input.options.renditions) {
     const settingsHash = renditionSettingsHash(spec);
@@ -125,7 +125,7 @@ export async function ensureRenditions(input: {
     const provenance = { prompt: item.request.prompt, model: item.request.model, provider: item.provider, jobId: item.jobId ?? item.imageRef, key: item.key };
     const r = await makeRendition({ layout: input.layout, key: item.key, image: input.image, spec, maxInputPixels: input.options.maxInputPixels ?? DEFAULTS.maxInputPixels, provenance, sync: input.sync ?? "file-and-folder" });
     const path = storedPath(input.layout, r.path);
-    store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path, width: r.width, height: r.height });
+    await store.saveRendition({ itemId: item.id, name: spec.name, settingsHash, path, width: r.width, height: r.height });
     result.push({ name: spec.name, path });
   }
   return result;

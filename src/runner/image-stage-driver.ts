@@ -8,17 +8,17 @@ import { ResultUrlExpiredError } from "../assets/download.js";
 import type { FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { ImageSource } from "../providers/provider.js";
-import type { ItemState } from "../store/states.js";
-import type { ItemPatch, ItemRecord } from "../store/types.js";
+import type { ItemWrite } from "../store/port.js";
+import type { ItemRecord } from "../store/types.js";
 import { deliverItemImage } from "./deliver-item.js";
+import { afterDeliveryFailed, afterReread } from "./next-step.js";
 import type { DriverDeps } from "./options.js";
 import { backoffDelayMs, classifyFailure } from "./retry-policy.js";
 import { sleepMs } from "./sleep.js";
 
 /** What the stage asks of the runner: its transitions keep the run's counts and events. */
 export interface ImageStageHost {
-  move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord;
-  retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord;
+  move(item: ItemRecord, write: ItemWrite): Promise<ItemRecord>;
   /** A job that reads in-progress again goes back to the service side of the run. */
   backToService(item: ItemRecord): void;
   /** True when no job is at the service: no further image is on its way to the stage. */
@@ -97,7 +97,7 @@ export class ImageStageDriver {
         // Outside the pool slot: the next image is made while this one's files are synced.
         if (!(await this.untilDurable(delivered.folders))) return;
         const { patch } = delivered;
-        this.host.move(item, "done", { ...patch, completedAt: this.deps.now() }, `${patch.width}×${patch.height} ${patch.format}, ${patch.bytes} bytes`);
+        await this.host.move(item, { to: "done", set: { ...patch, completedAt: this.deps.now() }, note: `${patch.width}×${patch.height} ${patch.format}, ${patch.bytes} bytes` });
         // Per item at debug: people follow the status line or the 30-second summary.
         if (this.deps.log.isLevelEnabled("debug")) {
           this.deps.log.debug(
@@ -111,7 +111,7 @@ export class ImageStageDriver {
         if (error instanceof ResultUrlExpiredError && !readInSlot && refreshes < this.deps.options.maxAttempts) {
           refreshes++;
           source = null;
-          this.deps.store.note(item, "result URL expired: reading the job for a fresh one");
+          item = await this.host.move(item, { note: "result URL expired: reading the job for a fresh one" });
           continue;
         }
         const failure = classifyFailure(error);
@@ -136,8 +136,7 @@ export class ImageStageDriver {
           }
           continue;
         }
-        // (A paid image delivered before ends `missing`, not failed: retry-policy.ts keepPaidImage.)
-        item = this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
+        await this.host.move(item, afterDeliveryFailed(failure.code, failure.message));
         return;
       }
     }
@@ -178,33 +177,27 @@ export class ImageStageDriver {
       // An adopted image whose job the job list did not name: its URL comes from the image list.
       const search = await this.deps.gate.findLostJob(item, { signal: this.deps.signal, tokenSignal: this.deps.signal, exceptRef: item.imageRef ?? undefined });
       if (search.found === "image" && search.imageRef === item.imageRef) {
-        this.deps.store.update(item, { resultUrl: search.url });
+        await this.host.move(item, { set: { resultUrl: search.url } });
         return { kind: "url", url: search.url };
       }
-      this.host.move(item, "failed", { errorCode: "RESULT_URL_EXPIRED", errorMessage: "the adopted image's URL expired and the image list no longer offers it" }, null);
+      await this.host.move(item, afterDeliveryFailed("RESULT_URL_EXPIRED", "the adopted image's URL expired and the image list no longer offers it"));
       return null;
     }
     // Its token was taken before the slot (deliver).
     const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId, request: item.request }, this.deps.signal));
     switch (job.status) {
       case "completed":
-        if (job.image.kind === "url") this.deps.store.update(item, { resultUrl: job.image.url });
+        if (job.image.kind === "url") await this.host.move(item, { set: { resultUrl: job.image.url } });
         return job.image;
-      case "in-progress": {
-        // A job that flips between completed and in progress is bounded by the job timeout too.
-        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
-        if (runningMs > this.deps.options.jobTimeoutMs) {
-          const reason = `job ${item.jobId} reads in progress again ${Math.round(runningMs / 1000)} s after its submit (the job timeout is ${Math.round(this.deps.options.jobTimeoutMs / 1000)} s)`;
-          this.host.move(item, "failed", { errorCode: "JOB_TIMEOUT", errorMessage: reason }, reason);
-          return null;
-        }
-        this.host.backToService(this.host.move(item, "running", { nextAttemptAt: this.deps.now() + this.deps.options.pollIntervalMs }, "job reads in-progress again"));
+      case "in-progress":
+      case "failed":
+      case "gone": {
+        const outcome = job.status === "in-progress" ? { kind: "in-progress" as const, nextReadMs: this.deps.options.pollIntervalMs } : { kind: job.status === "gone" ? ("gone" as const) : ("job-failed" as const), retryable: true, code: job.code, message: job.message };
+        const after = await this.host.move(item, afterReread(item, outcome, { ...this.deps.options, now: this.deps.now(), random: this.deps.random }));
+        // A job that reads in progress again goes back to the service side.
+        if (after.state === "running") this.host.backToService(after);
         return null;
       }
-      case "failed":
-      case "gone":
-        this.host.retryOrFail(item, job.code, job.message);
-        return null;
     }
   }
 }

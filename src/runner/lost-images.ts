@@ -5,7 +5,7 @@
 import { stat } from "node:fs/promises";
 import { pathOnDisk, type OutputLayout } from "../assets/image-stage.js";
 import type { ProviderName } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 
 export interface LostImage {
   id: number;
@@ -38,7 +38,7 @@ export async function findLostImages(store: Store, layout: Pick<OutputLayout, "o
   for (let afterId = 0; !signal?.aborted; ) {
     // A turn of the event loop first: the run's own work (the first submits) goes before each page.
     await new Promise((resolve) => setImmediate(resolve));
-    const page = store.doneImagesAfter(provider, afterId, PAGE_ROWS);
+    const page = await store.doneImagesAfter(provider, afterId, PAGE_ROWS);
     if (page.length === 0) break;
     afterId = page[page.length - 1]![0];
     let next = 0;

@@ -1,7 +1,7 @@
 import type { Logger } from "../log.js";
 import type { RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
 import type { Provider } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import type { ServiceGate } from "./service-gate.js";
 
 export interface RunnerOptions {
@@ -30,6 +30,8 @@ export interface RunnerOptions {
   retryAfterCapMs: number;
   /** How long the service may answer only failures (429, 5xx, timeouts) before the run stops (exit 3). */
   serviceDownMs: number;
+  /** How long a claim on an item holds without renewal (renewed every third of it while the run lives). */
+  leaseMs: number;
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
 }

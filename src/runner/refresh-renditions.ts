@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { pathOnDisk, renditionSettingsHash, type OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import { ensureRenditions } from "./deliver-item.js";
 import type { RunnerOptions } from "./options.js";
 
@@ -11,8 +11,8 @@ export async function refreshRenditions(input: { store: Store; layout: OutputLay
   if (input.options.renditions.length === 0) return 0;
   let remade = 0;
   const wanted = new Map(input.options.renditions.map((spec) => [spec.name, renditionSettingsHash(spec)]));
-  const made = input.store.renditionsByItem();
-  for (const item of input.store.inStates(["done"])) {
+  const made = await input.store.renditionsByItem();
+  for (const item of await input.store.inStates(["done"])) {
     const current = made.get(item.id) ?? [];
     // The common case on a resumed run: everything already made with today's settings.
     if (current.length === wanted.size && current.every((r) => wanted.get(r.name) === r.settingsHash)) continue;
@@ -20,7 +20,7 @@ export async function refreshRenditions(input: { store: Store; layout: OutputLay
     if (!image || !existsSync(image)) continue;
     const before = new Map(current.map((r) => [r.name, r.settingsHash]));
     await ensureRenditions({ item, image, layout: input.layout, store: input.store, options: input.options, force: false });
-    const after = input.store.renditionsOf(item.id);
+    const after = await input.store.renditionsOf(item.id);
     remade += after.filter((r) => before.get(r.name) !== r.settingsHash).length;
   }
   if (remade > 0) input.logger.info(`made ${remade} rendition(s) whose settings are new or changed`);

@@ -1,11 +1,7 @@
 // Retries as data: which failures are worth another attempt, and how long to wait first.
 import { causeChain, FILE_SYSTEM_ERROR_CODES, FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
-import type { ItemState } from "../store/states.js";
-import type { ItemPatch } from "../store/types.js";
-
-
-/** Local conditions that every further item would meet too: stop the run, resumable. */
+import type { ItemWrite } from "../store/port.js";
 
 
 /**
@@ -76,14 +72,15 @@ export function canRetry(attempts: number, policy: Pick<BackoffPolicy, "maxAttem
  * An item whose image was delivered before (its sha256 is recorded) and is being delivered
  * again never ends `failed` or goes back to the queue: either would let a plain `retry`, or the
  * run itself, pay for it again. It becomes `missing` instead, its job id kept so each later
- * run can ask that job again, and only `retry --missing` pays. Pure: the runner's every move
+ * run can ask that job again, and only `retry --missing` pays. Pure: the runner's every write
  * passes through it.
  */
-export function keepPaidImage(item: { sha256: string | null }, to: ItemState, patch: ItemPatch): { to: ItemState; patch: ItemPatch } {
-  if (item.sha256 === null || (to !== "failed" && to !== "queued")) return { to, patch };
-  const why = [patch.errorCode, patch.errorMessage].filter(Boolean).join(": ") || "it could not be delivered again";
+export function keepPaidImage(item: { sha256: string | null }, write: ItemWrite): ItemWrite {
+  if (item.sha256 === null || (write.to !== "failed" && write.to !== "queued")) return write;
+  const why = [write.set?.errorCode, write.set?.errorMessage].filter(Boolean).join(": ") || "it could not be delivered again";
   return {
+    ...write,
     to: "missing",
-    patch: { errorCode: "IMAGE_MISSING", errorMessage: `the image is gone from disk and its job could not give it again (${why}); \`imgbatch retry --missing\` pays for a new one` },
+    set: { errorCode: "IMAGE_MISSING", errorMessage: `the image is gone from disk and its job could not give it again (${why}); \`imgbatch retry --missing\` pays for a new one` },
   };
 }

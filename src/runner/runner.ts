@@ -4,15 +4,16 @@
 // submit, polls and lost-submit looks are service-side.ts's; the key's rate, throttling and
 // lost-submit searches service-gate.ts's; downloads and image work image-stage-driver.ts's.
 import { setMaxListeners } from "node:events";
-import { FatalRunError, errorMessage } from "../errors.js";
+import { ClaimLostError, FatalRunError, errorMessage } from "../errors.js";
 import type { Downloader } from "../assets/download.js";
 import { FSYNC_EACH_FILE, type FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import type { ImageSource, Provider } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
+import type { ItemWrite } from "../store/port.js";
 import type { ItemState } from "../store/states.js";
-import type { ItemPatch, ItemRecord } from "../store/types.js";
+import type { ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 import { classifyFailure, keepPaidImage } from "./retry-policy.js";
 import { ImageStageDriver } from "./image-stage-driver.js";
@@ -39,6 +40,8 @@ export interface TransitionEvent {
 
 export interface RunnerDeps {
   store: Store;
+  /** Who this process is in the items' claims (host and pid, or --worker). */
+  worker: string;
   provider: Provider;
   downloader: Downloader;
   layout: OutputLayout;
@@ -91,7 +94,7 @@ export class Runner {
     this.serviceSide = new ServiceSideDriver(
       { ...shared, softSignal: this.softStop.signal, hardSignal: this.hardStop.signal },
       {
-        move: (item, to, patch, detail) => this.move(item, to, patch, detail),
+        move: (item, write) => this.move(item, write),
         stopping: () => {
           this.checkDeadline();
           return this.stopReason !== null;
@@ -105,8 +108,7 @@ export class Runner {
     this.imageStage = new ImageStageDriver(
       { ...shared, fileSync: deps.fileSync ?? FSYNC_EACH_FILE, signal: this.hardStop.signal, softSignal: this.softStop.signal },
       {
-        move: (item, to, patch, detail) => this.move(item, to, patch, detail),
-        retryOrFail: (item, code, message) => this.serviceSide.retryOrFail(item, code, message),
+        move: (item, write) => this.move(item, write),
         backToService: (item) => this.startAtService(item),
         serviceIdle: () => this.atService.size === 0,
       },
@@ -127,29 +129,39 @@ export class Runner {
   }
 
   async run(): Promise<RunSummary> {
-    this.resumeInFlight();
-    for (;;) {
-      if (!this.stopReason) this.checkDeadline();
-      if (!this.stopReason) this.fillSlots();
-      const busy = this.atService.size + this.inImageStage.size + this.held.size;
-      if (busy === 0) {
-        if (this.stopReason) break;
-        const next = this.store.earliestQueuedAt();
-        if (next === null) break;
-        await this.waitForChange(next - this.now());
-        continue;
-      }
-      const next = this.slotsFree() > 0 ? this.store.earliestQueuedAt() : null;
-      await this.waitForChange(next === null ? null : next - this.now());
-    }
-    await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values()]);
+    const leases = setInterval(() => {
+      this.store.renewLeases(this.deps.worker, this.leaseUntil()).catch((error: unknown) => this.log.warn({ err: errorMessage(error) }, `leases not renewed: ${errorMessage(error)}`));
+    }, this.options.leaseMs / 3);
+    leases.unref();
     try {
-      this.store.commitGroup();
-    } catch {
-      /* the store keeps it as its failure, below */
+      await this.resumeInFlight();
+      for (;;) {
+        if (!this.stopReason) this.checkDeadline();
+        if (!this.stopReason) await this.fillSlots();
+        const busy = this.atService.size + this.inImageStage.size + this.held.size;
+        if (busy === 0) {
+          if (this.stopReason) break;
+          const next = await this.store.earliestQueuedAt();
+          if (next === null) break;
+          await this.waitForChange(next - this.now());
+          continue;
+        }
+        const next = this.slotsFree() > 0 ? await this.store.earliestQueuedAt() : null;
+        await this.waitForChange(next === null ? null : next - this.now());
+      }
+    } catch (error) {
+      this.onDriverCrash(null, error);
     }
-    // Also a group that failed at the end of a turn with no write after it.
-    this.fatal ??= this.store.failure;
+    await Promise.allSettled([...this.atService.values(), ...this.inImageStage.values(), ...this.held]);
+    clearInterval(leases);
+    try {
+      // Items left in flight (a stop) are free for the next run to claim.
+      await this.store.releaseClaims(this.deps.worker);
+      await this.store.flush();
+    } catch (error) {
+      // Also a group that failed at the end of a turn with no write after it.
+      this.fatal ??= error instanceof FatalRunError ? error : new FatalRunError(`the job database could not commit: ${errorMessage(error)}`, "DB_COMMIT_FAILED", 3, { cause: error });
+    }
     if (this.fatal && !this.stopReason) this.stopReason = "fatal";
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
@@ -172,32 +184,38 @@ export class Runner {
    * run, as the service may only have been down): each goes back to `downloading` and to the
    * image stage, which reads its job again. No submit. Nothing once the run is stopping.
    */
-  deliverAgain(items: readonly { id: number; detail: string }[]): void {
+  async deliverAgain(items: readonly { id: number; detail: string }[]): Promise<void> {
     for (const { id, detail } of items) {
       if (this.stopReason) return;
-      const item = this.store.get(id);
-      if (!item || (item.state !== "done" && item.state !== "missing")) continue;
-      this.startImageStage(this.move(item, "downloading", { resultUrl: null, nextAttemptAt: 0 }, `${detail}: delivering it again from its job (no new submit)`), null);
+      const item = await this.store.claimAtRest(id, this.deps.worker, this.now(), this.leaseUntil());
+      if (!item) continue;
+      this.startImageStage(await this.move(item, { to: "downloading", set: { resultUrl: null, nextAttemptAt: 0 }, note: `${detail}: delivering it again from its job (no new submit)` }), null);
     }
+  }
+
+  private leaseUntil(): number {
+    return this.now() + this.options.leaseMs;
   }
 
   // ---- scheduling ------------------------------------------------------------------
 
-  private resumeInFlight(): void {
-    for (const item of this.store.inStates(["submitting", "running"])) {
+  /** Items a stopped or killed run left on their way: claimed, and taken up where the row says they stood. */
+  private async resumeInFlight(): Promise<void> {
+    for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil())) {
+      if (item.state === "downloading") {
+        this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
+        continue;
+      }
       this.log.debug({ item: item.key, state: item.state }, `resuming ${item.key} (${item.state}${item.jobId ? `, job ${item.jobId}` : ""})`);
-      // A running job is read at once (paced): the next read time stored at submit belongs to
-      // the stopped run and its poll interval, and the job may long have finished.
-      this.startAtService(item.state === "running" ? { ...item, nextAttemptAt: Math.min(item.nextAttemptAt, this.now()) } : item);
-    }
-    for (const item of this.store.inStates(["downloading"])) {
-      this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
+      // Its next read when the row says, but no later than this run's own poll interval (the
+      // stopped run may have polled more slowly).
+      this.startAtService(item.state === "running" ? { ...item, nextAttemptAt: Math.min(item.nextAttemptAt, this.now() + this.options.pollIntervalMs) } : item);
     }
   }
 
-  private fillSlots(): void {
+  private async fillSlots(): Promise<void> {
     while (this.slotsFree() > 0 && !this.stopReason) {
-      const batch = this.store.nextQueued(this.now(), this.slotsFree(), new Set(this.atService.keys()));
+      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil());
       if (batch.length === 0) return;
       for (const item of batch) {
         if (this.wouldPassCreditCap(item)) {
@@ -256,12 +274,18 @@ export class Runner {
     this.inImageStage.set(item.id, task);
   }
 
-  private onDriverCrash(item: ItemRecord, error: unknown): void {
+  private onDriverCrash(item: ItemRecord | null, error: unknown): void {
+    const key = item?.key ?? "the run";
+    if (error instanceof ClaimLostError) {
+      // Another worker (or a later claim) works this item now: this one lets it go.
+      this.log.warn({ item: item?.key }, error.message);
+      return;
+    }
     const failure = classifyFailure(error);
     if (failure.kind === "fatal") {
       if (!this.fatal) {
         this.fatal = failure.error;
-        this.log.error({ item: item.key, code: failure.error.code }, failure.error.message);
+        this.log.error({ item: item?.key, code: failure.error.code }, failure.error.message);
       }
       // Soft: images already made are paid for, so their downloads finish.
       this.stop("fatal");
@@ -269,8 +293,8 @@ export class Runner {
     }
     if (failure.kind === "aborted") return;
     // A bug or an unexpected state: stop cleanly rather than loop on it.
-    this.log.error({ item: item.key, err: errorMessage(error) }, `internal error on ${item.key}: ${errorMessage(error)}`);
-    if (!this.fatal) this.fatal = new FatalRunError(`internal error on ${item.key}: ${errorMessage(error)}`, "INTERNAL", 3, { cause: error });
+    this.log.error({ item: item?.key, err: errorMessage(error) }, `internal error on ${key}: ${errorMessage(error)}`);
+    if (!this.fatal) this.fatal = new FatalRunError(`internal error on ${key}: ${errorMessage(error)}`, "INTERNAL", 3, { cause: error });
     this.stop("fatal", true);
   }
 
@@ -293,13 +317,17 @@ export class Runner {
     });
   }
 
-  private move(item: ItemRecord, asked: ItemState, askedPatch: ItemPatch, detail: string | null): ItemRecord {
-    const { to, patch } = keepPaidImage(item, asked, askedPatch);
-    const updated = this.store.transition(item, to, patch, detail);
+  /** Every write of the run's drivers: a paid image is never re-queued or failed (keepPaidImage), and moves are counted. */
+  private async move(item: ItemRecord, asked: ItemWrite): Promise<ItemRecord> {
+    const write = keepPaidImage(item, asked);
+    const updated = await this.store.write(item, write);
+    const to = updated.state;
+    if (to === item.state) return updated;
+    const detail = write.note ?? null;
     this.gate.noted(updated);
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
-    // Four transitions per item: the message is only built when someone reads it.
+    // Four moves per item: the message is only built when someone reads it.
     if (this.log.isLevelEnabled("debug")) this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
     this.deps.onTransition?.({ item: updated, from: item.state, to, detail });
     return updated;

@@ -4,7 +4,7 @@
 // searches). The runner's item drivers send through it; it holds no item state.
 import type { Logger } from "../log.js";
 import type { ClaimedRefs, LostJobSearch, Provider } from "../providers/provider.js";
-import type { Store } from "../store/store.js";
+import type { Store } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import { LearnedRefs } from "./learned-refs.js";
 import { classifyFailure } from "./retry-policy.js";

@@ -1,22 +1,25 @@
 // One item's service side: submit, poll, and the looks for a lost submit's job, with the
-// retries each needs. The runner owns the slots and the bookkeeping (ServiceSideHost); the
-// key's rate and throttling are ServiceGate's; what a look means is lost-submit.ts's.
+// retries each needs. Where each outcome leads is next-step.ts's; the runner owns the slots
+// and the bookkeeping (ServiceSideHost); the key's rate and throttling are ServiceGate's;
+// what a look means is lost-submit.ts's. Every step is written to the row, so a resumed run
+// continues where this one stood (the poll schedule's step, failed reads, a look's result).
 import { INSUFFICIENT_CREDITS, type ImageSource, type JobState } from "../providers/provider.js";
-import type { ItemState } from "../store/states.js";
-import type { ItemPatch, ItemRecord } from "../store/types.js";
+import type { ItemWrite } from "../store/port.js";
+import type { ItemRecord } from "../store/types.js";
 import { FatalRunError, InternalError, errorMessage } from "../errors.js";
 import { nextLostSubmitStep } from "./lost-submit.js";
+import { afterRead, afterSubmit, retryOrFail, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "./next-step.js";
 import type { DriverDeps } from "./options.js";
 import { PollSchedule } from "./poll-schedule.js";
 import { priceOf } from "./price.js";
-import { backoffDelayMs, canRetry, classifyFailure, originAnswered } from "./retry-policy.js";
+import { backoffDelayMs, classifyFailure, originAnswered } from "./retry-policy.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
 
 /** What the service side asks of the runner. */
 export interface ServiceSideHost {
-  /** Commits a transition with the run's bookkeeping (counts, events, learned refs). */
-  move(item: ItemRecord, to: ItemState, patch: ItemPatch, detail: string | null): ItemRecord;
+  /** Commits a write with the run's bookkeeping (counts, events, learned refs). */
+  move(item: ItemRecord, write: ItemWrite): Promise<ItemRecord>;
   /** True once the run takes no new work (a stop, or the deadline just passed). */
   stopping(): boolean;
   /** Credits the service charged for an image of this run. */
@@ -36,14 +39,6 @@ export class ServiceSideDriver {
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
-  /** Reads of each running job so far in this process (a resumed job starts again at 0). */
-  private readonly pollsSoFar = new Map<number, number>();
-  /** Consecutive failed reads of each running job: the backoff of the next, and the bound. */
-  private readonly pollFailures = new Map<number, number>();
-  /** Consecutive failed looks for each lost submit's job: `maxAttempts` of them end the item. */
-  private readonly lookFailures = new Map<number, number>();
-  /** Lost submits whose last look found nothing: a second look must agree before paying again. */
-  private readonly foundNothingOnce = new Set<number>();
 
   constructor(
     private readonly deps: ServiceSideDeps,
@@ -55,6 +50,10 @@ export class ServiceSideDriver {
     // At most `concurrency` polls per floor interval, evenly spaced: no bursts, and no queue.
     const pollsPerMinute = pollIntervalMs > 0 ? (concurrency * 60_000) / pollFloorMs : 0;
     this.pollPacer = new TokenBucket(pollsPerMinute, 1, deps.now);
+  }
+
+  private policy(): StepPolicy {
+    return { ...this.deps.options, now: this.deps.now(), random: this.deps.random };
   }
 
   /** Drives one item while it is at the service; returns when it leaves (image stage, queue, end). */
@@ -105,75 +104,50 @@ export class ServiceSideDriver {
     const attempt = queued.attempts + 1;
     // On disk before the request is sent: a crash from here on leaves `submitting`, which
     // the next run reconciles instead of paying again. The submits of one turn share the fsync.
-    let item = this.host.move(queued, "submitting", { attempts: attempt, submittedAt: this.deps.now(), errorCode: null, errorMessage: null }, `attempt ${attempt} of ${this.deps.options.maxAttempts}`);
-    await this.deps.store.committed();
+    const item = await this.host.move(queued, {
+      to: "submitting",
+      set: { attempts: attempt, submittedAt: this.deps.now(), errorCode: null, errorMessage: null, foundNothingAt: null, readFailures: 0 },
+      note: `attempt ${attempt} of ${this.deps.options.maxAttempts}`,
+      durable: true,
+    });
     // Stopped while it committed: nothing was sent, so no look at the listings is needed.
-    if (this.deps.hardSignal.aborted) return this.host.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, "stopped before the submit was sent");
-    let jobId: string;
+    if (this.deps.hardSignal.aborted) return this.host.move(item, { to: "queued", set: { attempts: item.attempts - 1, nextAttemptAt: 0 }, note: "stopped before the submit was sent" });
+    let outcome: SubmitOutcome;
+    let fatal: FatalRunError | null = null;
     try {
-      ({ jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal)));
+      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal));
+      outcome = { kind: "accepted", jobId, firstReadMs: this.pollSchedule.firstReadMs(item.request.model) };
     } catch (error) {
-      return this.afterSubmitFailure(item, error);
+      const failure = classifyFailure(error);
+      // The request may or may not have left: `submitting` stays, the next run reconciles.
+      if (failure.kind === "aborted") return item;
+      if (failure.kind === "fatal") fatal = failure.error;
+      outcome = this.submitFailure(error, failure);
     }
-    // Outside the try: a failure to record the job (the database) is no refusal of the
-    // submit. It stops the run with `submitting` on disk, which the next run reconciles.
-    // A new job: the credits recorded are its own once it completes (a retry's earlier charge is in that run's record).
-    return this.host.move(item, "running", { jobId, credits: null, nextAttemptAt: this.deps.now() + this.pollSchedule.firstReadMs(item.request.model) }, `job ${jobId}`);
+    // A failure to record the job (the database) is no refusal of the submit: it stops the
+    // run with `submitting` on disk, which the next run reconciles.
+    const after = await this.host.move(item, afterSubmit(item, outcome, this.policy()));
+    if (fatal) throw fatal;
+    return after;
   }
 
-  private afterSubmitFailure(item: ItemRecord, error: unknown): ItemRecord {
-    const failure = classifyFailure(error);
+  private submitFailure(error: unknown, failure: Exclude<ReturnType<typeof classifyFailure>, { kind: "aborted" }>): SubmitOutcome {
     switch (failure.kind) {
-      case "aborted":
-        // The request may or may not have left: `submitting` stays, the next run reconciles.
-        return item;
       case "fatal":
-        // A refusal for the whole account (bad key, no credits): nothing was created, and
-        // the item is not at fault, so it goes back to the queue with its attempt returned.
-        this.host.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: 0 }, `${failure.error.code}: ${failure.error.message}`);
-        throw failure.error;
-      case "throttled": {
-        // Refused, so nothing was made: the attempt is not counted.
-        const delayMs = this.deps.gate.retryAfterMs(failure.retryAfterMs);
-        return this.host.move(item, "queued", { attempts: item.attempts - 1, nextAttemptAt: this.deps.now() + delayMs }, `throttled (429): submitting again in ${delayMs} ms`);
-      }
+        return { kind: "refused-account", code: failure.error.code, message: failure.error.message };
+      case "throttled":
+        return { kind: "throttled", delayMs: this.deps.gate.retryAfterMs(failure.retryAfterMs) };
       case "retryable":
         if ((error as { maybeCreated?: boolean }).maybeCreated) {
           // An answer from the service itself (500, 503) means it is done with the request:
           // a job it made is listed now. After a timeout, a reset or a gateway's 502/504 it
           // may still be making one, so the first look waits a poll interval.
-          return this.deps.store.note(item, `submit response lost (${failure.code}): reconcile before submitting again`, {
-            nextAttemptAt: this.deps.now() + (originAnswered(failure.code) ? 0 : this.deps.options.pollIntervalMs),
-            errorCode: failure.code,
-            errorMessage: failure.message,
-          });
+          return { kind: "answer-lost", code: failure.code, message: failure.message, lookAfterMs: originAnswered(failure.code) ? 0 : this.deps.options.pollIntervalMs };
         }
-        return this.retryOrFail(item, failure.code, failure.message);
+        return { kind: "failed", retryable: true, code: failure.code, message: failure.message };
       case "permanent":
-        return this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message }, failure.message);
+        return { kind: "failed", retryable: false, code: failure.code, message: failure.message };
     }
-  }
-
-  /**
-   * Ends a running item whose job could not be followed. Its job id stays in the row: a later
-   * `retry` reads that job again (adopting its image if it finished) before paying for another.
-   */
-  private failKeepingJob(item: ItemRecord, code: "POLL_FAILED" | "JOB_TIMEOUT", reason: string): ItemRecord {
-    // attempts 0: a retry already gave this job its second chance (store.requeueFailed); the next retry submits anew.
-    if (item.attempts === 0) {
-      const message = `${reason}; it was already read again after an earlier failure: \`imgbatch retry\` submits a new job`;
-      return this.host.move(item, "failed", { errorCode: code, errorMessage: message, jobId: null }, message);
-    }
-    const message = `${reason}; the job id is kept: \`imgbatch retry\` reads it again before paying for a new one`;
-    return this.host.move(item, "failed", { errorCode: code, errorMessage: message }, message);
-  }
-
-  retryOrFail(item: ItemRecord, code: string, message: string): ItemRecord {
-    if (!canRetry(item.attempts, this.deps.options)) {
-      return this.host.move(item, "failed", { errorCode: code, errorMessage: `${message} (after ${item.attempts} attempts)` }, message);
-    }
-    const delayMs = backoffDelayMs(item.attempts, this.deps.options, this.deps.random);
-    return this.host.move(item, "queued", { nextAttemptAt: this.deps.now() + delayMs, errorCode: code, errorMessage: message, jobId: null }, `${code}: retry in ${delayMs} ms`);
   }
 
   /** A submit whose response was lost: find its job before deciding to pay again. */
@@ -184,23 +158,21 @@ export class ServiceSideDriver {
       const search = await this.deps.gate.findLostJob(item, { signal, tokenSignal: this.deps.softSignal });
       const next = nextLostSubmitStep(search, {
         waitedMs: this.deps.now() - (item.submittedAt ?? 0),
-        foundNothingBefore: this.foundNothingOnce.has(item.id),
+        foundNothingBefore: item.foundNothingAt !== null,
         originAnswered: originAnswered(item.errorCode),
         jobRunsMs: this.pollSchedule.delayMs(item.request.model, 0),
         reconcileWindowMs: this.deps.options.reconcileWindowMs,
       });
-      this.lookFailures.delete(item.id);
-      if (search.found === "none" && next.step === "look-again") this.foundNothingOnce.add(item.id);
-      else this.foundNothingOnce.delete(item.id);
-      if (next.step === "look-again") return this.deps.store.note(item, next.detail, { nextAttemptAt: this.deps.now() + next.afterMs });
-      if (next.step === "submit-again") return this.retryAfterReconcile(item, next.detail);
+      const looked = { readFailures: 0, foundNothingAt: search.found === "none" && next.step === "look-again" ? this.deps.now() : null };
+      if (next.step === "look-again") return this.host.move(item, { set: { ...looked, nextAttemptAt: this.deps.now() + next.afterMs }, note: next.detail });
+      if (next.step === "submit-again") return this.retryAfterReconcile({ ...item, ...looked }, next.detail);
       if (next.step === "give-up") return this.unreconciled(item, next.detail);
       if (search.found !== "image") throw new InternalError(`adopting without an image (${search.found})`);
       // Paid like a polled completion: it counts toward this run's credits (and --max-credits).
       this.host.paid(priceOf(item));
-      const patch = { imageRef: search.imageRef, jobId: search.jobId, resultUrl: search.url, resultWidth: search.width, resultHeight: search.height, nextAttemptAt: 0 };
       // The image list carries no price: the model's is what the service charged.
-      return this.host.move(item, "downloading", { ...patch, credits: priceOf(item) }, next.detail);
+      const set = { ...looked, imageRef: search.imageRef, jobId: search.jobId, resultUrl: search.url, resultWidth: search.width, resultHeight: search.height, nextAttemptAt: 0, credits: priceOf(item) };
+      return this.host.move(item, { to: "downloading", set, note: next.detail });
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
@@ -208,129 +180,78 @@ export class ServiceSideDriver {
       if (failure.kind === "permanent") {
         // The listings themselves are refused: submitting again might pay twice, so stop here
         // and let a person decide (imgbatch retry resubmits).
-        return this.host.move(item, "failed", { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, failure.code);
+        return this.host.move(item, { to: "failed", set: { errorCode: "RECONCILE_FAILED", errorMessage: `could not check whether the lost submit made an image: ${failure.message}` }, note: failure.code });
       }
-      if (failure.kind === "throttled") return this.deps.store.update(item, { nextAttemptAt: this.deps.now() + this.deps.gate.retryAfterMs(failure.retryAfterMs) });
+      if (failure.kind === "throttled") return this.host.move(item, { set: { nextAttemptAt: this.deps.now() + this.deps.gate.retryAfterMs(failure.retryAfterMs) } });
       // Looks that keep failing (a service that accepts and never answers) end the item too.
-      const failures = (this.lookFailures.get(item.id) ?? 0) + 1;
-      this.lookFailures.set(item.id, failures);
+      const failures = item.readFailures + 1;
       if (failures >= this.deps.options.maxAttempts) {
-        this.lookFailures.delete(item.id);
         return this.unreconciled(item, `${failures} looks at the service's listings failed in a row (last: ${failure.code}: ${failure.message})`);
       }
       const delayMs = backoffDelayMs(failures + 1, this.deps.options, this.deps.random) + 250;
-      return this.deps.store.update(item, { nextAttemptAt: this.deps.now() + delayMs });
+      return this.host.move(item, { set: { readFailures: failures, nextAttemptAt: this.deps.now() + delayMs } });
     }
   }
 
   /** A lost submit whose outcome could not be settled: a person decides (`retry` submits again). */
-  private unreconciled(item: ItemRecord, evidence: string): ItemRecord {
-    this.foundNothingOnce.delete(item.id);
+  private unreconciled(item: ItemRecord, evidence: string): Promise<ItemRecord> {
     const next = item.attempts === 0 ? "it was looked for again after an earlier retry: `imgbatch retry` submits it anew" : "`imgbatch retry` looks once more, then submits";
     const message = `the submit's answer was lost and whether it made a job could not be settled: ${evidence}; ${next}`;
-    return this.host.move(item, "failed", { errorCode: "UNRECONCILED", errorMessage: message }, message);
+    return this.host.move(item, { to: "failed", set: { errorCode: "UNRECONCILED", errorMessage: message, foundNothingAt: null, readFailures: 0 }, note: message });
   }
 
-  private retryAfterReconcile(item: ItemRecord, detail: string): ItemRecord {
-    if (!canRetry(item.attempts, this.deps.options)) {
-      return this.host.move(item, "failed", { errorCode: item.errorCode ?? "SUBMIT_LOST", errorMessage: `${item.errorMessage ?? "submit response lost"} (after ${item.attempts} attempts)` }, detail);
-    }
-    return this.host.move(item, "queued", { nextAttemptAt: this.deps.now() }, detail);
+  private retryAfterReconcile(item: ItemRecord, detail: string): Promise<ItemRecord> {
+    const step = retryOrFail(item, item.errorCode ?? "SUBMIT_LOST", item.errorMessage ?? "submit response lost", this.policy());
+    // Nothing was made: the next submit may go at once (the attempt it used is counted).
+    return this.host.move(item, step.to === "queued" ? { to: "queued", set: { nextAttemptAt: this.deps.now(), foundNothingAt: null }, note: detail } : { ...step, note: detail });
   }
 
   private async poll(item: ItemRecord): Promise<ItemRecord> {
     const signal = this.deps.hardSignal;
-    let job: JobState;
+    let outcome: ReadOutcome & { image?: ImageSource };
     try {
       await sleepMs(item.nextAttemptAt - this.deps.now(), this.deps.softSignal);
       await this.pollPacer.take(this.deps.softSignal);
       await this.deps.gate.take(this.deps.softSignal);
-      job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
-      this.pollFailures.delete(item.id);
+      const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
+      outcome = this.readOutcome(item, job);
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
       if (failure.kind === "fatal") throw failure.error;
-      // A 429 is the key's, not the item's: it waits and counts nothing, within the job timeout.
-      if (failure.kind === "throttled") {
-        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
-        if (runningMs > this.deps.options.jobTimeoutMs) return this.failKeepingJob(item, "JOB_TIMEOUT", `job ${item.jobId} could not be read (429) for ${Math.round(runningMs / 1000)} s after its submit`);
-        return this.later(item, this.deps.gate.retryAfterMs(failure.retryAfterMs));
-      }
-      if (failure.kind === "permanent") {
-        this.pollFailures.delete(item.id);
+      if (failure.kind === "throttled") outcome = { kind: "read-throttled", delayMs: this.deps.gate.retryAfterMs(failure.retryAfterMs) };
+      else if (failure.kind === "permanent") {
         // The local renderer refusing the prompt: nothing was paid, the item fails with its reason.
-        if (this.deps.provider.name === "local") return this.host.move(item, "failed", { errorCode: failure.code, errorMessage: failure.message, jobId: null }, failure.message);
-        // A read refused for good (a redirect, a 4xx): the job may still finish, so it is kept.
-        return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} was refused (${failure.code}: ${failure.message})`);
+        if (this.deps.provider.name === "local") return this.host.move(item, { to: "failed", set: { errorCode: failure.code, errorMessage: failure.message, jobId: null }, note: failure.message });
+        outcome = { kind: "read-refused", code: failure.code, message: failure.message };
+      } else {
+        // After a 5xx or a reset the read is tried again soon, backing off.
+        const retryInMs = backoffDelayMs(item.readFailures + 1, this.deps.options, this.deps.random);
+        this.deps.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${retryInMs} ms`);
+        outcome = { kind: "read-failed", code: failure.code, message: failure.message, retryInMs };
       }
-      // Every other failed read counts: after a 5xx or a reset it is tried again soon, backing
-      // off; a read that fails for good, or `maxAttempts` in a row, ends the item (job id kept).
-      const failures = (this.pollFailures.get(item.id) ?? 0) + 1;
-      this.pollFailures.set(item.id, failures);
-      if (failures >= this.deps.options.maxAttempts) {
-        this.pollFailures.delete(item.id);
-        return this.failKeepingJob(item, "POLL_FAILED", `reading job ${item.jobId} failed ${failures === 1 ? "" : `${failures} times in a row `}(last: ${failure.code}: ${failure.message})`);
-      }
-      const delayMs = backoffDelayMs(failures, this.deps.options, this.deps.random);
-      this.deps.log.debug({ item: item.key, err: errorMessage(error) }, `poll of ${item.key} failed; polling again in ${delayMs} ms`);
-      return this.later(item, delayMs);
     }
-    return this.afterPoll(item, job);
+    if (outcome.kind === "completed" && item.credits === null) this.host.paid(outcome.credits);
+    const after = await this.host.move(item, afterRead(item, outcome, this.policy()));
+    if (outcome.kind === "out-of-credits") throw new FatalRunError(`the account ran out of AI credits (${outcome.message}); stopped submitting — top up and run again`, outcome.code, 3);
+    if (after.state === "downloading") this.host.toImageStage(after, outcome.image ?? null);
+    return after;
   }
 
-  /**
-   * The next read of a running job, kept in memory only: it needs no checkpoint (a resumed
-   * run reads every running job at once), and a commit per poll would cost an fsync each.
-   */
-  private later(item: ItemRecord, delayMs: number): ItemRecord {
-    return { ...item, nextAttemptAt: this.deps.now() + delayMs };
-  }
-
-  private afterPoll(item: ItemRecord, job: JobState): ItemRecord {
-    const polls = this.pollsSoFar.get(item.id) ?? 0;
-    this.pollSchedule.observe(item.request.model, polls, job.status !== "in-progress", this.deps.now() - (item.submittedAt ?? this.deps.now()));
-    if (job.status === "in-progress") this.pollsSoFar.set(item.id, polls + 1);
-    else this.pollsSoFar.delete(item.id);
+  /** What a read of the job means; the poll schedule learns from it. */
+  private readOutcome(item: ItemRecord, job: JobState): ReadOutcome & { image?: ImageSource } {
+    this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", this.deps.now() - (item.submittedAt ?? this.deps.now()));
     switch (job.status) {
-      case "in-progress": {
-        const runningMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
-        if (runningMs > this.deps.options.jobTimeoutMs) {
-          this.pollsSoFar.delete(item.id);
-          return this.failKeepingJob(item, "JOB_TIMEOUT", `job ${item.jobId} still in progress ${Math.round(runningMs / 1000)} s after its submit (the job timeout is ${Math.round(this.deps.options.jobTimeoutMs / 1000)} s)`);
-        }
-        return this.later(item, this.pollSchedule.delayMs(item.request.model, polls + 1, runningMs));
-      }
-      case "completed": {
-        // Charged once per job: a job read completed again (a URL that had to be refreshed) is not
-        // paid again; a new job starts with no credits (submit).
-        if (item.credits === null) this.host.paid(job.credits);
-        const updated = this.host.move(
-          item,
-          "downloading",
-          {
-            credits: job.credits,
-            imageRef: job.imageRef ?? null,
-            resultUrl: job.image.kind === "url" ? job.image.url : null,
-            resultWidth: job.width,
-            resultHeight: job.height,
-            nextAttemptAt: 0,
-          },
-          `completed at the service (${job.width}×${job.height}, ${job.credits} credits)`,
-        );
-        this.host.toImageStage(updated, job.image);
-        return updated;
-      }
+      case "in-progress":
+        return { kind: "in-progress", nextReadMs: this.pollSchedule.delayMs(item.request.model, item.polls + 1, this.deps.now() - (item.submittedAt ?? this.deps.now())) };
+      case "completed":
+        // Charged once per job: a job read completed again is not paid again (credits already set).
+        return { kind: "completed", credits: job.credits, imageRef: job.imageRef ?? null, url: job.image.kind === "url" ? job.image.url : null, width: job.width, height: job.height, image: job.image };
       case "failed":
-        if (job.code === INSUFFICIENT_CREDITS) {
-          // Not the item's fault: it goes back to the queue, the run stops, resumable.
-          this.host.move(item, "queued", { attempts: item.attempts - 1, jobId: null, nextAttemptAt: 0 }, `${job.code}: ${job.message}`);
-          throw new FatalRunError(`the account ran out of AI credits (${job.message}); stopped submitting — top up and run again`, job.code, 3);
-        }
-        if (job.retryable) return this.retryOrFail(item, job.code, job.message);
-        return this.host.move(item, "failed", { errorCode: job.code, errorMessage: job.message }, `${job.code}: ${job.message}`);
+        if (job.code === INSUFFICIENT_CREDITS) return { kind: "out-of-credits", code: job.code, message: job.message };
+        return { kind: "job-failed", retryable: job.retryable, code: job.code, message: job.message };
       case "gone":
-        return this.retryOrFail(item, job.code, `${job.message}: the service no longer has this job`);
+        return { kind: "gone", code: job.code, message: job.message };
     }
   }
 }

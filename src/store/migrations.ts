@@ -176,4 +176,16 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE renditions SET path = imgbatch_last_segments(path, 3);
     `);
   },
+  // 7: the row is the whole checkpoint: who works an item (owner, an epoch bumped on every claim,
+  // a lease), and where its reads stand (the poll schedule's step, failed reads in a row, a
+  // lost submit's look that found nothing).
+  `
+  ALTER TABLE items ADD COLUMN owner TEXT;
+  ALTER TABLE items ADD COLUMN claim_epoch INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN lease_until INTEGER;
+  ALTER TABLE items ADD COLUMN polls INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN read_failures INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN found_nothing_at INTEGER;
+  CREATE INDEX items_owner ON items(owner) WHERE owner IS NOT NULL;
+  `,
 ];

@@ -1,5 +1,5 @@
 // Rows to records and back: how each table's columns map to the types the rest of imgbatch
-// uses. Pure; the SQL that reads and writes them is in store.ts.
+// uses. Pure; the SQL that reads and writes them is in sqlite/.
 import type { ImageRequest, ProviderName } from "../providers/provider.js";
 import type { ItemState } from "./states.js";
 import type { ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
@@ -26,6 +26,9 @@ const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
   format: "format",
   bytes: "bytes",
   completedAt: "completed_at",
+  polls: "polls",
+  readFailures: "read_failures",
+  foundNothingAt: "found_nothing_at",
 };
 
 export function toItem(row: Row): ItemRecord {
@@ -56,6 +59,12 @@ export function toItem(row: Row): ItemRecord {
     height: row.height as number | null,
     format: row.format as string | null,
     bytes: row.bytes as number | null,
+    polls: row.polls as number,
+    readFailures: row.read_failures as number,
+    foundNothingAt: row.found_nothing_at as number | null,
+    owner: row.owner as string | null,
+    claimEpoch: row.claim_epoch as number,
+    leaseUntil: row.lease_until as number | null,
     inManifest: row.in_manifest === 1,
     createdAt: row.created_at as number,
     updatedAt: row.updated_at as number,

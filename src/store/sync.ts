@@ -162,3 +162,20 @@ export class PaidReplacementCheck {
     if (this.inFlight.counts.size > 0) throw new PaidImagesWouldBeReplaced("in-flight", this.inFlight.counts, this.inFlight.examples);
   }
 }
+
+/** What a sync did, for the run's log. */
+export interface SyncSummary {
+  inserted: number;
+  /** Live records whose request changed: kept for history, no longer worked on. */
+  supersede: SyncPlan["supersede"];
+  /** Live records whose key left the manifest (left alone, shown by status). */
+  removed: number;
+  /** Records whose key came back into the manifest. */
+  returned: number;
+  /**
+   * Done records brought back because the manifest asks for their request again (A → B → A):
+   * nothing is made anew; their files are restored from superseded/.
+   */
+  revived: { id: number; key: string; sha256: string | null }[];
+  unchanged: number;
+}

@@ -30,6 +30,16 @@ export interface ItemRecord {
   height: number | null;
   format: string | null;
   bytes: number | null;
+  /** Consecutive reads so far of its running job (the poll schedule's step). */
+  polls: number;
+  /** Consecutive failed reads of its job, or failed looks for a lost submit's job. */
+  readFailures: number;
+  /** When a look for a lost submit's job last found nothing (a second look must agree before paying again). */
+  foundNothingAt: number | null;
+  /** The worker that works it now (null: nobody), the epoch of that claim, and until when it holds. */
+  owner: string | null;
+  claimEpoch: number;
+  leaseUntil: number | null;
   inManifest: boolean;
   createdAt: number;
   updatedAt: number;
@@ -59,6 +69,9 @@ export type ItemPatch = Partial<
     | "format"
     | "bytes"
     | "completedAt"
+    | "polls"
+    | "readFailures"
+    | "foundNothingAt"
   >
 >;
 
@@ -106,4 +119,25 @@ export interface RenditionRecord {
   path: string;
   width: number;
   height: number;
+}
+
+export interface FailureReason {
+  code: string;
+  count: number;
+  example: string;
+}
+
+export interface ReportItem {
+  item: ItemRecord;
+  /** Rendition name → path, by name. */
+  renditions: Record<string, string>;
+}
+
+/** The contact sheet's place of an item: the row group it belongs to and that group's counts. */
+export interface SheetItem extends ReportItem {
+  /** First item of its row group (within the manifest's items, or within the removed ones). */
+  startsGroup: boolean;
+  groupSize: number;
+  groupFailed: number;
+  groupPending: number;
 }

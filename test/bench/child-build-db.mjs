@@ -7,14 +7,17 @@ import { childInput, childResult, DIST } from "./lib.mjs";
 
 const input = await childInput();
 const { loadManifest, requestHash } = await import(join(DIST, "manifest/index.js"));
-const { Store } = await import(join(DIST, "store/store.js"));
+// The SQLite adapter of the store port, or the Store of a build from before it (IMGBATCH_DIST).
+const storeModule = await import(join(DIST, "store/sqlite/sqlite-store.js")).catch(() => import(join(DIST, "store/store.js")));
+const Store = storeModule.SqliteStore ?? storeModule.Store;
 const startedAt = Date.now();
 const manifest = await loadManifest(input.manifest);
 const store = Store.open(input.db);
-store.syncManifest(
+await store.syncManifest(
   manifest.items.map((item) => ({ item, requestHash: requestHash(item.request, "pictory") })),
   "pictory",
 );
+// The adapter's own connection (private to TypeScript): plain SQL stands in for 99,000 deliveries.
 const db = store.db;
 const done = manifest.items.length - input.queued;
 const t0 = Date.now() - 86_400_000;
@@ -49,6 +52,6 @@ db.transaction(() => {
   }
 })();
 db.pragma("wal_checkpoint(TRUNCATE)");
-const counts = store.counts();
-store.close();
+const counts = await store.counts();
+await store.close();
 await childResult({ buildMs: Date.now() - startedAt, counts });

@@ -38,7 +38,8 @@ if (input.mode === "bare") {
   await mkdir(input.out, { recursive: true });
   work = bare;
 } else {
-  const { Store } = await import(join(DIST, "store/store.js"));
+  const storeModule = await import(join(DIST, "store/sqlite/sqlite-store.js")).catch(() => import(join(DIST, "store/store.js")));
+  const Store = storeModule.SqliteStore ?? storeModule.Store;
   const { outputLayout } = await import(join(DIST, "assets/image-stage.js"));
   const { deliverItemImage } = await import(join(DIST, "runner/deliver-item.js"));
   const { requestHash } = await import(join(DIST, "manifest/index.js"));
@@ -47,8 +48,8 @@ if (input.mode === "bare") {
     const item = { key: `img-${i}`, rowId: `img-${i}`, source: `bench row ${i + 1}`, variant: null, matrix: {}, request: { prompt: `Bench image number ${i}`, model: "seedream3.0", aspectRatio: "1:1" } };
     return { item, requestHash: requestHash(item.request, "pictory") };
   });
-  store.syncManifest(planned, "pictory");
-  const records = store.inStates(["queued"]);
+  await store.syncManifest(planned, "pictory");
+  const records = await store.inStates(["queued"]);
   const layout = outputLayout(input.out);
   const options = { thumbnail: input.thumbnail, renditions: input.renditions, maxInputPixels: 64 * 1024 * 1024 };
   const signal = new AbortController().signal;

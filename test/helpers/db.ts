@@ -43,3 +43,11 @@ export function stateCounts(dbPath: string): Record<string, number> {
     ) ?? {}
   );
 }
+
+/**
+ * The SQLite adapter's own connection, for tests of what only SQLite has (pragmas, a rolled-back
+ * group). The store port gives no handle out; this reaches past it on purpose.
+ */
+export function sqliteConnectionOf(store: object): Database.Database {
+  return (store as { db: Database.Database }).db;
+}

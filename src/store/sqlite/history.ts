@@ -2,17 +2,12 @@
 import type Database from "better-sqlite3";
 import type { ItemState } from "../states.js";
 import type { Row } from "../rows.js";
-import type { EventRecord } from "../types.js";
+import type { EventRecord, FailureReason } from "../types.js";
 
 const LIVE = "superseded_at IS NULL";
 
 type Statement = (source: string) => Database.Statement;
 
-export interface FailureReason {
-  code: string;
-  count: number;
-  example: string;
-}
 
 /** Every event (of one item, or all), oldest first. */
 export function readEvents(statement: Statement, itemId?: number): EventRecord[] {

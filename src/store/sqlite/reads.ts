@@ -1,32 +1,37 @@
 // The SQLite store's reads: items, counts, history, the delivered files to check, report
-// cursors, renditions, settings. The Store (store.ts) adds every write on top of them.
+// pages, renditions, settings. Synchronous: SqliteStore (sqlite-store.ts) serves them through the port.
 import type Database from "better-sqlite3";
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
-import { liveItemsById, liveItemsInSheetOrder, type ReportItem, type SheetItem } from "../report-cursors.js";
+import { liveItemsPage, sheetItems, sheetPlaces, type SheetPlace } from "./report-cursors.js";
 import { type Row, toItem, toRendition } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
-import type { EventRecord, ItemRecord, RenditionRecord } from "../types.js";
-import { failureReasons, readEvents, runFailureReasons, type FailureReason } from "./history.js";
+import type { EventRecord, FailureReason, ItemRecord, RenditionRecord, ReportItem, SheetItem } from "../types.js";
+import { failureReasons, readEvents, runFailureReasons } from "./history.js";
+import type { StateCounts } from "../port.js";
 
 const LIVE = "superseded_at IS NULL";
 
-export type StateCounts = Record<ItemState, number>;
+export type Statement = (source: string) => Database.Statement;
 
-export abstract class SqliteReads {
-  /** Each SQL text is prepared once per connection: preparing costs more than running. */
-  private readonly statements = new Map<string, Database.Statement>();
-
-  protected constructor(readonly db: Database.Database) {}
-
-  protected statement(source: string): Database.Statement {
-    let statement = this.statements.get(source);
+/** Each SQL text is prepared once per connection: preparing costs more than running. */
+export function statementCache(db: Database.Database): Statement {
+  const statements = new Map<string, Database.Statement>();
+  return (source) => {
+    let statement = statements.get(source);
     if (!statement) {
-      statement = this.db.prepare(source);
-      this.statements.set(source, statement);
+      statement = db.prepare(source);
+      statements.set(source, statement);
     }
     return statement;
-  }
+  };
+}
+
+export class SqliteReads {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly statement: Statement,
+  ) {}
 
   schemaVersion(): number {
     return this.db.pragma("user_version", { simple: true }) as number;
@@ -72,19 +77,6 @@ export abstract class SqliteReads {
     );
   }
 
-  /**
-   * Queued items whose wait is over: those eligible longest first, then in manifest order,
-   * so fresh items (never tried) go before retries waiting out a backoff.
-   */
-  nextQueued(now: number, limit: number, excludeIds: ReadonlySet<number> = new Set()): ItemRecord[] {
-    // The ids to skip (items the runner holds) are left out in SQL: reading and parsing up
-    // to `concurrency` extra rows per slot refill only to drop them cost 0.4 ms per item.
-    const rows = this.statement(
-      `SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id LIMIT ?`,
-    ).all(now, JSON.stringify([...excludeIds]), limit) as Row[];
-    return rows.map(toItem);
-  }
-
   /** When the earliest waiting queued item becomes eligible, or null when none waits. */
   earliestQueuedAt(): number | null {
     const row = this.statement(`SELECT MIN(next_attempt_at) AS t FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued'`).get() as Row;
@@ -93,8 +85,8 @@ export abstract class SqliteReads {
 
   /** Items still to submit (queued, or submitted with no answer) by provider and model, for the credit estimate. */
   toSubmitByModel(): { provider: ProviderName; model: ImageModel; count: number }[] {
-    return this.db
-      .prepare(
+    return this
+      .statement(
         `SELECT provider, json_extract(request_json, '$.model') AS model, COUNT(*) AS count FROM items
          WHERE ${LIVE} AND in_manifest = 1 AND state IN ('queued', 'submitting') GROUP BY 1, 2 ORDER BY 1, 2`,
       )
@@ -149,19 +141,21 @@ export abstract class SqliteReads {
       .all(provider, afterId, limit) as [number, string, string | null, number | null][];
   }
 
-  /** Calls `visit` with the key of each live queued item never submitted, one row at a time. */
-  forEachUntriedKey(visit: (key: string) => void): void {
-    for (const key of this.statement(`SELECT key FROM items WHERE ${LIVE} AND state = 'queued' AND attempts = 0`).pluck().iterate() as Iterable<string>) visit(key);
+  /** Keys of the live queued items never submitted. */
+  untriedKeys(): Set<string> {
+    return new Set(this.statement(`SELECT key FROM items WHERE ${LIVE} AND state = 'queued' AND attempts = 0`).pluck().all() as string[]);
   }
 
-  /** Live items in database order, one row at a time (results.csv, results.jsonl). Consume without awaiting. */
-  liveItems(): Generator<ReportItem> {
-    return liveItemsById(this.db);
+  liveItemsPage(afterId: number, limit: number): ReportItem[] {
+    return liveItemsPage(this.db, afterId, limit);
   }
 
-  /** Live items in contact-sheet order (report-cursors.ts). Consume without awaiting. */
-  liveItemsInSheetOrder(): Generator<SheetItem> {
-    return liveItemsInSheetOrder(this.db);
+  sheetPlaces(): SheetPlace[] {
+    return sheetPlaces(this.db);
+  }
+
+  sheetItems(places: readonly SheetPlace[]): SheetItem[] {
+    return sheetItems(this.db, places);
   }
 
   renditionsOf(itemId: number): RenditionRecord[] {

@@ -78,10 +78,12 @@ export class RunBook {
   /**
    * Runs that never closed (the process died) are marked so status tells the truth. Their
    * figures come from their events; their end is their last event (or their start).
-   * Returns how many were closed.
+   * Returns how many were closed. Every claim is freed too: one run at a time holds a SQLite
+   * database (the lock), so a claim the new run did not make belongs to a process that is gone.
    */
   closeAbandonedRuns(exceptId: number): number {
     this.beforeWrite("fsync");
+    this.statement(`UPDATE items SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL`).run();
     return this.statement(
         `UPDATE runs SET outcome = 'died', stop_reason = 'no clean exit: killed or crashed', exit_code = NULL,
            ended_at = COALESCE((SELECT MAX(at) FROM events WHERE run_id = runs.id), started_at),

@@ -2,28 +2,11 @@
 // planSync decides for each chunk against the stored records of the same keys, so neither
 // the whole plan nor every stored record is ever in memory at once.
 import type Database from "better-sqlite3";
-import type { ProviderName } from "../providers/provider.js";
-import { redactSecrets } from "../secrets.js";
-import type { ItemState } from "./states.js";
+import type { ProviderName } from "../../providers/provider.js";
+import { redactSecrets } from "../../secrets.js";
+import type { ItemState } from "../states.js";
 import { manifestOrder } from "./report-cursors.js";
-import { PaidReplacementCheck, planSync, type HashWith, type PlannedWithHash, type StoredItemDigest, type SyncPlan } from "./sync.js";
-
-/** What a sync did, for the run's log. */
-export interface SyncSummary {
-  inserted: number;
-  /** Live records whose request changed: kept for history, no longer worked on. */
-  supersede: SyncPlan["supersede"];
-  /** Live records whose key left the manifest (left alone, shown by status). */
-  removed: number;
-  /** Records whose key came back into the manifest. */
-  returned: number;
-  /**
-   * Done records brought back because the manifest asks for their request again (A → B → A):
-   * nothing is made anew; their files are restored from superseded/.
-   */
-  revived: { id: number; key: string; sha256: string | null }[];
-  unchanged: number;
-}
+import { PaidReplacementCheck, planSync, type HashWith, type PlannedWithHash, type StoredItemDigest, type SyncSummary } from "../sync.js";
 
 /** Small enough that a chunk's records are soon garbage; large enough that SQLite works in bulk. */
 const CHUNK_ITEMS = 500;

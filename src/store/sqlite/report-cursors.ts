@@ -1,25 +1,10 @@
-// Cursors over the live items for the reports: one row at a time from SQLite, so a report
-// of 20,000 items never holds 20,000 records. While a cursor is open, better-sqlite3 refuses
-// every other statement on the connection: consume it without awaiting in between.
+// The reports' reads: live items a page at a time, so a report of 20,000 items never holds
+// 20,000 records and no cursor stays open across an await; and the manifest's item order
+// kept per connection for the contact sheet.
 import type Database from "better-sqlite3";
-import { UNFINISHED_STATES } from "./states.js";
-import { type Row, toItem } from "./rows.js";
-import type { ItemRecord } from "./types.js";
-
-export interface ReportItem {
-  item: ItemRecord;
-  /** Rendition name → path, by name. */
-  renditions: Record<string, string>;
-}
-
-/** The contact sheet's place of an item: the row group it belongs to and that group's counts. */
-export interface SheetItem extends ReportItem {
-  /** First item of its row group (within the manifest's items, or within the removed ones). */
-  startsGroup: boolean;
-  groupSize: number;
-  groupFailed: number;
-  groupPending: number;
-}
+import { UNFINISHED_STATES } from "../states.js";
+import { type Row, toItem } from "../rows.js";
+import type { ReportItem, SheetItem } from "../types.js";
 
 const PENDING_STATES = UNFINISHED_STATES.map((s) => `'${s}'`)
   .join(", ");
@@ -30,11 +15,10 @@ function renditionsOf(row: Row): Record<string, string> {
   return row.renditions_json ? (JSON.parse(row.renditions_json as string) as Record<string, string>) : {};
 }
 
-/** Live items in database order (results.csv, results.jsonl). */
-export function* liveItemsById(db: Database.Database): Generator<ReportItem> {
-  for (const row of db.prepare(`SELECT i.*, ${RENDITIONS} FROM items i WHERE i.superseded_at IS NULL ORDER BY i.id`).iterate() as Iterable<Row>) {
-    yield { item: toItem(row), renditions: renditionsOf(row) };
-  }
+/** Up to `limit` live items after id `afterId`, in database order (results.csv, results.jsonl). */
+export function liveItemsPage(db: Database.Database, afterId: number, limit: number): ReportItem[] {
+  const rows = db.prepare(`SELECT i.*, ${RENDITIONS} FROM items i WHERE i.superseded_at IS NULL AND i.id > ? ORDER BY i.id LIMIT ?`).all(afterId, limit) as Row[];
+  return rows.map((row) => ({ item: toItem(row), renditions: renditionsOf(row) }));
 }
 
 /**
@@ -77,17 +61,19 @@ export function setManifestOrder(db: Database.Database, keys: Iterable<string>):
   })();
 }
 
+/** An item's place on the contact sheet: `[id, starts its group, group size, failed, pending]`. */
+export type SheetPlace = [number, 0 | 1, number, number, number];
+
 /**
- * Live items in contact-sheet order: the manifest's items first, then those it no longer
- * has; within each, grouped by row in the order a row first appears, items in the order
- * manifestOrder kept (keys the manifest does not name come after, in database order).
+ * The contact sheet's order of the live items: the manifest's items first, then those it no
+ * longer has; within each, grouped by row in the order a row first appears, items in the order
+ * manifestOrder kept (keys the manifest does not name come after, in database order). Only
+ * narrow columns: the full rows are read a page at a time (sheetItems).
  */
-export function* liveItemsInSheetOrder(db: Database.Database): Generator<SheetItem> {
+export function sheetPlaces(db: Database.Database): SheetPlace[] {
   // 2^52 is above any position and any rowid a run makes, and exact in a double.
   const ord = `COALESCE((SELECT pos FROM temp.manifest_order m WHERE m.key = i.key), 4503599627370496 + i.id)`;
-  // The window functions see only the narrow columns they need (SQLite materialises their
-  // input in a temporary table: whole rows made that 12 MB at 20,000 items); the full rows
-  // are joined afterwards, and the sort spills to disk past the connection's page cache.
+  manifestOrder(db);
   const sql = `
     WITH placed AS (
       SELECT id, in_manifest, ord, ROW_NUMBER() OVER (PARTITION BY in_manifest, row_id ORDER BY ord) AS group_index,
@@ -96,17 +82,16 @@ export function* liveItemsInSheetOrder(db: Database.Database): Generator<SheetIt
       FROM (SELECT i.id, i.row_id, i.in_manifest, i.state, ${ord} AS ord FROM items i WHERE i.superseded_at IS NULL)
       WINDOW w AS (PARTITION BY in_manifest, row_id)
     )
-    SELECT i.*, ${RENDITIONS}, p.group_index, p.group_size, p.group_failed, p.group_pending
-    FROM placed p JOIN items i ON i.id = p.id
-    ORDER BY p.in_manifest DESC, p.group_ord, p.ord`;
-  for (const row of db.prepare(sql).iterate() as Iterable<Row>) {
-    yield {
-      item: toItem(row),
-      renditions: renditionsOf(row),
-      startsGroup: row.group_index === 1,
-      groupSize: row.group_size as number,
-      groupFailed: row.group_failed as number,
-      groupPending: row.group_pending as number,
-    };
-  }
+    SELECT id, group_index = 1, group_size, group_failed, group_pending FROM placed ORDER BY in_manifest DESC, group_ord, ord`;
+  return db.prepare(sql).raw().all() as SheetPlace[];
+}
+
+/** The full records of a page of sheet places, in their order. */
+export function sheetItems(db: Database.Database, places: readonly SheetPlace[]): SheetItem[] {
+  const rows = db.prepare(`SELECT i.*, ${RENDITIONS} FROM items i WHERE i.id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(places.map((p) => p[0]))) as Row[];
+  const byId = new Map(rows.map((row) => [row.id as number, row]));
+  return places.map(([id, startsGroup, groupSize, groupFailed, groupPending]) => {
+    const row = byId.get(id)!;
+    return { item: toItem(row), renditions: renditionsOf(row), startsGroup: startsGroup === 1, groupSize, groupFailed, groupPending };
+  });
 }

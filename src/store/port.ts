@@ -1,0 +1,130 @@
+// The store port: everything imgbatch asks of its checkpoint database. Every call may await, so
+// a networked database can stand behind it; no handle to the database leaks out. The SQLite
+// adapter (sqlite/sqlite-store.ts) implements it; test/store-conformance.ts is its contract.
+import type { ImageModel } from "../providers/catalog.js";
+import type { ProviderName } from "../providers/provider.js";
+import type { HashWith, PlannedWithHash, SyncSummary } from "./sync.js";
+import type { ItemState } from "./states.js";
+import type { EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, RunOutcome, RunRecord, SheetItem } from "./types.js";
+
+export type StateCounts = Record<ItemState, number>;
+
+/**
+ * One write to an item (the only verb for one): a move to another state when `to` is given
+ * (checked against the state machine, with its event), columns to `set`, and a `note` that
+ * becomes an event even without a move. A worker's write holds its claim: the record's owner
+ * and epoch must still be the row's, or ClaimLostError is thrown and nothing is written.
+ */
+export interface ItemWrite {
+  to?: ItemState;
+  set?: ItemPatch;
+  note?: string | null;
+  /** Resolve only once the write is on disk: the `submitting` on which money rests. */
+  durable?: boolean;
+}
+
+export interface RequeueFilter {
+  rowIds?: readonly string[];
+  keys?: readonly string[];
+  codes?: readonly string[];
+  states?: readonly ("failed" | "missing")[];
+}
+
+export interface RunEnd {
+  outcome: RunOutcome;
+  exitCode: number;
+  stopReason: string | null;
+  itemsDone: number;
+  itemsFailed: number;
+  credits: number;
+}
+
+export interface RunStartInfo {
+  pid: number;
+  host: string;
+  provider: string;
+  manifestFile: string;
+}
+
+export type RunStart = { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder };
+
+export interface SyncRules {
+  hashWith?: HashWith;
+  allowProviderSwitch?: boolean;
+  abandonInFlight?: boolean;
+}
+
+export interface Store {
+  // ---- the database itself
+  close(): Promise<void>;
+  /** Commits every write made so far; rejects (FatalRunError) when one could not be committed. */
+  flush(): Promise<void>;
+  /** Throws when no write can be made (read-only file, I/O error); another run's lock is no failure. */
+  probeWrite(): Promise<void>;
+  integrityCheck(): Promise<string>;
+  isEmpty(): Promise<boolean>;
+  rememberedProvider(): Promise<ProviderName | null>;
+
+  // ---- items
+  get(id: number): Promise<ItemRecord | undefined>;
+  byKey(key: string): Promise<ItemRecord | undefined>;
+  /** Live items of the manifest in these states, oldest first. */
+  inStates(states: readonly ItemState[]): Promise<ItemRecord[]>;
+  counts(): Promise<StateCounts>;
+  removedFromManifest(): Promise<ItemRecord[]>;
+  totalCredits(): Promise<number>;
+  toSubmitByModel(): Promise<{ provider: ProviderName; model: ImageModel; count: number }[]>;
+  /** When the earliest waiting queued item becomes eligible, or null. */
+  earliestQueuedAt(): Promise<number | null>;
+  /** Whether any record (live or superseded) owns this job id or image ref. */
+  isClaimed(ref: string): Promise<boolean>;
+  /** A page of done images `provider` made, after id `afterId`: `[id, key, file path, bytes]`. */
+  doneImagesAfter(provider: ProviderName, afterId: number, limit: number): Promise<[number, string, string | null, number | null][]>;
+  /** Keys of live queued items never submitted. */
+  untriedKeys(): Promise<Set<string>>;
+
+  // ---- claims: who works an item (owner, epoch bumped on every claim, lease)
+  /** Claims up to `limit` eligible queued items for `worker`, leased until `leaseUntil`. */
+  claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]>;
+  /** Claims the items in flight (submitting, running, downloading) whose claim is free or expired. */
+  claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]>;
+  /** Claims one item at rest (done, missing) for `worker`, or null when it is not at rest or is held. */
+  claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null>;
+  renewLeases(worker: string, leaseUntil: number): Promise<void>;
+  /** Lets every claim of `worker` go (its run ends). */
+  releaseClaims(worker: string): Promise<void>;
+
+  // ---- writes
+  write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord>;
+  /** Puts chosen failed (or missing) items back on their way with fresh attempts. */
+  requeue(filter: RequeueFilter): Promise<ItemRecord[]>;
+  /** Records a queued item as done with an image already on disk (from its sidecar); no service asked. */
+  adoptDelivered(item: ItemRecord, adopted: { provider: ProviderName; requestHash: string; patch: ItemPatch }, detail: string): Promise<ItemRecord>;
+  /** Brings the stored items in line with the manifest (throws PaidImagesWouldBeReplaced). */
+  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules?: SyncRules): Promise<SyncSummary>;
+  saveRendition(r: RenditionRecord): Promise<void>;
+
+  // ---- history and reports
+  events(itemId?: number): Promise<EventRecord[]>;
+  failureReasons(limit?: number): Promise<FailureReason[]>;
+  runFailureReasons(runId: number, limit?: number): Promise<FailureReason[]>;
+  renditionsOf(itemId: number): Promise<RenditionRecord[]>;
+  renditionsByItem(): Promise<Map<number, RenditionRecord[]>>;
+  /** Keeps `keys` as the manifest's item order for this store's sheet (a sync keeps it too). */
+  keepManifestOrder(keys: Iterable<string>): Promise<void>;
+  /** Live items in database order, a page at a time. */
+  liveItems(): AsyncIterable<ReportItem>;
+  /** Live items in contact-sheet order (grouped by row, the manifest's order within). */
+  liveItemsInSheetOrder(): AsyncIterable<SheetItem>;
+
+  // ---- runs and the lock
+  beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart>;
+  endRun(id: number, end: RunEnd): Promise<void>;
+  run(id: number): Promise<RunRecord | undefined>;
+  recentRuns(limit: number): Promise<RunRecord[]>;
+  lockHolder(): Promise<LockHolder | null>;
+  heartbeat(runId: number): Promise<void>;
+  releaseLock(runId: number): Promise<void>;
+  /** Marks runs whose process died, and frees their claims; returns how many. */
+  closeAbandonedRuns(exceptId: number): Promise<number>;
+}

@@ -1,0 +1,277 @@
+// The SQLite adapter of the store port: one file, one connection, every change also an event.
+// Its parts are synchronous (better-sqlite3) and split by concern: reads (reads.ts), item writes
+// and claims (item-writes.ts), commit groups and durability (commit-groups.ts), runs and the lock
+// (runs.ts), the manifest sync (manifest-sync.ts), report pages (report-cursors.ts).
+import type Database from "better-sqlite3";
+import type { ProviderName } from "../../providers/provider.js";
+import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { ItemState } from "../states.js";
+import type { PlannedWithHash, SyncSummary } from "../sync.js";
+import type { ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, SheetItem } from "../types.js";
+import { CommitGroups } from "./commit-groups.js";
+import { ItemWrites } from "./item-writes.js";
+import { syncManifestInChunks } from "./manifest-sync.js";
+import { openDatabase } from "./open.js";
+import { SqliteReads, statementCache, type Statement } from "./reads.js";
+import { setManifestOrder } from "./report-cursors.js";
+import { RunBook } from "./runs.js";
+
+export { DatabaseUnusableError } from "./open.js";
+
+export interface SqliteStoreOptions {
+  readonly?: boolean;
+  now?: () => number;
+}
+
+/** Rows per page of a report: large enough that SQLite works in bulk, small enough to be soon garbage. */
+const REPORT_PAGE_ROWS = 500;
+
+export class SqliteStore implements Store {
+  /** Events written by item writes carry the id of the run that made them. */
+  private runId: number | null = null;
+  private readonly statement: Statement;
+  private readonly reads: SqliteReads;
+  private readonly groups: CommitGroups;
+  private readonly items: ItemWrites;
+  private readonly runBook: RunBook;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {
+    this.statement = statementCache(db);
+    this.reads = new SqliteReads(db, this.statement);
+    this.groups = new CommitGroups(db, this.statement);
+    // Made once: better-sqlite3 builds five wrapper functions per transaction() call.
+    const transaction = db.transaction((work: () => unknown) => work());
+    const atomically = <T>(work: () => T): T => transaction(work) as T;
+    const beforeWrite = this.groups.beforeWrite.bind(this.groups);
+    this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states) });
+    this.runBook = new RunBook(db, this.statement, beforeWrite, now);
+  }
+
+  /**
+   * Opens (and creates or migrates) a database. A file that is no database, or one of a
+   * newer imgbatch, throws DatabaseUnusableError: the caller names the way out (rebuild).
+   */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    return new SqliteStore(openDatabase(path, options), options.now ?? Date.now);
+  }
+
+  // ---- the database itself
+
+  async close(): Promise<void> {
+    try {
+      this.groups.commitGroup();
+    } finally {
+      if (this.db.open) this.db.close();
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.groups.commitGroup();
+    if (this.groups.failure) throw this.groups.failure;
+  }
+
+  async probeWrite(): Promise<void> {
+    try {
+      this.db.exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      // Another run holding the lock is the lock's business (beginRun), not a broken file.
+      if ((error as { code?: string }).code === "SQLITE_BUSY") return;
+      throw error;
+    }
+    this.db.exec("ROLLBACK");
+  }
+
+  /** The migrations applied (SQLite's user_version): not part of the port, each backend numbers its own. */
+  async schemaVersion(): Promise<number> {
+    return this.reads.schemaVersion();
+  }
+
+  async integrityCheck(): Promise<string> {
+    return this.reads.integrityCheck();
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return this.reads.isEmpty();
+  }
+
+  async rememberedProvider(): Promise<ProviderName | null> {
+    return this.reads.rememberedProvider();
+  }
+
+  // ---- items
+
+  async get(id: number): Promise<ItemRecord | undefined> {
+    return this.reads.get(id);
+  }
+
+  async byKey(key: string): Promise<ItemRecord | undefined> {
+    return this.reads.byKey(key);
+  }
+
+  async inStates(states: readonly ItemState[]): Promise<ItemRecord[]> {
+    return this.reads.inStates(states);
+  }
+
+  async counts(): Promise<StateCounts> {
+    return this.reads.counts();
+  }
+
+  async removedFromManifest(): Promise<ItemRecord[]> {
+    return this.reads.removedFromManifest();
+  }
+
+  async totalCredits(): Promise<number> {
+    return this.reads.totalCredits();
+  }
+
+  async toSubmitByModel(): ReturnType<Store["toSubmitByModel"]> {
+    return this.reads.toSubmitByModel();
+  }
+
+  async earliestQueuedAt(): Promise<number | null> {
+    return this.reads.earliestQueuedAt();
+  }
+
+  async isClaimed(ref: string): Promise<boolean> {
+    return this.reads.isClaimed(ref);
+  }
+
+  async doneImagesAfter(provider: ProviderName, afterId: number, limit: number): ReturnType<Store["doneImagesAfter"]> {
+    return this.reads.doneImagesAfter(provider, afterId, limit);
+  }
+
+  async untriedKeys(): Promise<Set<string>> {
+    return this.reads.untriedKeys();
+  }
+
+  // ---- claims
+
+  async claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]> {
+    return this.items.claimQueued(worker, now, limit, leaseUntil);
+  }
+
+  async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
+    return this.items.claimInFlight(worker, now, leaseUntil);
+  }
+
+  async claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null> {
+    return this.items.claimAtRest(id, worker, now, leaseUntil);
+  }
+
+  async renewLeases(worker: string, leaseUntil: number): Promise<void> {
+    this.items.renewLeases(worker, leaseUntil);
+  }
+
+  async releaseClaims(worker: string): Promise<void> {
+    this.items.releaseClaims(worker);
+  }
+
+  // ---- writes
+
+  async write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord> {
+    const written = this.items.write(item, change);
+    // The group commits at the end of this turn, with an fsync: the other submits of the turn share it.
+    if (change.durable) await this.groups.committed();
+    return written;
+  }
+
+  async requeue(filter: RequeueFilter): Promise<ItemRecord[]> {
+    return this.items.requeue(filter);
+  }
+
+  async adoptDelivered(item: ItemRecord, adopted: { provider: ProviderName; requestHash: string; patch: ItemPatch }, detail: string): Promise<ItemRecord> {
+    return this.items.adoptDelivered(item, adopted, detail);
+  }
+
+  async syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: SyncRules = {}): Promise<SyncSummary> {
+    this.groups.beforeWrite("fsync");
+    return syncManifestInChunks(this.db, planned, provider, { now: this.now(), runId: this.runId }, {
+      hashWith: rules.hashWith ?? (() => ""),
+      allowProviderSwitch: rules.allowProviderSwitch ?? false,
+      abandonInFlight: rules.abandonInFlight ?? false,
+    });
+  }
+
+  async saveRendition(r: RenditionRecord): Promise<void> {
+    this.items.saveRendition(r);
+  }
+
+  // ---- history and reports
+
+  async events(itemId?: number): ReturnType<Store["events"]> {
+    return this.reads.events(itemId);
+  }
+
+  async failureReasons(limit?: number): ReturnType<Store["failureReasons"]> {
+    return this.reads.failureReasons(limit);
+  }
+
+  async runFailureReasons(runId: number, limit?: number): ReturnType<Store["runFailureReasons"]> {
+    return this.reads.runFailureReasons(runId, limit);
+  }
+
+  async renditionsOf(itemId: number): Promise<RenditionRecord[]> {
+    return this.reads.renditionsOf(itemId);
+  }
+
+  async renditionsByItem(): Promise<Map<number, RenditionRecord[]>> {
+    return this.reads.renditionsByItem();
+  }
+
+  async keepManifestOrder(keys: Iterable<string>): Promise<void> {
+    setManifestOrder(this.db, keys);
+  }
+
+  async *liveItems(): AsyncGenerator<ReportItem> {
+    for (let afterId = 0; ; ) {
+      const page = this.reads.liveItemsPage(afterId, REPORT_PAGE_ROWS);
+      yield* page;
+      if (page.length < REPORT_PAGE_ROWS) return;
+      afterId = page[page.length - 1]!.item.id;
+    }
+  }
+
+  async *liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
+    const places = this.reads.sheetPlaces();
+    for (let start = 0; start < places.length; start += REPORT_PAGE_ROWS) yield* this.reads.sheetItems(places.slice(start, start + REPORT_PAGE_ROWS));
+  }
+
+  // ---- runs and the lock (runs.ts)
+
+  async beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart> {
+    const result = this.runBook.beginRun(info, isStale);
+    if (result.acquired) this.runId = result.run.id;
+    return result;
+  }
+
+  async endRun(id: number, end: RunEnd): Promise<void> {
+    this.runBook.endRun(id, end);
+  }
+
+  async run(id: number): ReturnType<Store["run"]> {
+    return this.runBook.run(id);
+  }
+
+  async recentRuns(limit: number): ReturnType<Store["recentRuns"]> {
+    return this.runBook.recentRuns(limit);
+  }
+
+  async lockHolder(): Promise<LockHolder | null> {
+    return this.runBook.lockHolder();
+  }
+
+  async heartbeat(runId: number): Promise<void> {
+    this.runBook.heartbeat(runId);
+  }
+
+  async releaseLock(runId: number): Promise<void> {
+    this.runBook.releaseLock(runId);
+  }
+
+  async closeAbandonedRuns(exceptId: number): Promise<number> {
+    return this.runBook.closeAbandonedRuns(exceptId);
+  }
+}
