@@ -12,7 +12,7 @@ function item(over: Partial<ItemRecord> = {}): ItemRecord {
     id: 1, key: "k", rowId: "k", source: "m.yaml line 1", provider: "pictory", request: { prompt: "p", model: "seedream3.0", aspectRatio: "1:1" }, requestHash: "h",
     state: "running", attempts: 1, nextAttemptAt: 0, jobId: "job-1", imageRef: null, submittedAt: NOW - 10_000, errorCode: null, errorMessage: null, credits: null,
     resultUrl: null, resultWidth: null, resultHeight: null, filePath: null, thumbPath: null, sha256: null, width: null, height: null, format: null, bytes: null,
-    polls: 0, readFailures: 0, foundNothingAt: null, owner: "w", claimEpoch: 1, leaseUntil: NOW + 60_000, inManifest: true, createdAt: 0, updatedAt: 0, completedAt: null,
+    polls: 0, readFailures: 0, foundNothingAt: null, qcFlags: [], qcRetries: 0, phash: null, owner: "w", claimEpoch: 1, leaseUntil: NOW + 60_000, inManifest: true, createdAt: 0, updatedAt: 0, completedAt: null,
     ...over,
   };
 }

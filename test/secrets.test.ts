@@ -150,7 +150,7 @@ describe("each place the service's words enter or leave masks them on its own", 
       id: 1, key: "a", rowId: "a", source: "m.yaml line 1", provider: "pictory", request: { prompt: "p", model: "seedream3.0", aspectRatio: "1:1" }, requestHash: "h",
       state: "failed", attempts: 1, nextAttemptAt: 0, jobId: null, imageRef: null, submittedAt: null, errorCode: `E_${SUFFIX}`, errorMessage: echoed, credits: null,
       resultUrl: null, resultWidth: null, resultHeight: null, filePath: null, thumbPath: null, sha256: null, width: null, height: null, format: null, bytes: null,
-      polls: 0, readFailures: 0, foundNothingAt: null, owner: null, claimEpoch: 0, leaseUntil: null,
+      polls: 0, readFailures: 0, foundNothingAt: null, qcFlags: [], qcRetries: 0, phash: null, owner: null, claimEpoch: 0, leaseUntil: null,
       inManifest: true, createdAt: 0, updatedAt: 0, completedAt: null,
     };
     const line = toResultLine(item, "/out", {});

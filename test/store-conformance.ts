@@ -204,6 +204,44 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       expect(await store.claimAtRest(done.id, "w3", 2_000, 62_000)).toBeNull();
       await store.close();
     });
+
+    it("keeps review decisions per image, with history; undo restores the one before; a remade image starts undecided", async () => {
+      const clock = { t: 1_000 };
+      const store = await backend.open(clock);
+      await sync(store, [planned("a"), planned("b")]);
+      const a = await deliver(store, "a");
+      await deliver(store, "b");
+      const mark = await store.changeMark();
+      await store.recordDecision({ key: "a", sha256: a.sha256!, decision: "approved", note: null, reviewer: "ana" });
+      expect(await store.changeMark()).not.toBe(mark);
+      clock.t = 2_000;
+      await store.recordDecision({ key: "a", sha256: a.sha256!, decision: "rejected", note: "logo cut off", reviewer: "ben" });
+      await store.recordDecision({ key: "b", sha256: "s", decision: "approved", note: null, reviewer: "ana" });
+      expect([...(await store.currentDecisions()).values()].map((d) => [d.key, d.decision, d.note, d.reviewer])).toEqual(expect.arrayContaining([["a", "rejected", "logo cut off", "ben"], ["b", "approved", null, "ana"]]));
+      expect(await store.undoDecision("a", a.sha256!, "ben")).toMatchObject({ decision: "approved" });
+      expect((await store.currentDecisions()).get("a")).toMatchObject({ decision: "approved" });
+      await store.recordDecision({ key: "a", sha256: a.sha256!, decision: "rejected", note: "still cut off", reviewer: "ben" });
+      expect((await store.decisionHistory("a")).map((d) => d.decision)).toEqual(["approved", "rejected", "approved", "rejected"]);
+      // retry --rejected: only a is made anew; its rejected record stays, superseded, with its credits.
+      const remade = await store.requeue({ rejected: true });
+      expect(remade.map((i) => [i.key, i.state, i.sha256])).toEqual([["a", "queued", null]]);
+      expect((await store.currentDecisions()).has("a")).toBe(false);
+      expect((await store.byKey("b"))!.state).toBe("done");
+      expect(await store.totalCredits()).toBeCloseTo(1.2);
+      expect(await store.requeue({ rejected: true })).toEqual([]);
+      await store.close();
+    });
+
+    it("remakes a done item for a quality gate, carrying the count of remakes", async () => {
+      const store = await backend.open({ t: 1_000 });
+      await sync(store, [planned("a")]);
+      const done = await store.write(await deliver(store, "a"), { set: { qcFlags: [{ gate: "blank", mode: "retry", message: "a flat frame" }], phash: "0000000000000000" } });
+      expect((await store.byKey("a"))!).toMatchObject({ qcFlags: [{ gate: "blank" }], phash: "0000000000000000" });
+      const again = await store.remake(done, "quality gate blank: remade (1 of 1)", { qcRetries: 1 });
+      expect(again).toMatchObject({ key: "a", state: "queued", qcRetries: 1, qcFlags: [], sha256: null });
+      expect((await store.claimQueued("w", 1_000, 5, 61_000)).map((i) => i.id)).toEqual([again.id]);
+      await store.close();
+    });
   });
 }
 

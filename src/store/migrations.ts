@@ -188,4 +188,21 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE items ADD COLUMN found_nothing_at INTEGER;
   CREATE INDEX items_owner ON items(owner) WHERE owner IS NOT NULL;
   `,
+  // 8: the morning review: decisions on the image judged (history kept, the latest counts), and
+  // each item's quality-gate verdict (flags as JSON, remakes the gates asked for, perceptual hash).
+  `
+  CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    item_key TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected', 'undecided')),
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX decisions_image ON decisions(item_key, sha256, id);
+  ALTER TABLE items ADD COLUMN qc_flags TEXT;
+  ALTER TABLE items ADD COLUMN qc_retries INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE items ADD COLUMN phash TEXT;
+  `,
 ];

@@ -5,7 +5,7 @@ import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
 import type { HashWith, PlannedWithHash, SyncSummary } from "./sync.js";
 import type { ItemState } from "./states.js";
-import type { EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, RunOutcome, RunRecord, SheetItem } from "./types.js";
+import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunOutcome, RunRecord, SheetItem } from "./types.js";
 
 export type StateCounts = Record<ItemState, number>;
 
@@ -28,6 +28,8 @@ export interface RequeueFilter {
   keys?: readonly string[];
   codes?: readonly string[];
   states?: readonly ("failed" | "missing")[];
+  /** Done items whose image was rejected in review (instead of `states`): made anew, paid again. */
+  rejected?: boolean;
 }
 
 export interface RunEnd {
@@ -96,7 +98,12 @@ export interface Store {
 
   // ---- writes
   write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord>;
-  /** Puts chosen failed (or missing) items back on their way with fresh attempts. */
+  /**
+   * A done item made anew (rejected in review, or a quality gate's `retry`): its record stays,
+   * superseded (its image, decisions and credits with it); a fresh queued record takes the key.
+   */
+  remake(item: ItemRecord, why: string, carry?: { qcRetries?: number }): Promise<ItemRecord>;
+  /** Puts chosen failed (or missing, or rejected) items back on their way with fresh attempts. */
   requeue(filter: RequeueFilter): Promise<ItemRecord[]>;
   /** Records a queued item as done with an image already on disk (from its sidecar); no service asked. */
   adoptDelivered(item: ItemRecord, adopted: { provider: ProviderName; requestHash: string; patch: ItemPatch }, detail: string): Promise<ItemRecord>;
@@ -116,6 +123,18 @@ export interface Store {
   liveItems(): AsyncIterable<ReportItem>;
   /** Live items in contact-sheet order (grouped by row, the manifest's order within). */
   liveItemsInSheetOrder(): AsyncIterable<SheetItem>;
+
+  // ---- the morning review
+  /** A decision (or a note) on the image with this sha256; alone in its commit. */
+  recordDecision(d: { key: string; sha256: string; decision: ReviewDecision; note: string | null; reviewer: string }): Promise<DecisionRecord>;
+  /** Takes the latest decision on this image back; null when it had none. */
+  undoDecision(key: string, sha256: string, reviewer: string): Promise<DecisionRecord | null>;
+  /** Every decision on an item's images, oldest first. */
+  decisionHistory(key: string): Promise<DecisionRecord[]>;
+  /** The latest decision on each live item's current image, by key (no entry: undecided). */
+  currentDecisions(): Promise<Map<string, DecisionRecord>>;
+  /** Changes whenever an item moves or a decision is made. */
+  changeMark(): Promise<string>;
 
   // ---- runs and the lock
   beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart>;

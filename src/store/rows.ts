@@ -2,7 +2,7 @@
 // uses. Pure; the SQL that reads and writes them is in sqlite/.
 import type { ImageRequest, ProviderName } from "../providers/provider.js";
 import type { ItemState } from "./states.js";
-import type { ItemPatch, ItemRecord, LockHolder, RenditionRecord, RunOutcome, RunRecord } from "./types.js";
+import type { DecisionRecord, ItemPatch, ItemQcFlag, ItemRecord, LockHolder, RenditionRecord, ReviewDecision, RunOutcome, RunRecord } from "./types.js";
 
 export type Row = Record<string, unknown>;
 
@@ -29,6 +29,9 @@ const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
   polls: "polls",
   readFailures: "read_failures",
   foundNothingAt: "found_nothing_at",
+  qcFlags: "qc_flags",
+  qcRetries: "qc_retries",
+  phash: "phash",
 };
 
 export function toItem(row: Row): ItemRecord {
@@ -62,6 +65,9 @@ export function toItem(row: Row): ItemRecord {
     polls: row.polls as number,
     readFailures: row.read_failures as number,
     foundNothingAt: row.found_nothing_at as number | null,
+    qcFlags: row.qc_flags ? (JSON.parse(row.qc_flags as string) as ItemQcFlag[]) : [],
+    qcRetries: (row.qc_retries as number | undefined) ?? 0,
+    phash: (row.phash as string | null | undefined) ?? null,
     owner: row.owner as string | null,
     claimEpoch: row.claim_epoch as number,
     leaseUntil: row.lease_until as number | null,
@@ -128,7 +134,20 @@ export function patchSql(patch: ItemPatch): { sql: string; values: unknown[] } {
   for (const [field, value] of Object.entries(patch) as [keyof ItemPatch, unknown][]) {
     if (value === undefined) continue;
     sql += `, ${PATCH_COLUMNS[field]} = ?`;
-    values.push(value);
+    // The one column kept as JSON: an empty verdict is stored as none.
+    values.push(field === "qcFlags" ? ((value as ItemQcFlag[]).length ? JSON.stringify(value) : null) : value);
   }
   return { sql, values };
+}
+
+export function toDecision(row: Row): DecisionRecord {
+  return {
+    id: row.id as number,
+    key: row.item_key as string,
+    sha256: row.sha256 as string,
+    decision: row.decision as ReviewDecision,
+    note: row.note as string | null,
+    reviewer: row.reviewer as string,
+    at: row.at as number,
+  };
 }

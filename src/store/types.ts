@@ -36,6 +36,12 @@ export interface ItemRecord {
   readFailures: number;
   /** When a look for a lost submit's job last found nothing (a second look must agree before paying again). */
   foundNothingAt: number | null;
+  /** What the quality gates said of its image (empty: nothing, or not checked). */
+  qcFlags: ItemQcFlag[];
+  /** Remakes the `retry` gates have asked for so far (each paid). */
+  qcRetries: number;
+  /** The perceptual hash of its image (near-duplicates within a row), or null. */
+  phash: string | null;
   /** The worker that works it now (null: nobody), the epoch of that claim, and until when it holds. */
   owner: string | null;
   claimEpoch: number;
@@ -72,6 +78,9 @@ export type ItemPatch = Partial<
     | "polls"
     | "readFailures"
     | "foundNothingAt"
+    | "qcFlags"
+    | "qcRetries"
+    | "phash"
   >
 >;
 
@@ -140,4 +149,24 @@ export interface SheetItem extends ReportItem {
   groupSize: number;
   groupFailed: number;
   groupPending: number;
+}
+
+/** A quality gate's verdict on an item's image (assets/qc.ts makes them). */
+export interface ItemQcFlag {
+  gate: "blank" | "size" | "duplicate";
+  mode: "flag" | "retry";
+  message: string;
+}
+
+export type ReviewDecision = "approved" | "rejected" | "undecided";
+
+/** One decision on one image of an item: the latest for (key, sha256) is the image's. */
+export interface DecisionRecord {
+  id: number;
+  key: string;
+  sha256: string;
+  decision: ReviewDecision;
+  note: string | null;
+  reviewer: string;
+  at: number;
 }

@@ -32,6 +32,8 @@ export interface ItemWriteContext {
   now: () => number;
   runId: () => number | null;
   inStates: (states: readonly ItemState[]) => ItemRecord[];
+  /** Keys whose current image was rejected in review. */
+  rejectedKeys: () => Set<string>;
 }
 
 export class ItemWrites {
@@ -124,6 +126,11 @@ export class ItemWrites {
   requeue(filter: RequeueFilter): ItemRecord[] {
     this.ctx.beforeWrite("fsync");
     return this.ctx.atomically(() => {
+      if (filter.rejected) {
+        const rejected = this.ctx.rejectedKeys();
+        const chosen = this.ctx.inStates(["done"]).filter((i) => rejected.has(i.key) && (!(filter.rowIds || filter.keys) || (filter.rowIds?.some((r) => r === i.rowId || r === i.key) ?? false) || (filter.keys?.includes(i.key) ?? false)));
+        return chosen.map((item) => this.remake(item, "rejected in review: made anew"));
+      }
       let chosen = this.ctx.inStates(filter.states ?? ["failed"]);
       if (filter.rowIds || filter.keys) chosen = chosen.filter((i) => (filter.rowIds?.some((r) => r === i.rowId || r === i.key) ?? false) || (filter.keys?.includes(i.key) ?? false));
       if (filter.codes) chosen = chosen.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
@@ -143,6 +150,28 @@ export class ItemWrites {
                   };
         return this.write(item, { to: step.to, set, note: step.detail });
       });
+    });
+  }
+
+  /**
+   * A delivered item made anew (rejected in review, or a quality gate asked for it): its record
+   * is kept, superseded, with its image's decisions and credits; a fresh queued record of the same
+   * request takes its key. `qcRetries` carries the gates' remakes so far.
+   */
+  remake(item: ItemRecord, why: string, carry: { qcRetries?: number } = {}): ItemRecord {
+    this.ctx.beforeWrite("grouped");
+    return this.ctx.atomically(() => {
+      const now = this.ctx.now();
+      const superseded = this.ctx.statement(`UPDATE items SET superseded_at = ?, updated_at = ?, owner = NULL, lease_until = NULL WHERE id = ? AND state = 'done' AND ${LIVE}`).run(now, now, item.id);
+      if (superseded.changes !== 1) throw new InternalError(`${item.key} is no longer done; remake refused`);
+      this.appendEvent(item.id, "done", "done", `superseded: ${why}`, now);
+      const id = Number(
+        this.ctx
+          .statement(`INSERT INTO items (key, row_id, source, provider, request_json, request_hash, state, qc_retries, in_manifest, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, 1, ?, ?)`)
+          .run(item.key, item.rowId, item.source, item.provider, JSON.stringify(item.request), item.requestHash, carry.qcRetries ?? item.qcRetries, now, now).lastInsertRowid,
+      );
+      this.appendEvent(id, null, "queued", why, now);
+      return toItem(this.ctx.statement(`SELECT * FROM items WHERE id = ?`).get(id) as Row);
     });
   }
 

@@ -7,8 +7,9 @@ import type { ProviderName } from "../../providers/provider.js";
 import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import type { ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
-import type { ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, SheetItem } from "../types.js";
+import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem } from "../types.js";
 import { CommitGroups } from "./commit-groups.js";
+import { DecisionBook } from "./decisions.js";
 import { ItemWrites } from "./item-writes.js";
 import { syncManifestInChunks } from "./manifest-sync.js";
 import { openDatabase } from "./open.js";
@@ -34,6 +35,7 @@ export class SqliteStore implements Store {
   private readonly groups: CommitGroups;
   private readonly items: ItemWrites;
   private readonly runBook: RunBook;
+  private readonly decisions: DecisionBook;
 
   private constructor(
     private readonly db: Database.Database,
@@ -46,7 +48,9 @@ export class SqliteStore implements Store {
     const transaction = db.transaction((work: () => unknown) => work());
     const atomically = <T>(work: () => T): T => transaction(work) as T;
     const beforeWrite = this.groups.beforeWrite.bind(this.groups);
-    this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states) });
+    this.decisions = new DecisionBook(this.statement, beforeWrite, now);
+    const rejectedKeys = () => new Set([...this.decisions.current().values()].filter((d) => d.decision === "rejected").map((d) => d.key));
+    this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states), rejectedKeys });
     this.runBook = new RunBook(db, this.statement, beforeWrite, now);
   }
 
@@ -178,6 +182,10 @@ export class SqliteStore implements Store {
     return written;
   }
 
+  async remake(item: ItemRecord, why: string, carry?: { qcRetries?: number }): Promise<ItemRecord> {
+    return this.items.remake(item, why, carry);
+  }
+
   async requeue(filter: RequeueFilter): Promise<ItemRecord[]> {
     return this.items.requeue(filter);
   }
@@ -237,6 +245,28 @@ export class SqliteStore implements Store {
   async *liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
     const places = this.reads.sheetPlaces();
     for (let start = 0; start < places.length; start += REPORT_PAGE_ROWS) yield* this.reads.sheetItems(places.slice(start, start + REPORT_PAGE_ROWS));
+  }
+
+  // ---- the morning review (decisions.ts)
+
+  async recordDecision(d: { key: string; sha256: string; decision: ReviewDecision; note: string | null; reviewer: string }): Promise<DecisionRecord> {
+    return this.decisions.record(d);
+  }
+
+  async undoDecision(key: string, sha256: string, reviewer: string): Promise<DecisionRecord | null> {
+    return this.decisions.undo(key, sha256, reviewer);
+  }
+
+  async decisionHistory(key: string): Promise<DecisionRecord[]> {
+    return this.decisions.history(key);
+  }
+
+  async currentDecisions(): Promise<Map<string, DecisionRecord>> {
+    return this.decisions.current();
+  }
+
+  async changeMark(): Promise<string> {
+    return this.decisions.changeMark();
   }
 
   // ---- runs and the lock (runs.ts)
