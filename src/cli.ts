@@ -13,6 +13,7 @@ import type { CommandContext } from "./commands/context.js";
 import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
+import { reviewCommand, type ReviewOptions } from "./commands/review.js";
 import { runCommand, type RunCommandOptions } from "./commands/run.js";
 import { simCommand } from "./commands/sim.js";
 import { statusCommand } from "./commands/status.js";
@@ -209,6 +210,16 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .action(act(async (manifest: string, flags: { db?: string; out?: string }) => reportCommand(manifest, flags, context())));
+
+  program
+    .command("review <manifest>")
+    .description("a local web app to approve or reject the images, with live updates while a run goes on (prints one URL with a token)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--port <n>", "port to listen on (default: a free one)")
+    .option("--host <address>", "address to listen on (default 127.0.0.1; any other is reachable from the network)")
+    .option("--reviewer <name>", "name recorded with each decision (default: your user name)")
+    .action(act(async (manifest: string, flags: ReviewOptions) => reviewCommand(manifest, flags, context())));
 
   program
     .command("validate <manifest>")

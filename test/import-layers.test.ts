@@ -15,6 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["manifest", "sim"],
   ["store", "assets"],
   ["report"],
+  ["review"],
   ["runner"],
   ["commands"],
   ["cli"],
