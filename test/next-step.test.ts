@@ -1,7 +1,7 @@
 // The runner's one decision table: each outcome at the service or in the image stage, and the
 // write it leads to (runner/next-step.ts). Plain data in, plain data out.
 import { describe, expect, it } from "vitest";
-import { afterDeliveryFailed, afterRead, afterReread, afterSubmit, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "../src/runner/next-step.js";
+import { afterDeliveryFailed, afterQuality, afterRead, afterReread, afterSubmit, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "../src/runner/next-step.js";
 import type { ItemRecord } from "../src/store/types.js";
 
 const NOW = 1_000_000;
@@ -71,5 +71,21 @@ describe("in the image stage", () => {
 
   it("a delivery that failed for good fails the item with its reason", () => {
     expect(afterDeliveryFailed("DOWNLOAD_TRUNCATED", "short")).toEqual({ to: "failed", set: { errorCode: "DOWNLOAD_TRUNCATED", errorMessage: "short" }, note: "short" });
+  });
+});
+
+describe("after the quality gates", () => {
+  const blank = { gate: "blank" as const, mode: "retry" as const, message: "flat" };
+  const duplicate = { gate: "duplicate" as const, mode: "flag" as const, message: "near-duplicate of k--v1" };
+  it.each([
+    ["nothing found: done", 0, 1, [], null, []],
+    ["a flag only: done, flagged", 0, 1, [duplicate], null, [duplicate]],
+    ["a retry gate with remakes left: made anew, counted", 0, 1, [blank, duplicate], 1, [blank, duplicate]],
+    ["a retry gate with none left: flagged for a person instead", 1, 1, [blank], null, [{ ...blank, mode: "flag", message: "flat; still so after 1 remake(s)" }]],
+    ["maxRetries 0: never remade", 0, 0, [blank], null, [{ ...blank, mode: "flag", message: "flat; no remake allowed (qc.maxRetries 0)" }]],
+  ] as const)("%s", (_name, qcRetries, maxRetries, flags, remakeCount, expected) => {
+    const step = afterQuality(item({ state: "downloading", qcRetries }), flags, { maxRetries });
+    expect(step.remake?.qcRetries ?? null).toBe(remakeCount);
+    expect(step.flags).toEqual(expected);
   });
 });

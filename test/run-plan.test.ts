@@ -35,7 +35,7 @@ describe("the record of a run's end", () => {
 
 describe("the runner's options from the flags", () => {
   it("takes the flags, else the defaults, and tuning last", () => {
-    const outputs = { thumbnail: { ...DEFAULTS.thumbnail }, renditions: [] };
+    const outputs = { thumbnail: { ...DEFAULTS.thumbnail }, renditions: [], qc: { ...DEFAULTS.qc } };
     const plan = planRunnerOptions({ concurrency: 9, jobTimeoutMs: 5_000, tuning: { backoffCapMs: 7 } }, outputs, 250, 1_000);
     expect(plan).toMatchObject({ concurrency: 9, maxAttempts: DEFAULTS.maxAttempts, pollIntervalMs: 250, jobTimeoutMs: 5_000, backoffCapMs: 7, maxCredits: null, stopSubmittingAt: null });
   });

@@ -68,6 +68,7 @@ async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provi
       leaseMs: 60_000,
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
+      qc: DEFAULTS.qc,
     },
   });
   return { dbPath, store, runner, downloader };

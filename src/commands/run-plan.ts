@@ -2,6 +2,7 @@
 // end means (its exit code and the record kept of it). run.ts does the I/O around them.
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, errorMessage } from "../errors.js";
+import type { QcSettings } from "../manifest/qc.js";
 import type { RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
 import type { RunnerOptions } from "../runner/options.js";
 import type { RunSummary } from "../runner/runner.js";
@@ -20,7 +21,7 @@ export interface RunFlagsForPlan {
 }
 
 /** The runner's options: the flags, else the defaults; `tuning` (tests, benchmarks) last. */
-export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: ThumbnailSpec; renditions: readonly RenditionSpec[] }, pollIntervalMs: number, now: number): RunnerOptions {
+export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: ThumbnailSpec; renditions: readonly RenditionSpec[]; qc: QcSettings }, pollIntervalMs: number, now: number): RunnerOptions {
   return {
     concurrency: flags.concurrency ?? DEFAULTS.concurrency,
     maxAttempts: flags.maxAttempts ?? DEFAULTS.maxAttempts,
@@ -40,6 +41,7 @@ export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: 
     leaseMs: DEFAULTS.leaseMs,
     thumbnail: outputs.thumbnail,
     renditions: outputs.renditions,
+    qc: outputs.qc,
     ...flags.tuning,
   };
 }

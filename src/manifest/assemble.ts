@@ -45,6 +45,7 @@ export class ManifestAssembly {
           items: planned.items,
           renditions: header.renditions,
           thumbnail: header.thumbnail,
+          qc: header.qc,
         };
       }
     }

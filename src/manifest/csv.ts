@@ -7,6 +7,7 @@ import { CsvError, parse as parseSync } from "csv-parse/sync";
 import type { CsvDelimiter, CsvPreamble } from "./csv-preamble.js";
 import { type DraftHeader, type DraftRow, type FieldValues, isRequestField, IssueList, type Located, type MatrixAxis, ROW_FIELDS, type Where } from "./draft.js";
 import { defaultThumbnail } from "./outputs.js";
+import { defaultQcSettings } from "./qc.js";
 import { characterProblem, suggestion, variantsProblem, withoutForbiddenCharacters } from "./values.js";
 import type { SourceNames } from "./yaml.js";
 
@@ -19,7 +20,7 @@ interface Column {
 
 /** A manifest-wide part of a CSV manifest: rows, the name and provider of its directives, the defaults of everything else. */
 export function csvHeader(names: SourceNames, preamble: CsvPreamble): DraftHeader {
-  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail() };
+  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail(), qc: defaultQcSettings() };
 }
 
 /** A header issue, or a nameless column whose data (if any, anywhere below) makes one. */
@@ -147,7 +148,7 @@ export class CsvManifestReader {
 /** Why a header without a prompt column may not be a header at all. */
 function headerHint(cells: string[]): string {
   const first = (cells[0] ?? "").trim();
-  if (cells.length === 1 && /^(name|provider|defaults|vars|rows|renditions|thumbnail)\s*:/.test(first)) return "; the file looks like a YAML manifest: name it .yaml";
+  if (cells.length === 1 && /^(name|provider|defaults|vars|rows|renditions|thumbnail|qc)\s*:/.test(first)) return "; the file looks like a YAML manifest: name it .yaml";
   return "";
 }
 

@@ -2,6 +2,7 @@
 // both read into this shape, so every later step (rules, templates, keys) is shared and
 // the two formats cannot drift apart. Every value keeps where it was written.
 import type { ProviderName } from "../providers/provider.js";
+import type { QcSettings } from "./qc.js";
 import type { ManifestIssue, RenditionSpec, ThumbnailSpec } from "./types.js";
 
 /** Enough to point at a value: the field path plus the YAML line or the CSV row and line. */
@@ -61,6 +62,7 @@ export interface DraftHeader {
   vars: Map<string, Located<string>>;
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;
+  qc: QcSettings;
 }
 
 export interface DraftManifest extends DraftHeader {

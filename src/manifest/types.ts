@@ -1,4 +1,5 @@
 import type { ImageRequest, ProviderName } from "../providers/provider.js";
+import type { QcSettings } from "./qc.js";
 
 export type OutputFormat = "jpeg" | "webp" | "png" | "avif";
 
@@ -43,6 +44,8 @@ export interface Manifest {
   items: PlannedItem[];
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;
+  /** Which quality gates run after each delivery (the `qc:` section, or the defaults). */
+  qc: QcSettings;
 }
 
 /** One thing wrong with a manifest, located well enough to fix it without searching. */

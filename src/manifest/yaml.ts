@@ -4,12 +4,13 @@ import { type Document, isAlias, isScalar, isSeq, LineCounter, type YAMLSeq } fr
 import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
 import { type DraftHeader, type DraftRow, type FieldValues, IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
 import { readRenditions, readThumbnail } from "./outputs.js";
+import { defaultQcSettings, QC_KEYS, readQcSection, type QcSettings } from "./qc.js";
 import { enumProblem, idProblem, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
 import { YamlAnchors } from "./yaml-anchors.js";
 import { parseManifestYaml } from "./yaml-parse.js";
 import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
 
-export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail"] as const;
+export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail", "qc"] as const;
 export const DEFAULTS_KEYS = [...REQUEST_FIELDS, "variants"] as const;
 export const ROW_KEYS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "matrix", "vars"] as const;
 
@@ -100,7 +101,24 @@ function readHeader(reader: YamlReader, top: Map<string, MapEntry>, names: Sourc
     vars: readVars(reader, top.get("vars")),
     renditions: readRenditions(reader, top.get("renditions")),
     thumbnail: readThumbnail(reader, top.get("thumbnail")),
+    qc: readQc(reader, top.get("qc")),
   };
+}
+
+/** The `qc:` section: its keys' scalar values, checked by manifest/qc.ts, each issue on its key's line. */
+function readQc(reader: YamlReader, entry: MapEntry | undefined): QcSettings {
+  if (entry === undefined || entry.node === null) return defaultQcSettings();
+  const fields = reader.entries(entry.node, entry.at, QC_KEYS, "qc");
+  if (fields === null) return defaultQcSettings();
+  const values: Record<string, unknown> = {};
+  const keyLines: Record<string, number> = {};
+  for (const [key, field] of fields) {
+    values[key] = field.node !== null && isScalar(field.node) ? field.node.value : field.node === null ? null : "a mapping or a list";
+    if (field.at.line !== undefined) keyLines[key] = field.at.line;
+  }
+  const read = readQcSection(values, { file: reader.issues.file, ...(entry.at.line === undefined ? {} : { line: entry.at.line }) }, keyLines);
+  for (const issue of read.issues) reader.issues.add({ field: issue.field, ...(issue.line === undefined ? {} : { line: issue.line }) }, issue.message);
+  return read.settings;
 }
 
 /** The header written above `rows:`, for the rows read before the end; its issues are reported with the whole document's. */

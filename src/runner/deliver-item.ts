@@ -8,6 +8,7 @@ import { holdsAnotherImage, supersedeFiles } from "../assets/superseded.js";
 import type { FileSync } from "../assets/file-sync.js";
 import { deliverImage, makeRendition, makeThumbnail, renditionSettingsHash, pathOnDisk, storedPath, type ImageInput, type OutputLayout } from "../assets/image-stage.js";
 import { DEFAULTS } from "../defaults.js";
+import { checkImage, type QcFlag } from "../assets/qc.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { Store } from "../store/port.js";
 import type { ItemPatch, ItemRecord } from "../store/types.js";
@@ -25,6 +26,8 @@ export interface DeliveredPatch extends ItemPatch {
 
 export interface DeliveredItem {
   patch: DeliveredPatch;
+  /** The blank and size gates' verdict, and the image's perceptual hash (assets/qc.ts). */
+  qc: { flags: QcFlag[]; phash: string };
   /**
    * The folders its files went to. With batched file sync they are not yet durable: the item
    * may be `done` only once `fileSync.durable(folders)` resolves.
@@ -62,6 +65,7 @@ export async function deliverItemImage(input: {
       }
     },
   });
+  const qc = await checkImage(image.pixels, { width: item.resultWidth, height: item.resultHeight, aspectRatio: item.request.aspectRatio }, options.qc);
   const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels, sync: lastInFolder });
   const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true, sync: lastInFolder });
   const deliveredAt = Date.now();
@@ -92,6 +96,7 @@ export async function deliverItemImage(input: {
   const sidecarPath = join(layout.imagesDir, `${item.key}.json`);
   writeFileAtomicSync(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`, lastInFolder);
   return {
+    qc,
     patch: { filePath: storedPath(layout, image.filePath), thumbPath: storedPath(layout, thumbPath), sha256: image.sha256, width: image.width, height: image.height, format: image.format, bytes: image.bytes },
     folders: [...new Set([sidecarPath, thumbPath, ...renditions.map((r) => pathOnDisk(layout, r.path))].map((path) => dirname(path)))],
   };

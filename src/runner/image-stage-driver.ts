@@ -9,9 +9,10 @@ import type { FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { ItemWrite } from "../store/port.js";
-import type { ItemRecord } from "../store/types.js";
-import { deliverItemImage } from "./deliver-item.js";
-import { afterDeliveryFailed, afterReread } from "./next-step.js";
+import type { ItemQcFlag, ItemRecord } from "../store/types.js";
+import { deliverItemImage, type DeliveredItem } from "./deliver-item.js";
+import { afterDeliveryFailed, afterQuality, afterReread } from "./next-step.js";
+import { duplicatesWithinRow } from "../assets/qc.js";
 import type { DriverDeps } from "./options.js";
 import { backoffDelayMs, classifyFailure } from "./retry-policy.js";
 import { sleepMs } from "./sleep.js";
@@ -39,6 +40,8 @@ export class ImageStageDriver {
   private readonly pool: ReturnType<typeof pLimit>;
   /** Items whose files are written and wait for their batch's sync (file-sync.ts). */
   private landingCount = 0;
+  /** The last item of each row finishing now: the next of that row waits its turn (finish). */
+  private readonly rowTurns = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: ImageStageDeps,
@@ -96,8 +99,7 @@ export class ImageStageDriver {
         if (!delivered) return;
         // Outside the pool slot: the next image is made while this one's files are synced.
         if (!(await this.untilDurable(delivered.folders))) return;
-        const { patch } = delivered;
-        await this.host.move(item, { to: "done", set: { ...patch, completedAt: this.deps.now() }, note: `${patch.width}×${patch.height} ${patch.format}, ${patch.bytes} bytes` });
+        await this.finish(item, delivered);
         // Per item at debug: people follow the status line or the 30-second summary.
         if (this.deps.log.isLevelEnabled("debug")) {
           this.deps.log.debug(
@@ -140,6 +142,44 @@ export class ImageStageDriver {
         return;
       }
     }
+  }
+
+  /**
+   * Done, with the quality gates' verdict; a `retry` verdict remakes it (paid). One item of a row
+   * at a time, so that of two variants delivered together the second sees the first.
+   */
+  private async finish(item: ItemRecord, delivered: DeliveredItem): Promise<void> {
+    const before = this.rowTurns.get(item.rowId) ?? Promise.resolve();
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    this.rowTurns.set(item.rowId, turn);
+    await before;
+    try {
+      const { patch } = delivered;
+      const quality = afterQuality(item, [...delivered.qc.flags, ...(await this.duplicateFlags(item, delivered.qc))], this.deps.options.qc);
+      const flagged = quality.flags.length ? `; quality: ${quality.flags.map((f) => f.gate).join(", ")}` : "";
+      const done = await this.host.move(item, { to: "done", set: { ...patch, completedAt: this.deps.now(), qcFlags: quality.flags, phash: delivered.qc.phash }, note: `${patch.width}×${patch.height} ${patch.format}, ${patch.bytes} bytes${flagged}` });
+      if (quality.remake) {
+        // Its record stays (superseded, with its credits); the fresh one is queued and paid for again.
+        await this.deps.store.remake(done, quality.remake.why, { qcRetries: quality.remake.qcRetries });
+        this.deps.log.info({ item: item.key }, `${item.key}: ${quality.remake.why}`);
+      }
+    } finally {
+      release();
+      if (this.rowTurns.get(item.rowId) === turn) this.rowTurns.delete(item.rowId);
+    }
+  }
+
+  /**
+   * The duplicate gate: the nearest earlier delivered image of the row within the distance, blank
+   * ones left out (flat frames all hash alike). Not for local previews: the renderer draws one
+   * request the same every time, so its variants are identical by design.
+   */
+  private async duplicateFlags(item: ItemRecord, qc: { flags: readonly { gate: string }[]; phash: string }): Promise<ItemQcFlag[]> {
+    if (this.deps.options.qc.duplicates === "off" || item.provider === "local" || qc.flags.some((f) => f.gate === "blank")) return [];
+    const rowmates = (await this.deps.store.rowImages(item.rowId)).filter((r) => r.key !== item.key && !r.qcFlags.some((f) => f.gate === "blank"));
+    const finding = duplicatesWithinRow([...rowmates, { key: item.key, phash: qc.phash }], this.deps.options.qc).find((f) => f.key === item.key);
+    return finding ? [finding.flag] : [];
   }
 
   /**

@@ -2,7 +2,8 @@
 // stage: a write (state, columns, note) as data. Pure: the drivers carry it out; the tests read
 // it as a table (test/next-step.test.ts). What a lost submit's look means is lost-submit.ts's.
 import type { ItemWrite } from "../store/port.js";
-import type { ItemRecord } from "../store/types.js";
+import type { QcSettings } from "../manifest/qc.js";
+import type { ItemQcFlag, ItemRecord } from "../store/types.js";
 import { backoffDelayMs, canRetry, type BackoffPolicy } from "./retry-policy.js";
 
 export interface StepPolicy extends BackoffPolicy {
@@ -131,4 +132,21 @@ export function afterReread(item: ItemRecord, outcome: Extract<ReadOutcome, { ki
     case "gone":
       return retryOrFail(item, outcome.code, outcome.message, policy);
   }
+}
+
+/**
+ * After the quality gates: the item is done with their flags; a `retry` gate's flag also asks for
+ * a remake (paid) while the item has remakes left, else it stays flagged for a person to judge.
+ */
+export function afterQuality(item: ItemRecord, flags: readonly ItemQcFlag[], settings: Pick<QcSettings, "maxRetries">): { remake: { why: string; qcRetries: number } | null; flags: ItemQcFlag[] } {
+  const retry = flags.filter((f) => f.mode === "retry");
+  if (retry.length === 0) return { remake: null, flags: [...flags] };
+  const gates = retry.map((f) => f.gate).join(", ");
+  if (item.qcRetries < settings.maxRetries) {
+    const n = item.qcRetries + 1;
+    return { remake: { why: `quality gate ${gates}: made anew (${n} of ${settings.maxRetries}): ${retry[0]!.message}`, qcRetries: n }, flags: [...flags] };
+  }
+  // Remakes used up: flagged for review instead (the message says how many were tried).
+  const tried = settings.maxRetries === 0 ? "no remake allowed (qc.maxRetries 0)" : `still so after ${item.qcRetries} remake(s)`;
+  return { remake: null, flags: flags.map((f) => (f.mode === "retry" ? { ...f, mode: "flag" as const, message: `${f.message}; ${tried}` } : f)) };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "../log.js";
+import type { QcSettings } from "../manifest/qc.js";
 import type { RenditionSpec, ThumbnailSpec } from "../manifest/types.js";
 import type { Provider } from "../providers/provider.js";
 import type { Store } from "../store/port.js";
@@ -34,6 +35,8 @@ export interface RunnerOptions {
   leaseMs: number;
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
+  /** The quality gates run on each delivered image (the manifest's `qc:`). */
+  qc: QcSettings;
 }
 
 /** What the runner hands each of its drivers (the service side, the image stage). */

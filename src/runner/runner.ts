@@ -76,6 +76,8 @@ export class Runner {
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
   private wakeMain: (() => void) | null = null;
+  /** Something changed since the main loop last looked: a wake while it awaited the store is not lost. */
+  private changed = false;
   private inFlightCredits = 0;
   private readonly summary: RunSummary = { stopReason: null, fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
 
@@ -136,6 +138,7 @@ export class Runner {
     try {
       await this.resumeInFlight();
       for (;;) {
+        this.changed = false;
         if (!this.stopReason) this.checkDeadline();
         if (!this.stopReason) await this.fillSlots();
         const busy = this.atService.size + this.inImageStage.size + this.held.size;
@@ -299,12 +302,14 @@ export class Runner {
   }
 
   private wake(): void {
+    this.changed = true;
     const wake = this.wakeMain;
     this.wakeMain = null;
     wake?.();
   }
 
   private waitForChange(timeoutMs: number | null): Promise<void> {
+    if (this.changed) return Promise.resolve();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | null = null;
       const deadlineIn = this.options.stopSubmittingAt === null || this.stopReason ? null : this.options.stopSubmittingAt - this.now();

@@ -69,6 +69,13 @@ export interface SimOptions {
   forbiddenHtml: boolean;
   /** User-Agent substrings (case-insensitive) that get the Cloudflare 1010 page. */
   blockedUserAgents: string[];
+  /**
+   * Images for the quality gates' tests: the first `first` jobs whose prompt contains a text
+   * come out as flat black frames (`blank`); every job of a prompt containing a `plain` text
+   * gets the same image (near-duplicate variants).
+   */
+  blankImages: { promptContains: string; first: number }[];
+  plainImagePrompts: string[];
   /** 400 `fields[].errors` and failed jobs' `error_message` echo the caller's key and its part after `pictai_` (redaction tests). */
   echoKeyInErrors: boolean;
 }
@@ -115,6 +122,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   rejectReferenceWithFlux: false,
   forbiddenHtml: false,
   blockedUserAgents: ["python-urllib"],
+  blankImages: [],
+  plainImagePrompts: [],
   echoKeyInErrors: false,
 };
 
@@ -184,6 +193,11 @@ const CHECKS: Record<keyof SimOptions, Check> = {
   rejectReferenceWithFlux: boolean,
   forbiddenHtml: boolean,
   blockedUserAgents: stringList,
+  blankImages: (v) =>
+    Array.isArray(v) && v.every((b) => typeof b === "object" && b !== null && typeof (b as { promptContains?: unknown }).promptContains === "string" && Number.isInteger((b as { first?: unknown }).first))
+      ? null
+      : "must be an array of { promptContains: string, first: integer }",
+  plainImagePrompts: stringList,
   echoKeyInErrors: boolean,
 };
 

@@ -53,7 +53,7 @@ export async function serveFile(
 
   const wrongType = state.faults.roll(state.options.rateWrongContentType);
   if (wrongType) ledger.fault("download:wrong-content-type");
-  const bytes = await renderSimImage(job.request.aspectRatio, wrongType ? "jpeg" : "png", job.id, job.imageId);
+  const bytes = await renderSimImage(job.request.aspectRatio, wrongType ? "jpeg" : "png", job.look === "plain" ? job.request.prompt : job.id, job.imageId, job.look === "blank" ? "blank" : "patterned");
   const headers = {
     "Content-Type": "image/png",
     "Content-Length": String(bytes.length),

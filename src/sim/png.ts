@@ -1,6 +1,7 @@
-// Real image bytes for simulated jobs. Encoding with sharp costs milliseconds, so a small
-// palette of gradients is encoded once per (ratio, format, colour); each image is then made
-// unique by a text chunk (PNG tEXt / JPEG COM) carrying its id, which decoders ignore.
+// Real image bytes for simulated jobs. Encoding with sharp costs milliseconds, so a small set
+// of gradients (a colour, and a pattern of darker blocks so that two jobs' images seldom look
+// alike to the duplicate gate) is encoded once per (ratio, format, colour, pattern); each image
+// is then made unique by a text chunk (PNG tEXt / JPEG COM) carrying its id, which decoders ignore.
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import sharp from "sharp";
@@ -21,29 +22,45 @@ const PALETTE: [number, number, number][] = [
 
 const cache = new Map<string, Promise<Buffer>>();
 
-function paletteIndex(seed: string): number {
-  return (createHash("sha256").update(seed).digest()[0] ?? 0) % PALETTE.length;
+/** Patterns of darker blocks on a 4×4 grid, each with its colour: two variants of a row look alike once in 256. */
+const PATTERNS = 256;
+
+function seedBytes(seed: string): Buffer {
+  return createHash("sha256").update(seed).digest();
 }
 
-async function encodeBase(ratio: AspectRatio, format: SimImageFormat, colour: number): Promise<Buffer> {
+/** `blank`: a flat black frame; `patterned`: a gradient darkened in the blocks the pattern picks. */
+export type SimLook = "blank" | "patterned";
+
+async function encodeBase(ratio: AspectRatio, format: SimImageFormat, colour: number, pattern: number): Promise<Buffer> {
   const { width, height } = RATIO_PIXELS[ratio];
-  const [r, g, b] = PALETTE[colour] ?? [128, 128, 128];
-  // Vertical gradient from the colour to a dark shade: identical rows compress to little.
   const raw = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    const k = 1 - (0.7 * y) / height;
-    const row = Buffer.from([Math.round(r * k), Math.round(g * k), Math.round(b * k)]);
-    raw.fill(row, y * width * 3, (y + 1) * width * 3);
+  if (pattern >= 0) {
+    const [r, g, b] = PALETTE[colour] ?? [128, 128, 128];
+    const blocks = seedBytes(`pattern ${pattern}`);
+    for (let y = 0; y < height; y++) {
+      // A vertical gradient from the colour to a dark shade, with half its blocks darker still.
+      const k = 1 - (0.7 * y) / height;
+      const by = Math.min(3, Math.floor((4 * y) / height));
+      for (let x = 0; x < width; x++) {
+        const bx = Math.min(3, Math.floor((4 * x) / width));
+        const dark = (blocks[by * 4 + bx]! & 1) === 1 ? 0.45 : 1;
+        const at = (y * width + x) * 3;
+        raw[at] = Math.round(r * k * dark);
+        raw[at + 1] = Math.round(g * k * dark);
+        raw[at + 2] = Math.round(b * k * dark);
+      }
+    }
   }
   const image = sharp(raw, { raw: { width, height, channels: 3 } });
   return format === "png" ? image.png().toBuffer() : image.jpeg({ quality: 80 }).toBuffer();
 }
 
-function baseImage(ratio: AspectRatio, format: SimImageFormat, colour: number): Promise<Buffer> {
-  const key = `${ratio}|${format}|${colour}`;
+function baseImage(ratio: AspectRatio, format: SimImageFormat, colour: number, pattern: number): Promise<Buffer> {
+  const key = `${ratio}|${format}|${colour}|${pattern}`;
   let bytes = cache.get(key);
   if (bytes === undefined) {
-    bytes = encodeBase(ratio, format, colour);
+    bytes = encodeBase(ratio, format, colour, pattern);
     bytes.catch(() => cache.delete(key));
     cache.set(key, bytes);
   }
@@ -74,13 +91,10 @@ function tagJpeg(base: Buffer, tag: string): Buffer {
   return Buffer.concat([base.subarray(0, 2), header, text, base.subarray(2)]);
 }
 
-/** The bytes of one simulated image: colour from `seed` (the job id), unique by `tag`. */
-export async function renderSimImage(
-  ratio: AspectRatio,
-  format: SimImageFormat,
-  seed: string,
-  tag: string,
-): Promise<Buffer> {
-  const base = await baseImage(ratio, format, paletteIndex(seed));
+/** The bytes of one simulated image: colour and pattern from `seed` (the job id), unique by `tag`. */
+export async function renderSimImage(ratio: AspectRatio, format: SimImageFormat, seed: string, tag: string, look: SimLook = "patterned"): Promise<Buffer> {
+  const bytes = seedBytes(seed);
+  const pattern = bytes[0]! % PATTERNS;
+  const base = look === "blank" ? await baseImage(ratio, format, 0, -1) : await baseImage(ratio, format, pattern % PALETTE.length, pattern);
   return format === "png" ? tagPng(base, tag) : tagJpeg(base, tag);
 }

@@ -25,6 +25,8 @@ export interface SimJob {
   planned: { kind: "complete" } | { kind: "failed"; code: string; message: string };
   /** Null until the clock passes completesAt. */
   outcome: Outcome | null;
+  /** How its image looks: its own (pattern by job id), a flat black frame, or the prompt's one image. */
+  look: "own" | "blank" | "plain";
 }
 
 export type JobStatus = "in-progress" | "completed" | "failed" | "cleaned";
@@ -114,6 +116,20 @@ export class SimState {
     return this.account(apiKey).usedMilli + price > milli(this.options.creditsLimit);
   }
 
+  /** Blank frames handed out so far per `blankImages` entry. */
+  private readonly blanksMade = new Map<string, number>();
+
+  private lookOf(prompt: string): SimJob["look"] {
+    for (const { promptContains, first } of this.options.blankImages) {
+      const made = this.blanksMade.get(promptContains) ?? 0;
+      if (prompt.includes(promptContains) && made < first) {
+        this.blanksMade.set(promptContains, made + 1);
+        return "blank";
+      }
+    }
+    return this.options.plainImagePrompts.some((text) => prompt.includes(text)) ? "plain" : "own";
+  }
+
   createJob(apiKey: string, request: SimImageRequest): SimJob {
     this.settleDue();
     const now = this.now();
@@ -138,6 +154,7 @@ export class SimState {
       completesAt: now + latency,
       planned,
       outcome: null,
+      look: this.lookOf(request.prompt),
     };
     this.jobs.set(job.id, job);
     this.jobsByImageId.set(job.imageId, job);

@@ -204,5 +204,6 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE items ADD COLUMN qc_flags TEXT;
   ALTER TABLE items ADD COLUMN qc_retries INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE items ADD COLUMN phash TEXT;
+  CREATE INDEX items_row ON items(row_id) WHERE superseded_at IS NULL;
   `,
 ];

@@ -82,6 +82,8 @@ export interface Store {
   isClaimed(ref: string): Promise<boolean>;
   /** A page of done images `provider` made, after id `afterId`: `[id, key, file path, bytes]`. */
   doneImagesAfter(provider: ProviderName, afterId: number, limit: number): Promise<[number, string, string | null, number | null][]>;
+  /** The delivered images of a row's live items with their perceptual hash (the duplicate gate). */
+  rowImages(rowId: string): Promise<{ key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[]>;
   /** Keys of live queued items never submitted. */
   untriedKeys(): Promise<Set<string>>;
 

@@ -51,9 +51,10 @@ if (input.mode === "bare") {
   await store.syncManifest(planned, "pictory");
   const records = await store.inStates(["queued"]);
   const layout = outputLayout(input.out);
-  const options = { thumbnail: input.thumbnail, renditions: input.renditions, maxInputPixels: 64 * 1024 * 1024 };
-  const signal = new AbortController().signal;
   const { DEFAULTS } = await import(join(DIST, "defaults.js"));
+  // The quality gates as a run has them by default (builds from before them have none).
+  const options = { thumbnail: input.thumbnail, renditions: input.renditions, maxInputPixels: 64 * 1024 * 1024, qc: DEFAULTS.qc };
+  const signal = new AbortController().signal;
   // As `imgbatch run` chooses (IMGBATCH_FSYNC_EACH_FILE=1 measures the fsync per file).
   // Builds from before batched sync (IMGBATCH_DIST) fsync each file and have no file-sync.js.
   const fileSync = await import(join(DIST, "assets/file-sync.js")).then(

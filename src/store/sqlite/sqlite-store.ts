@@ -147,6 +147,10 @@ export class SqliteStore implements Store {
     return this.reads.doneImagesAfter(provider, afterId, limit);
   }
 
+  async rowImages(rowId: string): ReturnType<Store["rowImages"]> {
+    return this.reads.rowImages(rowId);
+  }
+
   async untriedKeys(): Promise<Set<string>> {
     return this.reads.untriedKeys();
   }
