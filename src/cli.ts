@@ -13,6 +13,7 @@ import type { CommandContext } from "./commands/context.js";
 import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
+import { exportCommand } from "./commands/export.js";
 import { reviewCommand, type ReviewOptions } from "./commands/review.js";
 import { runCommand, type RunCommandOptions } from "./commands/run.js";
 import { simCommand } from "./commands/sim.js";
@@ -155,13 +156,14 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--retry-failed", "re-queue every failed item first")
     .action(act(async (manifest: string, flags: RunFlags) => runCommand(manifest, runOptionsFrom(flags, program.opts()), context())));
 
-  addRunFlags(program.command("retry <manifest>").description("re-queue failed items (all, or by --rows / --items / --code) with fresh attempts, then run; --missing: the missing ones"))
+  addRunFlags(program.command("retry <manifest>").description("re-queue failed items (all, or by --rows / --items / --code) with fresh attempts, then run; --missing: the missing ones; --rejected: those rejected in review"))
     .option("--rows <ids>", "only these row ids, or item keys as status and the contact sheet show them (comma-separated)")
     .option("--items <keys>", "only these item keys (comma-separated)")
     .option("--code <codes>", "only items that failed with these error codes (comma-separated)")
     .option("--missing", "re-queue missing items instead (images lost from disk that the service no longer has): each is paid for again")
+    .option("--rejected", "remake the items whose image was rejected in review instead (each paid again; the rejected image is kept in superseded/)")
     .action(
-      act(async (manifest: string, flags: RunFlags & { rows?: string; items?: string; code?: string; missing?: boolean }) =>
+      act(async (manifest: string, flags: RunFlags & { rows?: string; items?: string; code?: string; missing?: boolean; rejected?: boolean }) =>
         runCommand(
           manifest,
           {
@@ -172,6 +174,7 @@ export function buildProgram(exit: { code: number }): Command {
               keys: flags.items === undefined ? undefined : parseList(flags.items),
               codes: flags.code === undefined ? undefined : parseList(flags.code),
               missing: flags.missing,
+              rejected: flags.rejected,
             },
           },
           context(),
@@ -210,6 +213,21 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .action(act(async (manifest: string, flags: { db?: string; out?: string }) => reportCommand(manifest, flags, context())));
+
+  program
+    .command("export <manifest>")
+    .description("hand off the approved images (and chosen renditions) with their sidecars and export.csv, as a folder or a zip")
+    .option("--approved", "the images approved in `imgbatch review` (required)")
+    .option("--to <dir>", "write a folder")
+    .option("--zip <file>", "write a zip (the same inputs give the same bytes)")
+    .option("--renditions <names>", "also these renditions (comma-separated)")
+    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .action(
+      act(async (manifest: string, flags: { approved?: boolean; to?: string; zip?: string; renditions?: string; db?: string; out?: string }) =>
+        exportCommand(manifest, { ...flags, renditions: flags.renditions === undefined ? undefined : parseList(flags.renditions) }, context()),
+      ),
+    );
 
   program
     .command("review <manifest>")

@@ -46,6 +46,10 @@ function line(over: Partial<ResultLine> & { key: string }): ResultLine {
     submittedAt: "",
     completedAt: "",
     updatedAt: "",
+    review: "",
+    reviewNote: "",
+    reviewer: "",
+    qcFlags: [],
     ...over,
   };
 }

@@ -126,7 +126,7 @@ function boundMs(o: typeof OPTIONS, items: number): number {
 
 describe("every run ends, whatever the service answers", () => {
   // Noise, not a flat colour: a flat frame is what the blank quality gate remakes.
-  const png = sharp({ create: { width: 64, height: 64, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 40 } } }).png().toBuffer();
+  const png = sharp({ create: { width: 64, height: 64, channels: 3, background: "#000000", noise: { type: "gaussian", mean: 128, sigma: 40 } } }).png().toBuffer();
 
   it.each([1, 2, 3, 4, 5, 6])("seed %i: ends within the bound computed from the options, with a documented exit code", async (seed) => {
     const service = await brokenService(seed, await png);

@@ -50,7 +50,8 @@ interface PlannedFile extends ExportFile {
 
 // Names come from keys, which the manifest already keeps filename-safe; this is defence in
 // depth against a path that climbs out of the folder or means something else on Windows.
-const UNSAFE_NAME = /\.\.|^\/|\\|:|\0|\/\/|\/$|^$/;
+// A `.` or `..` segment is refused; a key may hold dots (`hero..v2` is a valid row id).
+const UNSAFE_NAME = /(^|\/)\.\.?(\/|$)|^\/|\\|:|\0|\/\/|\/$|^$/;
 
 /**
  * The files sorted by name (code units, not locale, so every machine sorts alike), with every

@@ -49,8 +49,14 @@ export async function applySyncToOutput(input: {
   }
 }
 
-/** `retry`'s choice (or run --retry-failed): failed items, or missing ones, by rows, keys and codes. */
-export async function requeueChosen(store: Store, filter: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean }, log: Logger): Promise<void> {
+/** `retry`'s choice (or run --retry-failed): failed items, or missing ones, or rejected ones, by rows, keys and codes. */
+export async function requeueChosen(store: Store, filter: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean; rejected?: boolean }, log: Logger): Promise<void> {
+  if (filter.rejected) {
+    const remade = await store.requeue({ rejected: true, ...(filter.rowIds ? { rowIds: filter.rowIds } : {}), ...(filter.keys ? { keys: filter.keys } : {}) });
+    log.info({ keys: remade.map((i) => i.key) }, `re-queued ${remade.length} rejected item(s)${remade.length ? ": each is made anew and paid again (the rejected images are kept in superseded/)" : ""}`);
+    if (remade.length === 0) log.warn("--rejected: no delivered image is rejected now (imgbatch review marks them)");
+    return;
+  }
   const states = filter.missing ? (["missing"] as const) : (["failed"] as const);
   const before = await store.inStates(states);
   const requeued = await store.requeue({ ...filter, states });

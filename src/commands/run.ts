@@ -53,7 +53,7 @@ export interface RunCommandOptions {
   jobTimeoutMs?: number;
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
-  retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean };
+  retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean; rejected?: boolean };
   /** Remake items a paying provider made with the provider chosen now (--switch-provider). */
   switchProvider?: boolean;
   /** Make changed items anew although their paid jobs are still at the service (--abandon-in-flight). */

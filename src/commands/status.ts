@@ -27,6 +27,10 @@ export interface StatusReport {
   notInManifest: { key: string; state: string }[];
   /** Images lost from disk that the service no longer has: only `retry --missing` pays for them again. */
   missing: { key: string; message: string }[];
+  /** The morning review: decisions on the delivered images (a remade image starts undecided). */
+  review: { approved: number; rejected: number; undecided: number; rejectedKeys: string[] };
+  /** Delivered images the quality gates flagged for a person's look. */
+  qcFlagged: { key: string; flags: string[] }[];
   /** Earlier images of items made anew, kept under the output folder's superseded/ (never deleted). */
   superseded: { key: string; n: number; image: string | null; provider: string | null; deliveredAt: string | null }[];
   /** Newest first. */
@@ -68,6 +72,13 @@ const RUN_REASONS = 5;
 
 export async function buildStatus(store: Store, name: string, db: string, runLimit = 5, now = Date.now(), superseded: readonly SupersededSet[] = []): Promise<StatusReport> {
   const failedItems = await store.inStates(["failed"]);
+  const doneItems = await store.inStates(["done"]);
+  const decisions = await store.currentDecisions();
+  const decisionOf = (key: string, sha256: string | null) => {
+    const d = decisions.get(key);
+    return d && d.sha256 === sha256 ? d.decision : "undecided";
+  };
+  const decided = doneItems.map((i) => ({ key: i.key, decision: decisionOf(i.key, i.sha256) }));
   const holder = await store.lockHolder();
   const runs = await store.recentRuns(runLimit);
   const reasonsOfRuns = await Promise.all(runs.map((r) => store.runFailureReasons(r.id, ALL_CODES)));
@@ -80,6 +91,13 @@ export async function buildStatus(store: Store, name: string, db: string, runLim
     failureReasons: await store.failureReasons(5),
     notInManifest: (await store.removedFromManifest()).map((i) => ({ key: i.key, state: i.state })),
     missing: (await store.inStates(["missing"])).map((i) => ({ key: i.key, message: i.errorMessage ?? "" })),
+    review: {
+      approved: decided.filter((d) => d.decision === "approved").length,
+      rejected: decided.filter((d) => d.decision === "rejected").length,
+      undecided: decided.filter((d) => d.decision === "undecided").length,
+      rejectedKeys: decided.filter((d) => d.decision === "rejected").map((d) => d.key),
+    },
+    qcFlagged: doneItems.filter((i) => i.qcFlags.length > 0).map((i) => ({ key: i.key, flags: i.qcFlags.map((f) => `${f.gate}: ${f.message}`) })),
     superseded: superseded.map((s) => ({ key: s.key, n: s.n, image: s.image, provider: s.sidecar?.provider ?? null, deliveredAt: s.sidecar?.times?.delivered ?? null })),
     runs: runs.map((r: RunRecord, index) => {
       const outcome = r.outcome ?? openRunOutcome(r, holder, now);
@@ -120,10 +138,14 @@ const HINT_MAX_ROWS = 10;
 
 /** A word the shell passes through as it is, else single-quoted. */
 
+/** `imgbatch retry <manifest> [--db …]` as the user typed them. */
+function retryBase(invocation: StatusInvocation): string[] {
+  return ["imgbatch", "retry", shellWord(invocation.manifest), ...(invocation.db === undefined ? [] : ["--db", shellWord(invocation.db)])];
+}
+
 /** The commands that re-run the failed items, as the user would type them here. */
 function retryCommands(report: StatusReport, invocation: StatusInvocation): { label: string; command: string }[] {
-  const base = ["imgbatch", "retry", shellWord(invocation.manifest)];
-  if (invocation.db !== undefined) base.push("--db", shellWord(invocation.db));
+  const base = retryBase(invocation);
   // Made by another provider than a bare retry would use: say which, or the retry would switch.
   const lastProvider = report.runs[0]?.provider;
   if (lastProvider && lastProvider !== (invocation.manifestProvider ?? "local")) base.push("--provider", lastProvider);
@@ -180,7 +202,18 @@ export function formatStatus(report: StatusReport, invocation: StatusInvocation 
   if (report.missing.length) {
     lines.push("", `Missing (paid images gone from disk that their jobs could not give again; each run asks again for free): ${report.missing.length}`);
     for (const m of report.missing.slice(0, 20)) lines.push(`  ${m.key}  ${m.message}`);
-    lines.push(`  Pay for them again: ${["imgbatch", "retry", shellWord(invocation.manifest), ...(invocation.db === undefined ? [] : ["--db", shellWord(invocation.db)]), "--missing"].join(" ")}`);
+    lines.push(`  Pay for them again: ${[...retryBase(invocation), "--missing"].join(" ")}`);
+  }
+  const { approved, rejected, undecided } = report.review;
+  if (approved + rejected > 0 || report.counts.done > 0) {
+    lines.push("", `Review: ${approved} approved · ${rejected} rejected · ${undecided} undecided (imgbatch review ${shellWord(invocation.manifest)})`);
+    if (rejected) lines.push(`  Remake the rejected: ${[...retryBase(invocation), "--rejected"].join(" ")}`);
+    if (approved) lines.push(`  Hand off the approved: imgbatch export ${shellWord(invocation.manifest)} --approved --zip approved.zip`);
+  }
+  if (report.qcFlagged.length) {
+    lines.push("", `Flagged by the quality gates (for a look in the review): ${report.qcFlagged.length}`);
+    for (const q of report.qcFlagged.slice(0, 20)) lines.push(`  ${q.key}  ${q.flags.join("; ")}`);
+    if (report.qcFlagged.length > 20) lines.push(`  … and ${report.qcFlagged.length - 20} more (status --json lists all)`);
   }
   if (report.notInManifest.length) {
     lines.push("", `No longer in the manifest (left alone): ${report.notInManifest.length}`);

@@ -47,6 +47,9 @@ main{padding:18px 24px 48px}
 .rend{margin:auto 0 0;display:flex;flex-wrap:wrap;gap:2px 9px;font-size:11.5px}.rend a{color:#2f5fc4;text-decoration:none}.rend a:hover{text-decoration:underline}
 .removed{margin-top:32px;border-top:1px solid #dde1e7;padding-top:14px}.removed summary{cursor:pointer;color:#5d6676;font-weight:600;margin-bottom:14px}
 .removed .card{opacity:.75}
+.badges{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0 0}
+.badge{font-size:11px;font-weight:600;border-radius:4px;padding:1px 6px;background:#eef0f4;color:#4a5262}
+.badge.approved{background:#dff3e6;color:#17653a}.badge.rejected{background:#fbe3e1;color:#9b2419}.badge.qc{background:#fff3d6;color:#7a5200}
 .empty,.none{color:#6b7380;margin:40px 0;text-align:center}
 @media (max-width:640px){.top{position:static;padding:12px}main{padding:12px}.group{width:100%}.grid{gap:8px}.card{width:calc(50% - 4px)}#count{margin-left:0}}
 `;

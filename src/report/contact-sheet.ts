@@ -77,15 +77,30 @@ function renderCard(line: ResultLine): string {
     .map(([name, path]) => `<a href="${href(path)}">${escapeHtml(name)}</a>`)
     .join("");
   const tags = [line.style, line.aspectRatio, line.model].filter(Boolean).map((t) => `<i>${escapeHtml(t)}</i>`).join("");
+  const review = reviewOf(line);
+  const badges = [
+    line.review ? `<b class="badge ${line.review}" title="${escapeHtml(`${line.review} by ${line.reviewer}${line.reviewNote ? `: ${line.reviewNote}` : ""}`)}">${line.review}</b>` : "",
+    ...line.qcFlags.map((flag) => `<b class="badge qc" title="${escapeHtml(flag)}">${escapeHtml(flag.split(":")[0]!)}</b>`),
+  ].join("");
   return (
-    `<article class="card ${kind}" data-state="${escapeHtml(line.state)}" data-style="${escapeHtml(line.style)}" data-model="${escapeHtml(line.model)}" data-ratio="${escapeHtml(line.aspectRatio)}">` +
+    `<article class="card ${kind}" data-state="${escapeHtml(line.state)}" data-style="${escapeHtml(line.style)}" data-model="${escapeHtml(line.model)}" data-ratio="${escapeHtml(line.aspectRatio)}" data-review="${review}" data-qc="${qualityOf(line)}">` +
     renderThumb(line) +
     `<div class="meta"><h3 class="key" title="${escapeHtml(line.key)}">${breakable(line.key, /--/g, "<wbr><i>--</i>")}</h3>` +
     `<p class="prompt">${escapeHtml(line.prompt)}</p><p class="tags">${tags}</p>` +
+    (badges ? `<p class="badges">${badges}</p>` : "") +
     (facts ? `<p class="facts">${facts}</p>` : "") +
     (renditions ? `<p class="rend">${renditions}</p>` : "") +
     `</div></article>\n`
   );
+}
+
+/** The review filter's value: a decision, "undecided", or "not delivered" for an item with no image. */
+function reviewOf(line: ResultLine): string {
+  return line.state !== "done" ? "not delivered" : line.review || "undecided";
+}
+
+function qualityOf(line: ResultLine): string {
+  return line.qcFlags.length ? "flagged" : "no flag";
 }
 
 /** What the page says above the cards: counts over every line, gathered one line at a time. */
@@ -103,6 +118,8 @@ export class SheetTally {
   readonly byStyle = new Map<string, number>();
   readonly byModel = new Map<string, number>();
   readonly byRatio = new Map<string, number>();
+  readonly byReview = new Map<string, number>();
+  readonly byQuality = new Map<string, number>();
 
   add(line: ResultLine): void {
     this.all++;
@@ -114,7 +131,8 @@ export class SheetTally {
     }
     if (line.state === "done" && line.credits) this.doneCredits += line.credits;
     this.providers.add(line.provider);
-    for (const [counts, value] of [[this.byState, line.state], [this.byStyle, line.style], [this.byModel, line.model], [this.byRatio, line.aspectRatio]] as const) {
+    const facets = [[this.byState, line.state], [this.byStyle, line.style], [this.byModel, line.model], [this.byRatio, line.aspectRatio], [this.byReview, reviewOf(line)], [this.byQuality, qualityOf(line)]] as const;
+    for (const [counts, value] of facets) {
       counts.set(value, (counts.get(value) ?? 0) + 1);
     }
   }
@@ -186,6 +204,8 @@ ${renderFilter("State", "state", tally.byState, STATE_ORDER)}
 ${renderFilter("Style", "style", tally.byStyle)}
 ${renderFilter("Model", "model", tally.byModel)}
 ${renderFilter("Ratio", "ratio", tally.byRatio)}
+${renderFilter("Review", "review", tally.byReview, ["approved", "rejected", "undecided", "not delivered"])}
+${renderFilter("Quality", "qc", tally.byQuality, ["flagged", "no flag"])}
 <button type="reset" id="reset">Reset</button>
 <output id="count">showing <b id="shown">${formatNumber(all)}</b> of ${formatNumber(all)}</output>
 </form>

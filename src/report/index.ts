@@ -14,12 +14,13 @@ import { resultLineOf, writeResults } from "./results.js";
  */
 export async function writeReport(store: Store, name: string, outDir: string, order: SheetOrder, now: () => number = Date.now): Promise<void> {
   const tally = new SheetTally();
-  await writeResults(store, outDir, (line) => tally.add(line));
+  const decisions = await store.currentDecisions();
+  await writeResults(store, outDir, (line) => tally.add(line), decisions);
   if (order !== "as-synced") await store.keepManifestOrder(order);
   const sheet = new AtomicFileWriter(`${outDir}/index.html`, { comparableHead: withoutGenerationTime });
   try {
     const page = new ContactSheetWriter((text) => sheet.write(text), { name, generatedAt: new Date(now()), tally, creditsSpent: await store.totalCredits(), superseded: listSuperseded(outputLayout(outDir)) });
-    for await (const at of store.liveItemsInSheetOrder()) page.line({ ...at, line: resultLineOf(at, outDir) });
+    for await (const at of store.liveItemsInSheetOrder()) page.line({ ...at, line: resultLineOf(at, outDir, decisions) });
     page.end();
   } catch (error) {
     await sheet.abort();

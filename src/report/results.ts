@@ -3,9 +3,8 @@
 import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { redactSecrets } from "../secrets.js";
-import type { ReportItem } from "../store/types.js";
 import type { Store } from "../store/port.js";
-import type { ItemRecord } from "../store/types.js";
+import type { DecisionRecord, ItemRecord, ReportItem } from "../store/types.js";
 
 export interface ResultLine {
   key: string;
@@ -32,11 +31,17 @@ export interface ResultLine {
   submittedAt: string;
   completedAt: string;
   updatedAt: string;
+  /** The review's decision on the current image: "approved", "rejected", or "" (undecided). */
+  review: string;
+  reviewNote: string;
+  reviewer: string;
+  /** The quality gates' flags on the image, as `gate: message`. */
+  qcFlags: string[];
 }
 
 const iso = (ms: number | null): string => (ms === null ? "" : new Date(ms).toISOString());
 
-export function toResultLine(item: ItemRecord, outDir: string, renditions: Record<string, string>): ResultLine {
+export function toResultLine(item: ItemRecord, outDir: string, renditions: Record<string, string>, decision: DecisionRecord | null = null): ResultLine {
   // Stored paths are relative to the output folder; absolute ones predate migration 6.
   const rel = (p: string | null): string => (p ? (isAbsolute(p) ? relative(outDir, p) : p).split("\\").join("/") : "");
   return {
@@ -65,13 +70,17 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
     submittedAt: iso(item.submittedAt),
     completedAt: iso(item.completedAt),
     updatedAt: iso(item.updatedAt),
+    review: decision === null || decision.decision === "undecided" ? "" : decision.decision,
+    reviewNote: decision?.note ?? "",
+    reviewer: decision === null || decision.decision === "undecided" ? "" : decision.reviewer,
+    qcFlags: item.qcFlags.map((f) => `${f.gate}: ${f.message}`),
   };
 }
 
 const CSV_COLUMNS: (keyof ResultLine)[] = [
   "key", "rowId", "state", "inManifest", "prompt", "model", "style", "aspectRatio", "referenceImageUrl", "provider", "jobId",
   "credits", "width", "height", "sha256", "image", "thumbnail", "renditions", "errorCode", "errorMessage", "attempts",
-  "submittedAt", "completedAt", "updatedAt",
+  "submittedAt", "completedAt", "updatedAt", "review", "reviewNote", "reviewer", "qcFlags",
 ];
 
 /**
@@ -87,7 +96,14 @@ const FORMULA_START = /^(?:[\t\r]|\s*[=+\-@])/;
  * changed: results.jsonl keeps every value exact.
  */
 export function csvCell(value: unknown): string {
-  let text = value === null || value === undefined ? "" : typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${String(v)}`).join(";") : String(value);
+  let text =
+    value === null || value === undefined
+      ? ""
+      : Array.isArray(value)
+        ? value.map(String).join(" | ")
+        : typeof value === "object"
+          ? Object.entries(value).map(([k, v]) => `${k}=${String(v)}`).join(";")
+          : String(value);
   if (typeof value !== "number" && FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
 }
@@ -104,9 +120,10 @@ export function resultsJsonlRow(line: ResultLine): string {
   return `${JSON.stringify(line)}\n`;
 }
 
-/** A result line of a stored item; renditions count only for a delivered image. */
-export function resultLineOf({ item, renditions }: ReportItem, outDir: string): ResultLine {
-  return toResultLine(item, outDir, item.state === "done" ? renditions : {});
+/** A result line of a stored item; renditions count only for a delivered image, a decision only for its current one. */
+export function resultLineOf({ item, renditions }: ReportItem, outDir: string, decisions: ReadonlyMap<string, DecisionRecord> = new Map()): ResultLine {
+  const decision = decisions.get(item.key);
+  return toResultLine(item, outDir, item.state === "done" ? renditions : {}, decision && decision.sha256 === item.sha256 ? decision : null);
 }
 
 /**
@@ -114,13 +131,14 @@ export function resultLineOf({ item, renditions }: ReportItem, outDir: string): 
  * renamed into place only when whole, left alone when unchanged). Each line also goes to
  * `onLine`, so the contact sheet's counts come from the same pass.
  */
-export async function writeResults(store: Store, outDir: string, onLine: (line: ResultLine) => void = () => {}): Promise<void> {
+export async function writeResults(store: Store, outDir: string, onLine: (line: ResultLine) => void = () => {}, decisions?: ReadonlyMap<string, DecisionRecord>): Promise<void> {
+  const decided = decisions ?? (await store.currentDecisions());
   const csv = new AtomicFileWriter(`${outDir}/results.csv`);
   const jsonl = new AtomicFileWriter(`${outDir}/results.jsonl`);
   try {
     csv.write(resultsCsvHeader());
     for await (const reportItem of store.liveItems()) {
-      const line = resultLineOf(reportItem, outDir);
+      const line = resultLineOf(reportItem, outDir, decided);
       csv.write(resultsCsvRow(line));
       jsonl.write(resultsJsonlRow(line));
       onLine(line);
