@@ -21,6 +21,11 @@ export interface ItemWrite {
   note?: string | null;
   /** Resolve only once the write is on disk: the `submitting` on which money rests. */
   durable?: boolean;
+  /**
+   * Renew the writer's lease for this long, refusing the write (ClaimLostError) when the lease
+   * has already run out: the re-confirmation right before a paid submit.
+   */
+  renewLeaseMs?: number;
 }
 
 export interface RequeueFilter {
@@ -46,9 +51,14 @@ export interface RunStartInfo {
   host: string;
   provider: string;
   manifestFile: string;
+  /** The manifest's content hash: workers sharing a run must run the same one. */
+  manifestHash?: string;
+  /** The worker's name in claims (host:pid unless --worker). */
+  worker?: string;
 }
 
-export type RunStart = { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder };
+/** `reason`: why a live holder refuses this run, when it is more than "it is running". */
+export type RunStart = { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder; reason?: string };
 
 export interface SyncRules {
   hashWith?: HashWith;
@@ -57,6 +67,8 @@ export interface SyncRules {
 }
 
 export interface Store {
+  /** Whether several worker processes may share a run (PostgreSQL), or one holds it at a time (SQLite). */
+  readonly sharesRuns: boolean;
   // ---- the database itself
   close(): Promise<void>;
   /** Commits every write made so far; rejects (FatalRunError) when one could not be committed. */

@@ -28,6 +28,7 @@ export interface SqliteStoreOptions {
 const REPORT_PAGE_ROWS = 500;
 
 export class SqliteStore implements Store {
+  readonly sharesRuns = false;
   /** Events written by item writes carry the id of the run that made them. */
   private runId: number | null = null;
   private readonly statement: Statement;
