@@ -243,6 +243,23 @@ export const PAGE_SCRIPT = `
     }
   }
 
+  // Cards are kept while their item looks the same: a live update every second during a run
+  // then moves a few nodes instead of rebuilding every thumbnail.
+  const cards = new Map();
+  function cardFor(it) {
+    const look = JSON.stringify([it.sha256, it.state, it.hasThumb, it.decision && it.decision.decision, it.qcFlags.length, it.error && it.error.code]);
+    let kept = cards.get(it.key);
+    if (!kept || kept.look !== look) {
+      kept = { look, node: card(it) };
+      cards.set(it.key, kept);
+    }
+    const selected = it.key === state.selected;
+    kept.node.classList.toggle("sel", selected);
+    if (selected) kept.node.setAttribute("aria-current", "true");
+    else kept.node.removeAttribute("aria-current");
+    return kept.node;
+  }
+
   function card(it) {
     const button = el("button", "card");
     button.type = "button";
@@ -270,10 +287,6 @@ export const PAGE_SCRIPT = `
     if (it.hasImage && decision === "approved") button.append(el("span", "mark approved", "✓"));
     if (it.hasImage && decision === "rejected") button.append(el("span", "mark rejected", "✗"));
     if (it.qcFlags.length) button.append(el("span", "mark flag", "⚑"));
-    if (it.key === state.selected) {
-      button.classList.add("sel");
-      button.setAttribute("aria-current", "true");
-    }
     button.addEventListener("click", () => select(it.key));
     return button;
   }
@@ -288,9 +301,9 @@ export const PAGE_SCRIPT = `
       const section = el("section", "row");
       const h2 = el("h2");
       h2.append(el("span", "", row.rowId), el("small", "", row.items.length === 1 ? "1 image" : row.items.length + " images" + (row.inManifest ? "" : " · no longer in the manifest")));
-      const cards = el("div", "cards");
-      cards.append(...items.map(card));
-      section.append(h2, cards);
+      const list = el("div", "cards");
+      list.append(...items.map(cardFor));
+      section.append(h2, list);
       nodes.push(section);
     }
     if (!nodes.length) nodes.push(el("p", "empty", state.data.rows.length ? "Nothing matches this filter." : "No items yet."));
