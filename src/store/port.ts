@@ -124,6 +124,9 @@ export interface Store {
   /** Brings the stored items in line with the manifest (throws PaidImagesWouldBeReplaced). */
   syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules?: SyncRules): Promise<SyncSummary>;
   saveRendition(r: RenditionRecord): Promise<void>;
+  /** A job id whose submit answered after this worker lost the item's claim: kept for the audit, never dropped. */
+  recordOrphanJob(key: string, jobId: string, worker: string): Promise<void>;
+  orphanJobs(): Promise<{ key: string; jobId: string; worker: string; at: number }[]>;
 
   // ---- history and reports
   events(itemId?: number): Promise<EventRecord[]>;
@@ -156,6 +159,8 @@ export interface Store {
   run(id: number): Promise<RunRecord | undefined>;
   recentRuns(limit: number): Promise<RunRecord[]>;
   lockHolder(): Promise<LockHolder | null>;
+  /** The workers whose runs are open and whose heartbeat is recent, with the items each holds. */
+  liveWorkers(): Promise<{ worker: string; host: string; pid: number; heartbeatAt: number; itemsInHand: number }[]>;
   heartbeat(runId: number): Promise<void>;
   releaseLock(runId: number): Promise<void>;
   /** Marks runs whose process died, and frees their claims; returns how many. */

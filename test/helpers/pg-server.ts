@@ -2,7 +2,7 @@
 // started in a temporary folder on a free port (as the `postgres` user when run as root: initdb
 // and postgres refuse root), stopped and removed again by `stop`.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -75,10 +75,29 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   return {
     url,
     async stop() {
+      // The postmaster itself, by its pid file: a signal to `runuser` is not passed on to it.
+      const postmaster = (() => {
+        try {
+          return Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+        } catch {
+          return null;
+        }
+      })();
+      const exited = server.exitCode === null ? new Promise((resolve) => server.once("exit", resolve)) : Promise.resolve();
+      try {
+        process.kill(postmaster ?? server.pid!, "SIGINT"); // fast shutdown
+      } catch {
+        /* gone already */
+      }
+      const timeout = new Promise((resolve) => setTimeout(resolve, 10_000).unref());
+      await Promise.race([exited, timeout]);
       if (server.exitCode === null) {
-        const exited = new Promise((resolve) => server.once("exit", resolve));
-        server.kill("SIGINT"); // fast shutdown
-        await exited;
+        try {
+          if (postmaster) process.kill(postmaster, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+        server.kill("SIGKILL");
       }
       rmSync(dir, { recursive: true, force: true });
     },

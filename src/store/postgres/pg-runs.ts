@@ -59,10 +59,14 @@ export class PgRuns {
     return row ? holderOf(row) : null;
   }
 
-  /** The workers still running, newest heartbeat first. */
-  async liveWorkers(): Promise<(LockHolder & { worker: string })[]> {
-    const rows = await this.q("SELECT * FROM runs WHERE outcome IS NULL AND heartbeat_at >= $1 ORDER BY heartbeat_at DESC", [this.now() - WORKER_STALE_MS]);
-    return rows.map((row) => ({ ...holderOf(row), worker: row.worker as string }));
+  /** The workers still running, newest heartbeat first, with the items each holds. */
+  async liveWorkers(): Promise<{ worker: string; host: string; pid: number; heartbeatAt: number; itemsInHand: number }[]> {
+    const rows = await this.q(
+      `SELECT r.worker, r.host, r.pid, r.heartbeat_at, (SELECT COUNT(*)::int FROM items i WHERE i.owner = r.worker) AS in_hand
+       FROM runs r WHERE r.outcome IS NULL AND r.heartbeat_at >= $1 ORDER BY r.heartbeat_at DESC`,
+      [this.now() - WORKER_STALE_MS],
+    );
+    return rows.map((row) => ({ worker: row.worker as string, host: row.host as string, pid: row.pid as number, heartbeatAt: row.heartbeat_at as number, itemsInHand: row.in_hand as number }));
   }
 
   async heartbeat(runId: number): Promise<void> {

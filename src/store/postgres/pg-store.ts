@@ -5,19 +5,17 @@ import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
 import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import { toItem, toRendition } from "../rows.js";
-import { ITEM_STATES, UNFINISHED_STATES, type ItemState } from "../states.js";
+import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
 import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunRecord, SheetItem } from "../types.js";
 import { Connection, redactUrl, type Row } from "./connection.js";
 import { PgItems } from "./pg-items.js";
+import { liveItemsInSheetOrderPg, liveItemsPg } from "./pg-reports.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
 import { migrate } from "./schema.js";
 
 const LIVE = "superseded_at IS NULL";
-const PAGE_ROWS = 500;
-const RENDITIONS = `(SELECT json_object_agg(name, path ORDER BY name) FROM renditions WHERE item_id = i.id)::text AS renditions_json`;
-const renditionsOf = (row: Row): Record<string, string> => (row.renditions_json ? (JSON.parse(row.renditions_json as string) as Record<string, string>) : {});
 
 export interface PgStoreOptions {
   /** A clock for tests; without one, leases are judged by the database's clock. */
@@ -217,6 +215,14 @@ export class PgStore implements Store {
     );
   }
 
+  async recordOrphanJob(key: string, jobId: string, worker: string): Promise<void> {
+    await this.q("INSERT INTO orphan_jobs (item_key, job_id, worker, at) VALUES ($1, $2, $3, $4)", [key, jobId, worker, this.now()]);
+  }
+
+  async orphanJobs(): ReturnType<Store["orphanJobs"]> {
+    return this.q<{ key: string; jobId: string; worker: string; at: number }>(`SELECT item_key AS key, job_id AS "jobId", worker, at FROM orphan_jobs ORDER BY id`);
+  }
+
   // ---- history and reports
 
   async events(itemId?: number): Promise<EventRecord[]> {
@@ -258,36 +264,12 @@ export class PgStore implements Store {
     return keepManifestOrderPg(this.connection, keys);
   }
 
-  async *liveItems(): AsyncGenerator<ReportItem> {
-    for (let afterId = 0; ; ) {
-      const page = await this.q(`SELECT i.*, ${RENDITIONS} FROM items i WHERE i.${LIVE} AND i.id > $1 ORDER BY i.id LIMIT $2`, [afterId, PAGE_ROWS]);
-      yield* page.map((row) => ({ item: toItem(row), renditions: renditionsOf(row) }));
-      if (page.length < PAGE_ROWS) return;
-      afterId = page[page.length - 1]!.id as number;
-    }
+  liveItems(): AsyncGenerator<ReportItem> {
+    return liveItemsPg(this.connection);
   }
 
-  async *liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
-    const pending = UNFINISHED_STATES.map((s) => `'${s}'`).join(", ");
-    const places = await this.q<{ id: number; first: boolean; size: number; failed: number; pending: number }>(
-      `WITH base AS (
-         SELECT i.id, i.row_id, i.in_manifest, i.state, COALESCE(m.pos, 4503599627370496 + i.id) AS ord FROM items i LEFT JOIN manifest_order m ON m.key = i.key WHERE i.${LIVE}
-       ), placed AS (
-         SELECT id, in_manifest, ord, ROW_NUMBER() OVER (PARTITION BY in_manifest, row_id ORDER BY ord) AS group_index, MIN(ord) OVER w AS group_ord,
-                COUNT(*) OVER w AS size, SUM(CASE WHEN state IN ('failed', 'missing') THEN 1 ELSE 0 END) OVER w AS failed, SUM(CASE WHEN state IN (${pending}) THEN 1 ELSE 0 END) OVER w AS pending
-         FROM base WINDOW w AS (PARTITION BY in_manifest, row_id)
-       )
-       SELECT id, group_index = 1 AS first, size::int, failed::int, pending::int FROM placed ORDER BY in_manifest DESC, group_ord, ord`,
-    );
-    for (let start = 0; start < places.length; start += PAGE_ROWS) {
-      const page = places.slice(start, start + PAGE_ROWS);
-      const rows = await this.q(`SELECT i.*, ${RENDITIONS} FROM items i WHERE i.id = ANY($1::bigint[])`, [page.map((p) => p.id)]);
-      const byId = new Map(rows.map((row) => [row.id as number, row]));
-      yield* page.map((p) => {
-        const row = byId.get(p.id)!;
-        return { item: toItem(row), renditions: renditionsOf(row), startsGroup: p.first, groupSize: p.size, groupFailed: p.failed, groupPending: p.pending };
-      });
-    }
+  liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
+    return liveItemsInSheetOrderPg(this.connection);
   }
 
   // ---- the morning review, runs and workers (pg-runs.ts)
@@ -336,6 +318,10 @@ export class PgStore implements Store {
 
   heartbeat(runId: number): Promise<void> {
     return this.runs.heartbeat(runId);
+  }
+
+  liveWorkers(): ReturnType<Store["liveWorkers"]> {
+    return this.runs.liveWorkers();
   }
 
   releaseLock(runId: number): Promise<void> {

@@ -212,6 +212,15 @@ export class SqliteStore implements Store {
     this.items.saveRendition(r);
   }
 
+  async recordOrphanJob(key: string, jobId: string, worker: string): Promise<void> {
+    this.groups.beforeWrite("fsync");
+    this.statement(`INSERT INTO orphan_jobs (item_key, job_id, worker, at) VALUES (?, ?, ?, ?)`).run(key, jobId, worker, this.now());
+  }
+
+  async orphanJobs(): ReturnType<Store["orphanJobs"]> {
+    return (this.statement(`SELECT item_key AS key, job_id AS jobId, worker, at FROM orphan_jobs ORDER BY id`).all() as { key: string; jobId: string; worker: string; at: number }[]);
+  }
+
   // ---- history and reports
 
   async events(itemId?: number): ReturnType<Store["events"]> {
@@ -296,6 +305,14 @@ export class SqliteStore implements Store {
 
   async lockHolder(): Promise<LockHolder | null> {
     return this.runBook.lockHolder();
+  }
+
+  /** The one run holding the lock, as SQLite has at most one worker (whose claims are its run's). */
+  async liveWorkers(): ReturnType<Store["liveWorkers"]> {
+    const holder = this.runBook.lockHolder();
+    if (!holder) return [];
+    const inHand = this.statement(`SELECT COUNT(*) FROM items WHERE owner IS NOT NULL`).pluck().get() as number;
+    return [{ worker: `${holder.host}:${holder.pid}`, host: holder.host, pid: holder.pid, heartbeatAt: holder.heartbeatAt, itemsInHand: inHand }];
   }
 
   async heartbeat(runId: number): Promise<void> {
