@@ -246,6 +246,29 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       expect((await store.claimQueued("w", 1_000, 5, 61_000)).map((i) => i.id)).toEqual([again.id]);
       await store.close();
     });
+
+    it("shares a key's limits between the workers of a shared run: --concurrency at claim time, one request bucket, one pause", async () => {
+      const clock = { t: 1_000 };
+      const store = await backend.open(clock);
+      if (!store.sharesRuns) {
+        // One worker holds a SQLite run: its own slots and in-memory bucket are the key's.
+        expect(await store.takeRequestToken("k", 60, 1)).toBe(0);
+        await store.close();
+        return;
+      }
+      await sync(store, ["a", "b", "c", "d", "e"].map((k) => planned(k)));
+      const one = await store.claimQueued("w1", 1_000, 2, 61_000, 3);
+      const two = await store.claimQueued("w2", 1_000, 5, 61_000, 3);
+      expect(one.length + two.length).toBe(3);
+      await move(store, one[0]!, "submitting", { attempts: 1 });
+      expect(await store.claimQueued("w3", 1_000, 5, 61_000, 3)).toEqual([]);
+      // Two tokens of a burst of 2, then a wait; a pause holds every taker.
+      expect([await store.takeRequestToken("key", 60, 2), await store.takeRequestToken("key", 60, 2)]).toEqual([0, 0]);
+      expect(await store.takeRequestToken("key", 60, 2)).toBeGreaterThan(0);
+      await store.pauseKey("other", clock.t + 30_000);
+      expect(await store.takeRequestToken("other", 1e9, 1e9)).toBeGreaterThan(20_000);
+      await store.close();
+    });
   });
 }
 

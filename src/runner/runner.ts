@@ -234,7 +234,8 @@ export class Runner {
 
   private async fillSlots(): Promise<void> {
     while (this.slotsFree() > 0 && !this.stopReason) {
-      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil());
+      // A shared run's --concurrency bounds every worker's items at the service together.
+      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
       if (batch.length === 0) return;
       for (const item of batch) {
         if (this.atService.has(item.id)) continue;

@@ -100,8 +100,12 @@ export interface Store {
   untriedKeys(): Promise<Set<string>>;
 
   // ---- claims: who works an item (owner, epoch bumped on every claim, lease)
-  /** Claims up to `limit` eligible queued items for `worker`, leased until `leaseUntil`. */
-  claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]>;
+  /**
+   * Claims up to `limit` eligible queued items for `worker`, leased until `leaseUntil`. With
+   * `concurrency`, no more than that many items are claimed or at the service across every
+   * worker of the run (a shared run's --concurrency; one worker enforces it by itself).
+   */
+  claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]>;
   /** Claims the items in flight (submitting, running, downloading) whose claim is free or expired. */
   claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]>;
   /** Claims one item at rest (done, missing) for `worker`, or null when it is not at rest or is held. */
@@ -109,6 +113,12 @@ export interface Store {
   renewLeases(worker: string, leaseUntil: number): Promise<void>;
   /** Lets every claim of `worker` go (its run ends). */
   releaseClaims(worker: string): Promise<void>;
+
+  // ---- a key's limits shared by every worker of a shared run (the key known by a hash only)
+  /** Takes one request token of the key's bucket: 0 when taken, else how long to wait first (a pause counts). */
+  takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number>;
+  /** Pauses every worker's requests with this key until `untilMs` (a throttled key). */
+  pauseKey(keyHash: string, untilMs: number): Promise<void>;
 
   // ---- writes
   write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord>;

@@ -9,7 +9,9 @@ import { retryStepOf } from "../retry-step.js";
 import { patched, patchSql, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
 import type { ItemPatch, ItemRecord } from "../types.js";
+import type pg from "pg";
 import { DB_NOW, numbered, type Connection, type Row } from "./connection.js";
+import { CLAIM_LOCK } from "./schema.js";
 
 const AT_REST: ReadonlySet<ItemState> = new Set(["queued", "done", "failed", "missing"]);
 const FRESH: ItemPatch = { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, polls: 0, readFailures: 0, foundNothingAt: null };
@@ -88,23 +90,46 @@ export class PgItems {
   }
 
   /** Claims the rows `where` picks (locked, skipping those another transaction holds): owner set, epoch bumped. */
-  private async claim(where: string, params: unknown[], worker: string, leaseMs: number, now: number): Promise<ItemRecord[]> {
+  private async claim(where: string, params: unknown[], worker: string, leaseMs: number, now: number, client?: pg.PoolClient): Promise<ItemRecord[]> {
     const clock = this.clock(params, now);
     params.push(worker, leaseMs);
     const rows = await this.ctx.connection.query(
       `UPDATE items SET owner = $${params.length - 1}, claim_epoch = claim_epoch + 1, lease_until = ${clock} + $${params.length}
        WHERE id IN (${where} FOR UPDATE SKIP LOCKED) RETURNING *`,
       params,
+      client,
     );
     return rows.map(toItem);
   }
 
-  async claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]> {
-    const params: unknown[] = [now];
-    const clock = this.clock(params, now);
-    params.push(limit);
-    const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= $1 AND (owner IS NULL OR lease_until < ${clock}) ORDER BY next_attempt_at, id LIMIT $${params.length}`;
-    return (await this.claim(where, params, worker, leaseUntil - now, now)).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+  async claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]> {
+    const claimSome = async (count: number): Promise<ItemRecord[]> => {
+      const params: unknown[] = [now];
+      const clock = this.clock(params, now);
+      params.push(count);
+      const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= $1 AND (owner IS NULL OR lease_until < ${clock}) ORDER BY next_attempt_at, id LIMIT $${params.length}`;
+      return (await this.claim(where, params, worker, leaseUntil - now, now)).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+    };
+    if (concurrency === undefined) return claimSome(limit);
+    // Every worker's items claimed or at the service count against the one --concurrency, taken
+    // in turn: two workers counting at once could both see the last free slot.
+    return this.ctx.connection.transaction(async (client) => {
+      await this.ctx.connection.query("SELECT pg_advisory_xact_lock($1)", [CLAIM_LOCK], client);
+      const params: unknown[] = [];
+      const clock = this.clock(params, now);
+      const [row] = await this.ctx.connection.query<{ n: number }>(
+        `SELECT COUNT(*)::int AS n FROM items WHERE superseded_at IS NULL AND owner IS NOT NULL AND lease_until >= ${clock} AND state IN ('queued', 'submitting', 'running')`,
+        params,
+        client,
+      );
+      const free = Math.min(limit, concurrency - (row?.n ?? 0));
+      if (free <= 0) return [];
+      const claimParams: unknown[] = [now];
+      const claimClock = this.clock(claimParams, now);
+      claimParams.push(free);
+      const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= $1 AND (owner IS NULL OR lease_until < ${claimClock}) ORDER BY next_attempt_at, id LIMIT $${claimParams.length}`;
+      return (await this.claim(where, claimParams, worker, leaseUntil - now, now, client)).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+    });
   }
 
   async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
@@ -198,4 +223,39 @@ export class PgItems {
     if (rows[0]?.n !== 1) throw new InternalError(`${item.key} is no longer queued; adoption refused`);
     return patched({ ...item, provider: adopted.provider, requestHash: adopted.requestHash }, patch, { state: "done", updatedAt: now, owner: null, leaseUntil: null });
   }
+}
+
+/**
+ * The key's token bucket and pause, on the database's clock: one bucket for every worker of the
+ * key. Returns 0 when a token was taken, else the wait before one can be.
+ */
+export async function seedKeyPg(connection: Connection, keyHash: string, burst: number): Promise<void> {
+  await connection.query(`INSERT INTO key_limits (key_hash, tokens, refilled_at) VALUES ($1, $2, ${DB_NOW}) ON CONFLICT (key_hash) DO NOTHING`, [keyHash, burst]);
+}
+
+export async function takeRequestTokenPg(connection: Connection, keyHash: string, perMinute: number, burst: number): Promise<number> {
+  const [row] = await connection.query<{ wait: number }>(
+    `WITH now AS (SELECT ${DB_NOW} AS t),
+     cur AS (
+       SELECT k.key_hash, LEAST($3::float8, k.tokens + GREATEST(0, now.t - k.refilled_at) * $2::float8 / 60000.0) AS tokens, k.paused_until, now.t
+       FROM key_limits k, now WHERE k.key_hash = $1 FOR UPDATE
+     ),
+     took AS (
+       UPDATE key_limits k SET tokens = cur.tokens - 1, refilled_at = cur.t FROM cur
+       WHERE k.key_hash = cur.key_hash AND cur.tokens >= 1 AND cur.paused_until <= cur.t RETURNING 1
+     )
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM took) THEN 0
+                 WHEN (SELECT paused_until FROM cur) > (SELECT t FROM cur) THEN (SELECT paused_until - t FROM cur)
+                 ELSE CEIL((1 - COALESCE((SELECT tokens FROM cur), $3::float8)) * 60000.0 / $2::float8) END::bigint AS wait`,
+    [keyHash, perMinute, burst],
+  );
+  return Math.max(0, row?.wait ?? 0);
+}
+
+export async function pauseKeyPg(connection: Connection, keyHash: string, pauseMs: number): Promise<void> {
+  await connection.query(
+    `INSERT INTO key_limits (key_hash, tokens, refilled_at, paused_until) VALUES ($1, 0, ${DB_NOW}, ${DB_NOW} + $2)
+     ON CONFLICT (key_hash) DO UPDATE SET paused_until = GREATEST(key_limits.paused_until, ${DB_NOW} + $2)`,
+    [keyHash, pauseMs],
+  );
 }

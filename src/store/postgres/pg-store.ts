@@ -9,7 +9,7 @@ import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
 import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunRecord, SheetItem } from "../types.js";
 import { Connection, redactUrl, type Row } from "./connection.js";
-import { PgItems } from "./pg-items.js";
+import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.js";
 import { liveItemsInSheetOrderPg, liveItemsPg } from "./pg-reports.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
@@ -163,8 +163,22 @@ export class PgStore implements Store {
 
   // ---- claims and writes (pg-items.ts)
 
-  claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]> {
-    return this.items.claimQueued(worker, now, limit, leaseUntil);
+  claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]> {
+    return this.items.claimQueued(worker, now, limit, leaseUntil, concurrency);
+  }
+
+  private readonly seededKeys = new Set<string>();
+
+  async takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number> {
+    if (!this.seededKeys.has(keyHash)) {
+      await seedKeyPg(this.connection, keyHash, burst);
+      this.seededKeys.add(keyHash);
+    }
+    return takeRequestTokenPg(this.connection, keyHash, perMinute, burst);
+  }
+
+  pauseKey(keyHash: string, untilMs: number): Promise<void> {
+    return pauseKeyPg(this.connection, keyHash, untilMs - this.now());
   }
 
   claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {

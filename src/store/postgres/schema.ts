@@ -109,6 +109,12 @@ export const PG_MIGRATIONS: readonly string[] = [
     at BIGINT NOT NULL
   );
   CREATE INDEX decisions_image ON decisions(item_key, sha256, id);
+  CREATE TABLE key_limits (
+    key_hash TEXT PRIMARY KEY,
+    tokens DOUBLE PRECISION NOT NULL,
+    refilled_at BIGINT NOT NULL,
+    paused_until BIGINT NOT NULL DEFAULT 0
+  );
   CREATE TABLE orphan_jobs (
     id BIGSERIAL PRIMARY KEY,
     item_key TEXT NOT NULL,
@@ -122,6 +128,7 @@ export const PG_MIGRATIONS: readonly string[] = [
 /** Any fixed number: the advisory lock that serialises migrations and manifest syncs. */
 export const MIGRATION_LOCK = 7_241_001;
 export const SYNC_LOCK = 7_241_002;
+export const CLAIM_LOCK = 7_241_003;
 
 /** Applies the migrations not yet applied; refuses a database of a newer imgbatch. */
 export async function migrate(client: pg.PoolClient): Promise<void> {

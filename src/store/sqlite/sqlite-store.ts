@@ -158,9 +158,17 @@ export class SqliteStore implements Store {
 
   // ---- claims
 
+  /** One worker at a time holds a SQLite run: its own slots bound its concurrency. */
   async claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]> {
     return this.items.claimQueued(worker, now, limit, leaseUntil);
   }
+
+  /** One worker: its own in-memory bucket (ServiceGate) is the key's. */
+  async takeRequestToken(): Promise<number> {
+    return 0;
+  }
+
+  async pauseKey(): Promise<void> {}
 
   async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
     return this.items.claimInFlight(worker, now, leaseUntil);
