@@ -10,7 +10,7 @@ import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogForma
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
-import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
+import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt, parseRoles } from "./commands/option-values.js";
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
 import { exportCommand } from "./commands/export.js";
@@ -45,6 +45,7 @@ interface RunFlags {
   jobTimeout?: string;
   worker?: string;
   lease?: string;
+  roles?: string;
 }
 
 /** The package's version: package.json is one folder above both src/ and dist/. */
@@ -116,6 +117,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
     worker: flags.worker,
     leaseMs: flags.lease === undefined ? undefined : parseDuration(flags.lease, "--lease"),
+    roles: flags.roles === undefined ? undefined : parseRoles(flags.roles),
     quiet: globals.quiet,
   };
 }
@@ -127,6 +129,7 @@ function addRunFlags(command: Command): Command {
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .option("--worker <name>", "this process's name in a shared run's claims (default host:pid)")
     .option("--lease <duration>", "how long a claim holds without renewal: a dead worker's items are taken over after it (default 60s)")
+    .option("--roles <roles>", "what this worker does in a shared run: submit, deliver, or both (default submit,deliver)")
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
     .option("--poll-interval <duration>", "time between polls of a job, e.g. 250ms, 10s, 2m (default 10s for pictory)")

@@ -123,4 +123,27 @@ describe("several workers on one PostgreSQL run", () => {
     expect(viaEnv.stderr).toContain("***");
     expectNoPassword([viaEnv], dir);
   }, 60_000);
+
+  it("--roles: a worker that only submits hands finished jobs to one that only delivers; every image delivered by the latter, each paid once", async () => {
+    sim = await startSimulator({ latencyMs: { "flux-schnell": 150, "seedream3.0": 150, nanobanana: 150, "nanobanana-pro": 150 } });
+    const dir = tempDir();
+    const path = manifest(dir, 12);
+    const db = await database();
+    const [submitter, deliverer] = await Promise.all([worker(dir, path, db, "submitter", ["--roles", "submit"]), worker(dir, path, db, "deliverer", ["--roles", "deliver"])]);
+    expect(submitter.code, submitter.stderr.slice(-1_500)).toBe(0);
+    expect(deliverer.code, deliverer.stderr.slice(-1_500)).toBe(0);
+    expect(sim.ledger().jobsCreated).toBe(12);
+    const client = new pg.Client({ connectionString: db });
+    await client.connect();
+    const byWorker = (await client.query("SELECT r.worker, e.to_state, COUNT(*)::int AS n FROM events e JOIN runs r ON r.id = e.run_id WHERE e.to_state IN ('submitting', 'done') GROUP BY 1, 2 ORDER BY 1, 2")).rows;
+    await client.end();
+    expect(byWorker).toEqual([
+      { worker: "deliverer", to_state: "done", n: 12 },
+      { worker: "submitter", to_state: "submitting", n: 12 },
+    ]);
+    // On a SQLite run there is nobody to divide the work with.
+    const alone = await runCli(["run", path, "--roles", "deliver", "--db", join(dir, "x.sqlite"), "--provider", "local"], { cwd: dir });
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/--roles divides a shared run/);
+  }, 120_000);
 });

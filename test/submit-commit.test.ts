@@ -67,6 +67,7 @@ async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provi
       retryAfterCapMs: 60_000,
       serviceDownMs: 60_000,
       leaseMs: 60_000,
+      roles: { submit: true, deliver: true },
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
       qc: DEFAULTS.qc,

@@ -18,6 +18,7 @@ export interface RunFlagsForPlan {
   maxCredits?: number;
   jobTimeoutMs?: number;
   leaseMs?: number;
+  roles?: { submit: boolean; deliver: boolean };
   tuning?: Partial<RunnerOptions>;
 }
 
@@ -40,6 +41,7 @@ export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: 
     retryAfterCapMs: DEFAULTS.retryAfterCapMs,
     serviceDownMs: DEFAULTS.serviceDownMs,
     leaseMs: flags.leaseMs ?? DEFAULTS.leaseMs,
+    roles: flags.roles ?? { submit: true, deliver: true },
     thumbnail: outputs.thumbnail,
     renditions: outputs.renditions,
     qc: outputs.qc,

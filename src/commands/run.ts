@@ -26,7 +26,8 @@ import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
-import type { Store } from "../store/port.js";
+import type { StateCounts, Store } from "../store/port.js";
+import { isDatabaseUrl } from "../store/index.js";
 import { PaidImagesWouldBeReplaced, type PlannedWithHash, type SyncSummary } from "../store/sync.js";
 import type { CommandContext } from "./context.js";
 import { takeRunLock } from "./run-lock.js";
@@ -56,6 +57,8 @@ export interface RunCommandOptions {
   worker?: string;
   /** How long a claim holds without renewal. */
   leaseMs?: number;
+  /** What this worker of a shared run does (default both). */
+  roles?: { submit: boolean; deliver: boolean };
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
   retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean; rejected?: boolean };
@@ -81,6 +84,9 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const command = options.command ?? "run";
   refuseFormerDefault(paths, manifest.name, shellWord(manifestPath), options.db !== undefined);
   prepareOutputFolder(paths.outDir);
+  if (options.roles && !(options.roles.submit && options.roles.deliver) && !isDatabaseUrl(paths.db)) {
+    throw new ExitError(EXIT.usage, "--roles divides a shared run between workers: name a PostgreSQL database with --db (or IMGBATCH_DB); a SQLite run's one worker does both");
+  }
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
@@ -126,7 +132,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     } finally {
       unregister();
       // A refused key at the quota read ends the run with its own code (1): the record says so.
-      exitCode = exitCodeOf(summary, await store.counts().catch(() => null), thrown);
+      exitCode = exitCodeOf(summary, await finalCounts(store, summary), thrown);
       await lock.release(exitCode, summary, thrown);
     }
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);
@@ -274,4 +280,14 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
   const line = `account has ${formatCredits(creditsRemaining)} AI credits left; the ${count} item(s) to make need about ${formatCredits(needed)}`;
   if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
   else log.info(line);
+}
+
+/**
+ * The counts a run's exit code is judged by. A worker of a shared run that finished its part
+ * (no stop) is not judged by items the other workers still hold on their way.
+ */
+async function finalCounts(store: Store, summary: RunSummary | null): Promise<StateCounts | null> {
+  const counts = await store.counts().catch(() => null);
+  if (counts === null || !store.sharesRuns || !summary || summary.stopReason !== null) return counts;
+  return { ...counts, submitting: 0, running: 0, downloading: 0 };
 }

@@ -10,9 +10,7 @@ import { FSYNC_EACH_FILE, type FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import type { ImageSource, Provider } from "../providers/provider.js";
-import type { Store } from "../store/port.js";
-import type { ItemWrite } from "../store/port.js";
-import type { ItemState } from "../store/states.js";
+import type { ItemWrite, Store } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 import { classifyFailure, keepPaidImage } from "./retry-policy.js";
@@ -20,24 +18,10 @@ import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
+import type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 import { WakeSignal } from "./wake-signal.js";
 
-export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
-
-export interface RunSummary {
-  stopReason: StopReason | null;
-  fatal: FatalRunError | null;
-  creditsThisRun: number;
-  doneThisRun: number;
-  failedThisRun: number;
-}
-
-export interface TransitionEvent {
-  item: ItemRecord;
-  from: ItemState;
-  to: ItemState;
-  detail: string | null;
-}
+export type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 
 export interface RunnerDeps {
   store: Store;
@@ -77,6 +61,8 @@ export class Runner {
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
   private readonly wakeSignal = new WakeSignal();
+  /** Finished jobs a worker that only submits has released to the delivering ones. */
+  private readonly handedOn = new Set<number>();
   private inFlightCredits = 0;
   private readonly summary: RunSummary = { stopReason: null, fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
 
@@ -103,7 +89,7 @@ export class Runner {
         paid: (credits) => {
           this.summary.creditsThisRun += credits;
         },
-        toImageStage: (item, image) => this.startImageStage(item, image),
+        toImageStage: (item, image) => this.toImageStage(item, image),
       },
     );
     this.imageStage = new ImageStageDriver(
@@ -149,7 +135,8 @@ export class Runner {
           if (next === null) {
             // A shared run's worker stays while others still work: it takes over a dead one's items.
             if (!(await this.othersAtWork())) break;
-            await this.waitForChange(this.options.leaseMs / 4);
+            // A worker that only delivers looks for finished jobs often; others sweep at a quarter lease.
+            await this.waitForChange(this.options.roles.submit ? this.options.leaseMs / 4 : Math.min(1_000, this.options.leaseMs / 4));
             await this.resumeInFlight();
             continue;
           }
@@ -195,6 +182,7 @@ export class Runner {
    * image stage, which reads its job again. No submit. Nothing once the run is stopping.
    */
   async deliverAgain(items: readonly { id: number; detail: string }[]): Promise<void> {
+    if (!this.options.roles.deliver) return;
     for (const { id, detail } of items) {
       if (this.stopReason) return;
       const item = await this.store.claimAtRest(id, this.deps.worker, this.now(), this.leaseUntil());
@@ -207,7 +195,8 @@ export class Runner {
   private async othersAtWork(): Promise<boolean> {
     if (!this.store.sharesRuns) return false;
     const counts = await this.store.counts();
-    return counts.submitting + counts.running + counts.downloading > 0;
+    // One that only submits leaves finished jobs to the delivering workers, and does not wait for them.
+    return counts.submitting + counts.running + (this.options.roles.deliver ? counts.downloading : 0) > 0;
   }
 
   private leaseUntil(): number {
@@ -218,7 +207,9 @@ export class Runner {
 
   /** Items a stopped or killed run left on their way: claimed, and taken up where the row says they stood. */
   private async resumeInFlight(): Promise<void> {
-    for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil())) {
+    const { submit, deliver } = this.options.roles;
+    const states = submit && deliver ? undefined : submit ? (["submitting", "running"] as const) : (["downloading"] as const);
+    for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil(), states)) {
       // Held here already (a renewal that failed let its lease run out): its driver goes on.
       if (this.atService.has(item.id) || this.inImageStage.has(item.id)) continue;
       if (item.state === "downloading") {
@@ -233,6 +224,7 @@ export class Runner {
   }
 
   private async fillSlots(): Promise<void> {
+    if (!this.options.roles.submit) return;
     while (this.slotsFree() > 0 && !this.stopReason) {
       // A shared run's --concurrency bounds every worker's items at the service together.
       const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
@@ -249,12 +241,9 @@ export class Runner {
   }
 
   /**
-   * Submits that may start now: free slots at the service, but none while the image stage
-   * already holds a full wave of finished jobs. When the service outpaces downloads and
-   * thumbnails, finished jobs would otherwise pile up without bound (3,800 of 5,000 at zero
-   * latency, measured), each holding its record, promises and a result URL that may expire
-   * while it waits. The stage still always has work, so throughput is the stage's own.
-   * Items whose files wait for their sync hold no image and are not backlog.
+   * Submits that may start now: free slots at the service, but none while the image stage holds
+   * a full wave of finished jobs (else they pile up without bound when the service outpaces it,
+   * each URL aging). Items whose files only wait for their sync are not backlog.
    */
   private slotsFree(): number {
     const imageBacklog = this.inImageStage.size - this.imageStage.landing - this.options.downloadConcurrency;
@@ -282,6 +271,15 @@ export class Runner {
         this.wake();
       });
     this.atService.set(item.id, task);
+  }
+
+  /** A finished job: delivered here, or (a worker that only submits) handed on to a delivering worker. */
+  private toImageStage(item: ItemRecord, image: ImageSource | null): void {
+    if (this.options.roles.deliver) return this.startImageStage(item, image);
+    // Handed over once (a poll hands it on, then its driver sees it downloading).
+    if (this.handedOn.has(item.id)) return;
+    this.handedOn.add(item.id);
+    this.store.releaseItem(item).then(() => this.wake(), (error: unknown) => this.onDriverCrash(item, error));
   }
 
   private startImageStage(item: ItemRecord, image: ImageSource | null): void {

@@ -9,6 +9,9 @@ import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord,
 
 export type StateCounts = Record<ItemState, number>;
 
+export type InFlightState = "submitting" | "running" | "downloading";
+export const IN_FLIGHT_STATES: readonly InFlightState[] = ["submitting", "running", "downloading"];
+
 /**
  * One write to an item (the only verb for one): a move to another state when `to` is given
  * (checked against the state machine, with its event), columns to `set`, and a `note` that
@@ -106,8 +109,10 @@ export interface Store {
    * worker of the run (a shared run's --concurrency; one worker enforces it by itself).
    */
   claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]>;
-  /** Claims the items in flight (submitting, running, downloading) whose claim is free or expired. */
-  claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]>;
+  /** Claims the items in flight (submitting, running, downloading, or only `states`) whose claim is free or expired. */
+  claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]>;
+  /** Lets one item's claim go (a worker that does not deliver hands a finished job on); refused when no longer this claim. */
+  releaseItem(item: ItemRecord): Promise<void>;
   /** Claims one item at rest (done, missing) for `worker`, or null when it is not at rest or is held. */
   claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null>;
   renewLeases(worker: string, leaseUntil: number): Promise<void>;

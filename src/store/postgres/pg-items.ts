@@ -4,7 +4,7 @@
 import { ClaimLostError, InternalError } from "../../errors.js";
 import { redactSecrets } from "../../secrets.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter } from "../port.js";
+import { IN_FLIGHT_STATES, type InFlightState, type ItemWrite, type RequeueFilter } from "../port.js";
 import { retryStepOf } from "../retry-step.js";
 import { patched, patchSql, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
@@ -132,10 +132,10 @@ export class PgItems {
     });
   }
 
-  async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
-    const params: unknown[] = [];
+  async claimInFlight(worker: string, now: number, leaseUntil: number, states: readonly InFlightState[] = IN_FLIGHT_STATES): Promise<ItemRecord[]> {
+    const params: unknown[] = [states];
     const clock = this.clock(params, now);
-    const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state IN ('submitting', 'running', 'downloading') AND (owner IS NULL OR lease_until < ${clock}) ORDER BY id`;
+    const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = ANY($1::text[]) AND (owner IS NULL OR lease_until < ${clock}) ORDER BY id`;
     return (await this.claim(where, params, worker, leaseUntil - now, now)).sort((a, b) => a.id - b.id);
   }
 
@@ -144,6 +144,11 @@ export class PgItems {
     const clock = this.clock(params, now);
     const where = `SELECT id FROM items WHERE id = $1 AND superseded_at IS NULL AND state IN ('done', 'missing') AND (owner IS NULL OR lease_until < ${clock})`;
     return (await this.claim(where, params, worker, leaseUntil - now, now))[0] ?? null;
+  }
+
+  async releaseItem(item: ItemRecord): Promise<void> {
+    const rows = await this.ctx.connection.query("UPDATE items SET owner = NULL, lease_until = NULL WHERE id = $1 AND owner IS NOT DISTINCT FROM $2 AND claim_epoch = $3 RETURNING id", [item.id, item.owner, item.claimEpoch]);
+    if (rows.length !== 1) throw new ClaimLostError(`${item.key} is no longer ${item.owner ?? "unclaimed"}'s: its release was refused`);
   }
 
   async renewLeases(worker: string, leaseMs: number): Promise<void> {

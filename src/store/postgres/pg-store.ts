@@ -3,7 +3,7 @@
 // runs, workers and decisions in pg-runs.ts. Every call is one round trip where it can be.
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import { toItem, toRendition } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
@@ -181,8 +181,12 @@ export class PgStore implements Store {
     return pauseKeyPg(this.connection, keyHash, untilMs - this.now());
   }
 
-  claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
-    return this.items.claimInFlight(worker, now, leaseUntil);
+  claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]> {
+    return this.items.claimInFlight(worker, now, leaseUntil, states);
+  }
+
+  releaseItem(item: ItemRecord): Promise<void> {
+    return this.items.releaseItem(item);
   }
 
   claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null> {

@@ -4,7 +4,7 @@
 import { ClaimLostError, InternalError } from "../../errors.js";
 import { redactSecrets } from "../../secrets.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter } from "../port.js";
+import { IN_FLIGHT_STATES, type InFlightState, type ItemWrite, type RequeueFilter } from "../port.js";
 import { retryStepOf } from "../retry-step.js";
 import { patched, patchSql, type Row, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
@@ -99,9 +99,15 @@ export class ItemWrites {
     return this.claimWhere(where, [now, now, limit], worker, leaseUntil).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
   }
 
-  claimInFlight(worker: string, now: number, leaseUntil: number): ItemRecord[] {
-    const where = `SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN ('submitting', 'running', 'downloading') AND (owner IS NULL OR lease_until < ?)`;
-    return this.claimWhere(where, [now], worker, leaseUntil).sort((a, b) => a.id - b.id);
+  claimInFlight(worker: string, now: number, leaseUntil: number, states: readonly InFlightState[] = IN_FLIGHT_STATES): ItemRecord[] {
+    const where = `SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN (SELECT value FROM json_each(?)) AND (owner IS NULL OR lease_until < ?)`;
+    return this.claimWhere(where, [JSON.stringify(states), now], worker, leaseUntil).sort((a, b) => a.id - b.id);
+  }
+
+  releaseItem(item: ItemRecord): void {
+    this.ctx.beforeWrite("grouped");
+    const result = this.ctx.statement(`UPDATE items SET owner = NULL, lease_until = NULL WHERE id = ? AND owner IS ? AND claim_epoch = ?`).run(item.id, item.owner, item.claimEpoch);
+    if (result.changes !== 1) throw new ClaimLostError(`${item.key} is no longer ${item.owner ?? "unclaimed"}'s: its release was refused`);
   }
 
   claimAtRest(id: number, worker: string, now: number, leaseUntil: number): ItemRecord | null {

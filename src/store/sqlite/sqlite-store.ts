@@ -4,7 +4,7 @@
 // (runs.ts), the manifest sync (manifest-sync.ts), report pages (report-cursors.ts).
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import type { ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
 import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem } from "../types.js";
@@ -170,8 +170,12 @@ export class SqliteStore implements Store {
 
   async pauseKey(): Promise<void> {}
 
-  async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
-    return this.items.claimInFlight(worker, now, leaseUntil);
+  async claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]> {
+    return this.items.claimInFlight(worker, now, leaseUntil, states);
+  }
+
+  async releaseItem(item: ItemRecord): Promise<void> {
+    this.items.releaseItem(item);
   }
 
   async claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null> {
