@@ -14,6 +14,7 @@ import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parseP
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
 import { exportCommand } from "./commands/export.js";
+import { migrateCommand } from "./commands/migrate.js";
 import { reviewCommand, type ReviewOptions } from "./commands/review.js";
 import { runCommand, type RunCommandOptions } from "./commands/run.js";
 import { simCommand } from "./commands/sim.js";
@@ -227,6 +228,13 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .action(act(async (manifest: string, flags: { db?: string; out?: string }) => reportCommand(manifest, flags, context())));
+
+  program
+    .command("migrate")
+    .description("move a SQLite run to PostgreSQL, so that several machines can go on with it (nothing paid, nothing lost)")
+    .option("--from <file>", "the SQLite database (e.g. jobs/<name>.sqlite)")
+    .option("--to <url>", "an empty PostgreSQL database: postgres://…")
+    .action(act(async (flags: { from?: string; to?: string }) => migrateCommand(flags, context())));
 
   program
     .command("export <manifest>")

@@ -146,4 +146,30 @@ describe("several workers on one PostgreSQL run", () => {
     expect(alone.code).toBe(1);
     expect(alone.stderr).toMatch(/--roles divides a shared run/);
   }, 120_000);
+
+  it("migrate moves a SQLite run to PostgreSQL: the run goes on there with nothing paid again, its history kept", async () => {
+    sim = await startSimulator({ latencyMs: { "flux-schnell": 50, "seedream3.0": 50, nanobanana: 50, "nanobanana-pro": 50 } });
+    const dir = tempDir();
+    const path = manifest(dir, 4);
+    const sqlite = join(dir, "jobs", "shared.sqlite");
+    const env = { PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url };
+    const first = await runCli(["run", path, "--db", sqlite, "--out", join(dir, "out"), "--poll-interval", "50ms"], { cwd: dir, env });
+    expect(first.code, first.stderr.slice(-1_000)).toBe(0);
+    const db = await database();
+    const moved = await runCli(["migrate", "--from", sqlite, "--to", db], { cwd: dir });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(/moved .* 4 items/);
+    const again = await runCli(["run", path, "--db", db, "--out", join(dir, "out"), "--poll-interval", "50ms"], { cwd: dir, env });
+    expect(again.code, again.stderr.slice(-1_000)).toBe(0);
+    expect(sim.ledger().jobsCreated).toBe(4);
+    const status = await runCli(["status", path, "--db", db, "--out", join(dir, "out"), "--json"], { cwd: dir });
+    const report = JSON.parse(status.stdout) as { counts: { done: number }; runs: unknown[] };
+    expect(report.counts.done).toBe(4);
+    expect(report.runs).toHaveLength(2);
+    // Into a database that holds items already: refused, nothing changed.
+    const twice = await runCli(["migrate", "--from", sqlite, "--to", db], { cwd: dir });
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/already holds items/);
+    expectNoPassword([moved, again, status, twice], dir);
+  }, 120_000);
 });

@@ -13,6 +13,20 @@ export function isDatabaseUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
+/**
+ * Moves a SQLite run to PostgreSQL: the file is opened (and migrated) first, then every table is
+ * copied into the empty PostgreSQL database. Returns the rows copied per table.
+ */
+export async function moveSqliteToPostgres(sqlitePath: string, url: string): Promise<Record<string, number>> {
+  await SqliteStore.open(sqlitePath).close();
+  const target = await PgStore.open(url);
+  try {
+    return (await target.importSqlite(sqlitePath)).rows;
+  } finally {
+    await target.close();
+  }
+}
+
 export async function openStore(location: string, options: { readonly?: boolean; now?: () => number } = {}): Promise<Store> {
   if (isDatabaseUrl(location)) return PgStore.open(location, options.now ? { now: options.now } : {});
   return SqliteStore.open(location, options);

@@ -13,6 +13,7 @@ import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.j
 import { liveItemsInSheetOrderPg, liveItemsPg } from "./pg-reports.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
+import { importSqlite, type ImportSummary } from "./pg-import.js";
 import { migrate } from "./schema.js";
 
 const LIVE = "superseded_at IS NULL";
@@ -63,6 +64,11 @@ export class PgStore implements Store {
       throw Object.assign(new Error(`the PostgreSQL database ${redactUrl(url)} cannot be used: ${message}`), { code: (error as { code?: unknown }).code });
     }
     return new PgStore(connection, options);
+  }
+
+  /** Copies a SQLite run (every table, ids kept) into this database, which must hold no items yet. */
+  importSqlite(sqlitePath: string): Promise<ImportSummary> {
+    return importSqlite(this.connection, sqlitePath);
   }
 
   private q<T extends Row = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
