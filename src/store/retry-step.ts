@@ -1,5 +1,5 @@
 // Where `retry` sends a failed or missing item: pure, tested with plain tables.
-import type { ItemRecord } from "./types.js";
+import type { ItemPatch, ItemRecord } from "./types.js";
 
 /** Failures that keep the item's job id: a retry reads that job again before paying for another. */
 export const JOB_KEPT_CODES: ReadonlySet<string> = new Set(["JOB_TIMEOUT", "POLL_FAILED"]);
@@ -24,3 +24,23 @@ export function retryStepOf(item: Pick<ItemRecord, "state" | "jobId" | "credits"
   return { to: "queued", detail: `retry requested (was ${was})` };
 }
 
+/** Fresh attempts, no error, no reads counted: what every requeue of retry starts from. */
+const FRESH: ItemPatch = { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, polls: 0, readFailures: 0, foundNothingAt: null };
+
+/** The columns retry's step sets (both store adapters write exactly these). */
+export function retryPatchOf(item: Pick<ItemRecord, "state">, to: ReturnType<typeof retryStepOf>["to"], now: number): ItemPatch {
+  switch (to) {
+    case "running":
+      return { ...FRESH, submittedAt: now };
+    case "downloading":
+      return { ...FRESH, resultUrl: null };
+    case "submitting":
+      return FRESH;
+    case "queued":
+      return {
+        ...FRESH, jobId: null, imageRef: null, resultUrl: null,
+        // A missing image's record: the next delivery is a new image (its old sidecar is kept aside).
+        ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
+      };
+  }
+}

@@ -5,7 +5,7 @@ import { ClaimLostError, InternalError } from "../../errors.js";
 import { redactSecrets } from "../../secrets.js";
 import type { ProviderName } from "../../providers/provider.js";
 import { IN_FLIGHT_STATES, type InFlightState, type ItemWrite, type RequeueFilter } from "../port.js";
-import { retryStepOf } from "../retry-step.js";
+import { retryPatchOf, retryStepOf } from "../retry-step.js";
 import { patched, patchSql, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
 import type { ItemPatch, ItemRecord } from "../types.js";
@@ -14,7 +14,6 @@ import { DB_NOW, numbered, type Connection, type Row } from "./connection.js";
 import { CLAIM_LOCK } from "./schema.js";
 
 const AT_REST: ReadonlySet<ItemState> = new Set(["queued", "done", "failed", "missing"]);
-const FRESH: ItemPatch = { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, polls: 0, readFailures: 0, foundNothingAt: null };
 
 function redactedPatch(patch: ItemPatch): ItemPatch {
   return patch.errorMessage ? { ...patch, errorMessage: redactSecrets(patch.errorMessage) } : patch;
@@ -176,17 +175,7 @@ export class PgItems {
     const requeued: ItemRecord[] = [];
     for (const item of chosen) {
       const step = retryStepOf(item);
-      const set: ItemPatch =
-        step.to === "running"
-          ? { ...FRESH, submittedAt: this.ctx.now() }
-          : step.to === "downloading"
-            ? { ...FRESH, resultUrl: null }
-            : step.to === "submitting"
-              ? FRESH
-              : {
-                  ...FRESH, jobId: null, imageRef: null, resultUrl: null,
-                  ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
-                };
+      const set = retryPatchOf(item, step.to, this.ctx.now());
       requeued.push(await this.write(item, { to: step.to, set, note: step.detail }));
     }
     return requeued;

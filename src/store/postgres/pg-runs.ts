@@ -6,6 +6,7 @@ import type { RunEnd, RunStart, RunStartInfo } from "../port.js";
 import { toDecision, toRun } from "../rows.js";
 import type { DecisionRecord, LockHolder, ReviewDecision, RunRecord } from "../types.js";
 import type { Connection, Row } from "./connection.js";
+import { DIED_RUN_SET } from "../died-run.js";
 
 /** A worker whose heartbeat is older than this (on its own host's clock) is taken for dead. */
 export const WORKER_STALE_MS = 3 * 60_000;
@@ -79,16 +80,7 @@ export class PgRuns {
 
   /** Workers whose heartbeat went quiet are marked died, their figures from their events; their claims expire with their leases. */
   async closeAbandonedRuns(exceptId: number): Promise<number> {
-    const rows = await this.q(
-      `UPDATE runs SET outcome = 'died', stop_reason = 'no clean exit: killed or crashed', exit_code = NULL,
-         ended_at = COALESCE((SELECT MAX(at) FROM events WHERE run_id = runs.id), started_at),
-         items_done = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'done'),
-         items_failed = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'failed'),
-         credits = (SELECT COALESCE(SUM(i.credits), 0) FROM events e JOIN items i ON i.id = e.item_id
-                    WHERE e.run_id = runs.id AND e.to_state = 'downloading' AND e.from_state IN ('running', 'submitting'))
-       WHERE outcome IS NULL AND id <> $1 AND heartbeat_at < $2 RETURNING id`,
-      [exceptId, this.now() - WORKER_STALE_MS],
-    );
+    const rows = await this.q(`UPDATE runs SET ${DIED_RUN_SET} WHERE outcome IS NULL AND id <> $1 AND heartbeat_at < $2 RETURNING id`, [exceptId, this.now() - WORKER_STALE_MS]);
     return rows.length;
   }
 

@@ -5,7 +5,7 @@ import { ClaimLostError, InternalError } from "../../errors.js";
 import { redactSecrets } from "../../secrets.js";
 import type { ProviderName } from "../../providers/provider.js";
 import { IN_FLIGHT_STATES, type InFlightState, type ItemWrite, type RequeueFilter } from "../port.js";
-import { retryStepOf } from "../retry-step.js";
+import { retryPatchOf, retryStepOf } from "../retry-step.js";
 import { patched, patchSql, type Row, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
 import type { ItemPatch, ItemRecord, RenditionRecord } from "../types.js";
@@ -17,8 +17,6 @@ const LIVE = "superseded_at IS NULL";
 /** States in which nobody works an item: a move there lets its claim go. */
 const AT_REST: ReadonlySet<ItemState> = new Set(["queued", "done", "failed", "missing"]);
 
-/** Fresh attempts, no error: the part of every requeue's patch that is the same. */
-const FRESH: ItemPatch = { attempts: 0, nextAttemptAt: 0, errorCode: null, errorMessage: null, polls: 0, readFailures: 0, foundNothingAt: null };
 
 /** A stored message may quote the service, which may echo the key: masked again where it is written (secrets.ts). */
 function redactedPatch(patch: ItemPatch): ItemPatch {
@@ -145,18 +143,7 @@ export class ItemWrites {
       if (filter.codes) chosen = chosen.filter((i) => i.errorCode !== null && filter.codes!.includes(i.errorCode));
       return chosen.map((item) => {
         const step = retryStepOf(item);
-        const set: ItemPatch =
-          step.to === "running"
-            ? { ...FRESH, submittedAt: this.ctx.now() }
-            : step.to === "downloading"
-              ? { ...FRESH, resultUrl: null }
-              : step.to === "submitting"
-                ? FRESH
-                : {
-                    ...FRESH, jobId: null, imageRef: null, resultUrl: null,
-                    // A missing image's record: the next delivery is a new image (its old sidecar is kept aside).
-                    ...(item.state === "missing" ? { filePath: null, thumbPath: null, sha256: null, bytes: null, width: null, height: null, format: null, completedAt: null } : {}),
-                  };
+        const set = retryPatchOf(item, step.to, this.ctx.now());
         return this.write(item, { to: step.to, set, note: step.detail });
       });
     });

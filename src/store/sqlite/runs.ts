@@ -5,6 +5,7 @@ import { redactSecrets } from "../../secrets.js";
 import { type Row, toLockHolder, toRun } from "../rows.js";
 import type { LockHolder, RunOutcome, RunRecord } from "../types.js";
 import type { WriteCommit } from "./commit-groups.js";
+import { DIED_RUN_SET } from "../died-run.js";
 
 export class RunBook {
   constructor(
@@ -84,16 +85,7 @@ export class RunBook {
   closeAbandonedRuns(exceptId: number): number {
     this.beforeWrite("fsync");
     this.statement(`UPDATE items SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL`).run();
-    return this.statement(
-        `UPDATE runs SET outcome = 'died', stop_reason = 'no clean exit: killed or crashed', exit_code = NULL,
-           ended_at = COALESCE((SELECT MAX(at) FROM events WHERE run_id = runs.id), started_at),
-           items_done = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'done'),
-           items_failed = (SELECT COUNT(*) FROM events WHERE run_id = runs.id AND to_state = 'failed'),
-           credits = (SELECT COALESCE(SUM(i.credits), 0) FROM events e JOIN items i ON i.id = e.item_id
-                      WHERE e.run_id = runs.id AND e.to_state = 'downloading' AND e.from_state IN ('running', 'submitting'))
-         WHERE outcome IS NULL AND id <> ?`,
-      )
-      .run(exceptId).changes;
+    return this.statement(`UPDATE runs SET ${DIED_RUN_SET} WHERE outcome IS NULL AND id <> ?`).run(exceptId).changes;
   }
 
 }
