@@ -15,6 +15,11 @@ export const DEFAULTS = {
   /** Used when a 429 carries no Retry-After. */
   throttleFallbackMs: 5_000,
   downloadMaxBytes: 64 * 1024 * 1024,
+  /**
+   * A manifest that expands past this many items is refused before it is expanded (a matrix
+   * typo can ask for millions); the manifest's `maxItems:` or `--max-items` raise it.
+   */
+  maxItems: 10_000,
   /** sharp's decode guard: larger images are refused rather than decoded. */
   maxInputPixels: 64 * 1024 * 1024,
   downloadConcurrency: 2,

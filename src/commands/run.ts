@@ -40,6 +40,8 @@ import { startProgress } from "./progress.js";
 
 export interface RunCommandOptions {
   provider?: ProviderName;
+  /** The cap on the manifest's items (--max-items); default the manifest's `maxItems:`, else 10,000. */
+  maxItems?: number;
   db?: string;
   out?: string;
   concurrency?: number;
@@ -70,7 +72,7 @@ export interface RunCommandOptions {
 }
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
-  const manifest = await loadManifestOrExit(manifestPath, ctx);
+  const manifest = await loadManifestOrExit(manifestPath, ctx, { maxItems: options.maxItems });
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
   const paths = runPaths(manifest, options);
   const command = options.command ?? "run";

@@ -1,10 +1,17 @@
 // The steps after parsing, a row at a time: a draft's header is checked once, then each row
 // is checked and expanded as the parser hands it on, so only the items stay in memory.
 import path from "node:path";
+import { DEFAULTS } from "../defaults.js";
 import { type DraftHeader, type DraftRow, IssueList } from "./draft.js";
 import { ItemPlanner } from "./expand.js";
 import { checkHeader, checkRow } from "./rules.js";
 import { type Manifest, ManifestError } from "./types.js";
+
+/** What the caller of a load decides besides the file. */
+export interface LoadOptions {
+  /** The cap on items (`--max-items`): wins over the manifest's `maxItems:`, which wins over the default. */
+  maxItems?: number;
+}
 
 export class ManifestAssembly {
   private readonly checks: IssueList;
@@ -14,10 +21,11 @@ export class ManifestAssembly {
   constructor(
     private readonly header: DraftHeader,
     private readonly parseIssues: IssueList,
+    options: LoadOptions = {},
   ) {
     this.checks = new IssueList(parseIssues.file);
     checkHeader(header, this.checks);
-    this.planner = new ItemPlanner(header, parseIssues.file);
+    this.planner = new ItemPlanner(header, parseIssues.file, options.maxItems ?? header.maxItems?.value ?? DEFAULTS.maxItems);
   }
 
   add(row: DraftRow): void {

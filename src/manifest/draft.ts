@@ -63,6 +63,8 @@ export interface DraftHeader {
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;
   qc: QcSettings;
+  /** The manifest's own cap on its items (`maxItems:`, `# maxItems:`), or null for the default. */
+  maxItems: Located<number> | null;
 }
 
 export interface DraftManifest extends DraftHeader {

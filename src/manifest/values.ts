@@ -8,6 +8,11 @@ export const ID_RULE = "must start with a letter or digit and use only letters, 
 export const MAX_KEY_LENGTH = 200;
 export const VARIANTS_MIN = 1;
 export const VARIANTS_MAX = 100;
+/**
+ * The most items `maxItems:` or `--max-items` may allow: the items of a manifest are in memory
+ * while it is read and synced (about 1 KB each), so past this a manifest is split instead.
+ */
+export const MAX_ITEMS_LIMIT = 1_000_000;
 
 /**
  * Characters no text of a manifest may hold: C0 controls but tab, line feed and carriage
