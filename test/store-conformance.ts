@@ -242,6 +242,21 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       expect((await store.claimQueued("w", 1_000, 5, 61_000)).map((i) => i.id)).toEqual([again.id]);
       await store.close();
     });
+
+    it("keeps each reference file's upload per service, one record per file, replaced when uploaded again", async () => {
+      const store = await backend.open({ t: 1_000 });
+      const upload = { sha256: "a".repeat(64), service: "https://api.example/pictoryapis", url: "https://cdn.example/refs/earbuds.png", key: "public/teams/t/earbuds.png", contentType: "image/png", bytes: 2048, uploadedAt: 1_000 };
+      expect(await store.uploadOf(upload.sha256, upload.service)).toBeUndefined();
+      await store.recordUpload(upload);
+      await store.flush();
+      expect(await store.uploadOf(upload.sha256, upload.service)).toEqual(upload);
+      // Another service (the simulator, another base URL) has not seen the file; another file is another record.
+      expect(await store.uploadOf(upload.sha256, "http://127.0.0.1:9/pictoryapis")).toBeUndefined();
+      expect(await store.uploadOf("b".repeat(64), upload.service)).toBeUndefined();
+      await store.recordUpload({ ...upload, url: "https://cdn.example/refs/earbuds-2.png", key: null, uploadedAt: 2_000 });
+      expect(await store.uploadOf(upload.sha256, upload.service)).toEqual({ ...upload, url: "https://cdn.example/refs/earbuds-2.png", key: null, uploadedAt: 2_000 });
+      await store.close();
+    });
   });
 }
 

@@ -206,4 +206,18 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE items ADD COLUMN phash TEXT;
   CREATE INDEX items_row ON items(row_id) WHERE superseded_at IS NULL;
   `,
+  // 9: local reference images uploaded to a service, one row per file (by its sha256) and
+  // service: the permanent URL a later run reuses, so each file is uploaded once.
+  `
+  CREATE TABLE uploads (
+    sha256 TEXT NOT NULL,
+    service TEXT NOT NULL,
+    url TEXT NOT NULL,
+    upload_key TEXT,
+    content_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (sha256, service)
+  ) WITHOUT ROWID;
+  `,
 ];

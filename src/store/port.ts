@@ -5,7 +5,7 @@ import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
 import type { HashWith, PlannedWithHash, SyncSummary } from "./sync.js";
 import type { ItemState } from "./states.js";
-import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunOutcome, RunRecord, SheetItem } from "./types.js";
+import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunOutcome, RunRecord, SheetItem, UploadRecord } from "./types.js";
 
 export type StateCounts = Record<ItemState, number>;
 
@@ -137,6 +137,12 @@ export interface Store {
   currentDecisions(): Promise<Map<string, DecisionRecord>>;
   /** Changes whenever an item moves or a decision is made. */
   changeMark(): Promise<string>;
+
+  // ---- reference images uploaded to a service
+  /** The upload of this file (by sha256) to this service, or undefined (also in a database older than uploads). */
+  uploadOf(sha256: string, service: string): Promise<UploadRecord | undefined>;
+  /** Records (or replaces) a file's upload to a service; committed with the turn's other writes. */
+  recordUpload(upload: UploadRecord): Promise<void>;
 
   // ---- runs and the lock
   beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart>;
