@@ -20,6 +20,8 @@ export const DEFAULTS = {
    * typo can ask for millions); the manifest's `maxItems:` or `--max-items` raise it.
    */
   maxItems: 10_000,
+  /** The largest local reference image (`referenceImage:`) accepted: Pictory documents none; a product shot is a few MB. */
+  referenceImageMaxBytes: 20 * 1024 * 1024,
   /** sharp's decode guard: larger images are refused rather than decoded. */
   maxInputPixels: 64 * 1024 * 1024,
   downloadConcurrency: 2,

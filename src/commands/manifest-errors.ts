@@ -1,3 +1,4 @@
+import { inspectReferenceFile } from "../assets/reference-files.js";
 import { EXIT, ExitError } from "../errors.js";
 import { loadManifest, type LoadOptions } from "../manifest/index.js";
 import { ManifestError, formatIssue, type Manifest } from "../manifest/types.js";
@@ -12,7 +13,7 @@ import type { CommandContext } from "./context.js";
  */
 export async function loadManifestOrExit(path: string, _ctx: CommandContext, options?: LoadOptions): Promise<Manifest> {
   try {
-    return await loadManifest(path, options ?? { maxItems: MAX_ITEMS_LIMIT });
+    return await loadManifest(path, { inspectReference: inspectReferenceFile, ...(options ?? { maxItems: MAX_ITEMS_LIMIT }) });
   } catch (error) {
     if (error instanceof ManifestError) {
       const n = error.issues.length;

@@ -5,12 +5,14 @@ import { DEFAULTS } from "../defaults.js";
 import { type DraftHeader, type DraftRow, IssueList } from "./draft.js";
 import { ItemPlanner } from "./expand.js";
 import { checkHeader, checkRow } from "./rules.js";
-import { type Manifest, ManifestError } from "./types.js";
+import { type InspectReference, type Manifest, ManifestError } from "./types.js";
 
 /** What the caller of a load decides besides the file. */
 export interface LoadOptions {
   /** The cap on items (`--max-items`): wins over the manifest's `maxItems:`, which wins over the default. */
   maxItems?: number;
+  /** How reference files (`referenceImage:`) are read; without it every reference is refused. */
+  inspectReference?: InspectReference;
 }
 
 export class ManifestAssembly {
@@ -25,7 +27,7 @@ export class ManifestAssembly {
   ) {
     this.checks = new IssueList(parseIssues.file);
     checkHeader(header, this.checks);
-    this.planner = new ItemPlanner(header, parseIssues.file, options.maxItems ?? header.maxItems?.value ?? DEFAULTS.maxItems);
+    this.planner = new ItemPlanner(header, parseIssues.file, options.maxItems ?? header.maxItems?.value ?? DEFAULTS.maxItems, options.inspectReference);
   }
 
   add(row: DraftRow): void {
@@ -54,6 +56,7 @@ export class ManifestAssembly {
           renditions: header.renditions,
           thumbnail: header.thumbnail,
           qc: header.qc,
+          references: planned.references,
         };
       }
     }

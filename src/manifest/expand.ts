@@ -7,7 +7,8 @@ import { type DraftHeader, type DraftRow, fieldOf, IssueList, type Located, REQU
 import { canonicalJson, deriveRowId, slugify } from "./slug.js";
 import { fillTemplate } from "./template.js";
 import { ItemCap } from "./item-cap.js";
-import type { ManifestIssue, PlannedItem } from "./types.js";
+import { chooseReference, ReferenceResolver } from "./references.js";
+import type { InspectReference, ManifestIssue, PlannedItem, ReferenceFile } from "./types.js";
 import { MAX_KEY_LENGTH } from "./values.js";
 
 interface RowIdentity {
@@ -39,16 +40,19 @@ export class ItemPlanner {
   private readonly issues: IssueList;
   private readonly expandIssues: IssueList;
   private readonly cap: ItemCap;
+  private readonly references: ReferenceResolver;
 
-  /** `maxItems`: the cap on the items the whole manifest may expand to. */
+  /** `maxItems`: the cap on the items the whole manifest may expand to; `inspect`: how reference files are read. */
   constructor(
     private readonly draft: DraftHeader,
     file: string,
     maxItems: number,
+    inspect?: InspectReference,
   ) {
     this.issues = new IssueList(file);
     this.expandIssues = new IssueList(file);
     this.cap = new ItemCap(maxItems);
+    this.references = new ReferenceResolver(file, inspect);
   }
 
   add(row: DraftRow): void {
@@ -60,7 +64,7 @@ export class ItemPlanner {
       return;
     }
     if (this.cap.exceeded) return;
-    const rowItems = expandRow(this.draft, identity, this.expandIssues);
+    const rowItems = expandRow(this.draft, identity, this.expandIssues, this.references);
     if (identity.duplicate) return;
     const self = this.seenIds.get(identity.id.toLowerCase())!;
     for (const item of rowItems) {
@@ -79,14 +83,14 @@ export class ItemPlanner {
     }
   }
 
-  /** The items, and the issues of ids then expansion (or of ids then the one issue of the cap). */
-  finish(): { items: PlannedItem[]; issues: ManifestIssue[] } {
+  /** The items and their reference files, and the issues of ids then expansion (or of ids then the one issue of the cap). */
+  finish(): { items: PlannedItem[]; references: ReferenceFile[]; issues: ManifestIssue[] } {
     const refusal = this.cap.refusal();
     if (refusal !== null) {
       this.issues.add(refusal.at, refusal.message);
-      return { items: [], issues: this.issues.items };
+      return { items: [], references: [], issues: this.issues.items };
     }
-    return { items: this.items, issues: [...this.issues.items, ...this.expandIssues.items] };
+    return { items: this.items, references: this.references.referenceFiles(), issues: [...this.issues.items, ...this.expandIssues.items] };
   }
 
   private assignId(row: DraftRow): RowIdentity | null {
@@ -141,7 +145,7 @@ function combinations(row: DraftRow): Located<string>[][] {
   return result;
 }
 
-function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueList): PlannedItem[] {
+function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueList, references: ReferenceResolver): PlannedItem[] {
   const template = row.prompt;
   if (template === null) return [];
   const reported = new Set<string>();
@@ -177,9 +181,11 @@ function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueLi
       );
     }
     const style = pick("style")?.value;
-    const referenceImageUrl = pick("referenceImageUrl")?.value;
+    const reference = chooseReference(pick("referenceImage"), pick("referenceImageUrl"), draft.defaults.fields);
+    const referenceImageUrl = reference.url?.value;
+    const referenceImage = reference.image === undefined ? null : references.resolve(reference.image, reportOnce);
 
-    const own: Record<string, string | undefined> = { id, model, aspectRatio, style, referenceImageUrl };
+    const own: Record<string, string | undefined> = { id, model, aspectRatio, style, referenceImageUrl, referenceImage: reference.image?.value };
     const { text, missing } = fillTemplate(template.value, (name) => {
       if (Object.hasOwn(matrix, name)) return matrix[name];
       if (Object.hasOwn(own, name)) return own[name];
@@ -202,6 +208,7 @@ function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueLi
     const request = { prompt, model, aspectRatio } as ImageRequest;
     if (style !== undefined) request.style = style as ImageRequest["style"];
     if (referenceImageUrl !== undefined) request.referenceImageUrl = referenceImageUrl;
+    if (referenceImage !== null) request.referenceImage = referenceImage;
 
     const base = [id, ...combination.map((value) => slugify(value.value))].join("--");
     for (let variant = 1; variant <= variants; variant++) {

@@ -95,8 +95,15 @@ export function requestValueProblem(field: RequestField, value: string): string 
     case "style":
       return enumProblem(value, STYLES, "style");
     case "referenceImageUrl":
-      return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL`;
+      return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL${value.includes("://") ? "" : "; a file on this computer is given as referenceImage"}`;
+    case "referenceImage":
+      return looksLikeUrl(value) ? `${JSON.stringify(value)} is a URL, not a file: give it as referenceImageUrl (referenceImage is a path relative to the manifest)` : null;
   }
+}
+
+/** `https://…`, `ftp://…`: a URL given where a file path belongs. */
+export function looksLikeUrl(value: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
 }
 
 export function variantsProblem(value: number): string | null {
