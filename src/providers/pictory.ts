@@ -6,7 +6,9 @@ import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
-import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
+import { asObject, num, safeJson, str, type Json } from "./json-values.js";
+import { PictoryUploader } from "./pictory-upload.js";
+import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type ReferenceUploader } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -39,20 +41,6 @@ export function imageIdFromUrl(url: string): string | null {
   }
 }
 
-type Json = Record<string, unknown>;
-
-function asObject(value: unknown): Json | null {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : null;
-}
-
-function str(value: unknown): string | null {
-  return typeof value === "string" ? value : null;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
 /** Retry-After as seconds or an HTTP date; null when absent or unreadable. */
 export function parseRetryAfterMs(header: string | string[] | undefined, now = Date.now()): number | null {
   const value = Array.isArray(header) ? header[0] : header;
@@ -69,6 +57,8 @@ export class PictoryProvider implements Provider {
   private readonly basePath: string;
   /** The base URL without any user info, for messages. */
   private readonly baseLabel: string;
+  /** Local reference images go up through the media API (PICTORY.md §6.6). */
+  readonly references: ReferenceUploader;
 
   constructor(private readonly options: PictoryOptions) {
     this.pollIntervalMs = options.pollIntervalMs;
@@ -82,6 +72,7 @@ export class PictoryProvider implements Provider {
       bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
     });
+    this.references = new PictoryUploader((method, route, body, signal) => this.call(method, route, body, signal), this.baseLabel, options);
   }
 
   /** Client-side checks (PICTORY.md §1.2), so a request the service would refuse is never sent. */
@@ -92,6 +83,8 @@ export class PictoryProvider implements Provider {
     if (request.referenceImageUrl !== undefined && !isHttpUrl(request.referenceImageUrl)) {
       problems.push({ name: "referenceImageUrl", errors: "must be an absolute http(s) URL" });
     }
+    // A local file goes as the URL it was uploaded to (runner/references.ts), never without it.
+    if (request.referenceImage !== undefined && request.referenceImageUrl === undefined) problems.push({ name: "referenceImage", errors: "was not uploaded before the submit" });
     if (problems.length > 0) {
       throw new PermanentError(problems.map((p) => `${p.name} ${p.errors}`).join("; "), "INVALID_REQUEST_BODY", undefined, problems);
     }
@@ -337,14 +330,6 @@ function sameRequest(image: Json, request: ImageRequest): boolean {
 
 /** No image costs more (PICTORY.md §1.3: 14 credits at most); a larger figure is a malformed answer. */
 const MAX_CREDITS_PER_IMAGE = 1_000;
-
-function safeJson(text: string): Json | null {
-  try {
-    return asObject(JSON.parse(text));
-  } catch {
-    return null;
-  }
-}
 
 async function anyClaimed(claimed: ClaimedRefs, refs: readonly string[]): Promise<boolean> {
   for (const ref of refs) if (await claimed.has(ref)) return true;

@@ -81,8 +81,25 @@ export interface LostJobSearchOptions {
   knownBefore?: (ref: string) => boolean;
 }
 
+/** A local file to put at the service, so that requests can name it by URL. */
+export interface ReferenceUpload {
+  bytes: Buffer;
+  fileName: string;
+  contentType: ReferenceContentType;
+}
+
+/** How a provider that takes references by URL gets a local file there (PICTORY.md §6.6). */
+export interface ReferenceUploader {
+  /** Where uploads live (the service's base URL): an upload is reused only at the same service. */
+  readonly service: string;
+  /** Puts the file at the service; its permanent URL, and the service's name for it. */
+  upload(file: ReferenceUpload, signal?: AbortSignal): Promise<{ url: string; key: string | null }>;
+}
+
 export interface Provider {
   readonly name: ProviderName;
+  /** Absent: the provider takes local references as files (the local renderer) and uploads nothing. */
+  readonly references?: ReferenceUploader;
   /** How long after a submit (and between polls) the first read of a job waits. */
   readonly pollIntervalMs: number;
   submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }>;
