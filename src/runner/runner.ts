@@ -20,6 +20,7 @@ import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
+import type { ReferenceLookup } from "./references.js";
 
 export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
 
@@ -47,6 +48,8 @@ export interface RunnerDeps {
   layout: OutputLayout;
   /** How delivered files reach the disk (default: each fsynced as it is written). */
   fileSync?: FileSync;
+  /** The bytes of local reference images (uploaded before their items' submits: references.ts). */
+  references?: ReferenceLookup;
   logger: Logger;
   options: RunnerOptions;
   now?: () => number;
