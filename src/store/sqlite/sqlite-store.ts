@@ -5,7 +5,7 @@
 // uploads (uploads.ts).
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import type { ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
 import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem, UploadRecord } from "../types.js";
@@ -14,6 +14,7 @@ import { DecisionBook } from "./decisions.js";
 import { ItemWrites } from "./item-writes.js";
 import { syncManifestInChunks } from "./manifest-sync.js";
 import { openDatabase } from "./open.js";
+import { jobTimings, planDigests } from "./plan-reads.js";
 import { SqliteReads, statementCache, type Statement } from "./reads.js";
 import { setManifestOrder } from "./report-cursors.js";
 import { RunBook } from "./runs.js";
@@ -275,6 +276,16 @@ export class SqliteStore implements Store {
 
   async changeMark(): Promise<string> {
     return this.decisions.changeMark();
+  }
+
+  // ---- planning (plan-reads.ts)
+
+  async planDigests(keys: readonly string[]): Promise<PlanDigests> {
+    return planDigests(this.statement, keys);
+  }
+
+  async jobTimings(limit: number): Promise<JobTiming[]> {
+    return jobTimings(this.statement, limit);
   }
 
   // ---- reference uploads (uploads.ts)
