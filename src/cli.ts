@@ -15,21 +15,7 @@ import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parseP
 import type { ReviewOptions } from "./commands/review.js";
 import type { RunCommandOptions } from "./commands/run.js";
 
-// Each command's module is loaded when that command runs: `validate` never loads sharp, SQLite or
-// undici, so its peak RSS is node's and the manifest's (about 65 MB, against 95 with them all).
-const lazy =
-  <F extends (...args: never[]) => Promise<number>>(load: () => Promise<Record<string, unknown>>, name: string) =>
-  async (...args: Parameters<F>): Promise<number> =>
-    ((await load())[name] as F)(...args);
-const runCommand = lazy<typeof import("./commands/run.js").runCommand>(() => import("./commands/run.js"), "runCommand");
-const statusCommand = lazy<typeof import("./commands/status.js").statusCommand>(() => import("./commands/status.js"), "statusCommand");
-const validateCommand = lazy<typeof import("./commands/validate.js").validateCommand>(() => import("./commands/validate.js"), "validateCommand");
-const rebuildCommand = lazy<typeof import("./commands/rebuild.js").rebuildCommand>(() => import("./commands/rebuild.js"), "rebuildCommand");
-const reportCommand = lazy<typeof import("./commands/report.js").reportCommand>(() => import("./commands/report.js"), "reportCommand");
-const exportCommand = lazy<typeof import("./commands/export.js").exportCommand>(() => import("./commands/export.js"), "exportCommand");
-const reviewCommand = lazy<typeof import("./commands/review.js").reviewCommand>(() => import("./commands/review.js"), "reviewCommand");
-const simCommand = lazy<typeof import("./commands/sim.js").simCommand>(() => import("./commands/sim.js"), "simCommand");
-const verifyCommand = lazy<typeof import("./commands/verify.js").verifyCommand>(() => import("./commands/verify.js"), "verifyCommand");
+import { exportCommand, planCommand, rebuildCommand, reportCommand, reviewCommand, runCommand, simCommand, statusCommand, validateCommand, verifyCommand } from "./commands/index.js";
 
 interface GlobalOptions {
   logLevel?: string;
@@ -257,6 +243,23 @@ export function buildProgram(exit: { code: number }): Command {
     .option("--host <address>", "address to listen on (default 127.0.0.1; any other is reachable from the network)")
     .option("--reviewer <name>", "name recorded with each decision (default: your user name)")
     .action(act(async (manifest: string, flags: ReviewOptions) => reviewCommand(manifest, flags, context())));
+
+  program
+    .command("plan <manifest>")
+    .description("before paying: items done, changed, failed and to submit; credits per model; the time at --concurrency and --rpm; the account's credits (with a key)")
+    .addOption(new Option("--provider <name>", "image service (default: the manifest's, else the one remembered, else local)").choices([...PROVIDER_NAMES]))
+    .option("--db <file>", "state database, read only (default <project>/jobs/<name>.sqlite)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--concurrency <n>", "items in flight at the service (default 4)")
+    .option("--rpm <n>", "requests per minute over every request to the service (default: no limit)")
+    .option("--max-items <n>", MAX_ITEMS_HELP)
+    .option("--json", "machine-readable output")
+    .action(
+      act(async (manifest: string, flags: RunFlags & { json?: boolean }) => {
+        const { provider, db, out, concurrency, rpm, maxItems } = runOptionsFrom(flags, program.opts());
+        return planCommand(manifest, { provider, db, out, concurrency, rpm, maxItems, json: flags.json }, context());
+      }),
+    );
 
   program
     .command("validate <manifest>")

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { PermanentError, ServiceError } from "../src/errors.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider } from "../src/providers/pictory.js";
-import { PictoryUploader, uploadFileName } from "../src/providers/pictory-upload.js";
+import { PictoryUploader, serviceOf, uploadFileName } from "../src/providers/pictory-upload.js";
 import type { ReferenceUpload } from "../src/providers/provider.js";
 import { classifyFailure } from "../src/runner/retry-policy.js";
 import { startSimulator, type SimDeps, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
@@ -34,6 +34,8 @@ describe("PictoryProvider.references.upload", () => {
   it("puts the file at the URL generateurl signed, and answers the permanent URL that serves it", async () => {
     const { s, p } = await simAndProvider();
     expect(p.references.service).toBe(s.url);
+    // How plan names the service, from PICTORY_BASE_URL as written (a trailing slash or not).
+    expect(serviceOf(`${s.url}/`)).toBe(p.references.service);
     const { url, key } = await p.references.upload(PNG);
     expect(url.startsWith(`${s.origin}/files/uploads/`)).toBe(true);
     expect(key).toMatch(/\/earbuds-shot-1-.png$/);

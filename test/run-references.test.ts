@@ -8,6 +8,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
+import { planCommand } from "../src/commands/plan.js";
+import type { PlanReport } from "../src/commands/plan-print.js";
 import { runCommand, type RunCommandOptions } from "../src/commands/run.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
 import { testContext } from "./helpers/context.js";
@@ -122,6 +124,13 @@ describe("local reference images against the simulator", () => {
     const before = items(dir);
     const newCase = await shot(join(dir, "refs", "case.png"), "#1bd86a");
     writeFileSync(manifest, `${readFileSync(manifest, "utf8")}  - id: desk\n    prompt: Aurora Pro earbuds beside a laptop\n    referenceImage: refs/earbuds.png\n`);
+    // plan sees it first: the case row changed, the desk row new, one of their two files to upload.
+    const planned = testContext({ PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url });
+    expect(await planCommand(manifest, { provider: "pictory", db: join(dir, "db.sqlite"), out: join(dir, "out"), json: true }, planned.ctx)).toBe(0);
+    const plan = JSON.parse(planned.stdout()) as PlanReport;
+    expect(plan.counts).toMatchObject({ items: 4, done: 2, changed: 1, new: 1, toSubmit: 2 });
+    expect(plan.references).toEqual({ files: 2, toUpload: 1 });
+    expect(sim.ledger().uploads).toBe(2);
     const third = await run(dir, manifest);
     expect(third.code, third.logs).toBe(0);
     ledger = sim.ledger();

@@ -20,6 +20,12 @@ export interface UploadTimeouts {
   userAgent: string;
 }
 
+/** What a base URL names as a service (its origin and path, no user info, no trailing slash): uploads there are reused there. */
+export function serviceOf(baseUrl: string): string {
+  const base = new URL(baseUrl);
+  return `${base.origin}${base.pathname.replace(/\/+$/, "")}`;
+}
+
 /** A file name the media API takes: letters, digits, `.`, `_`, `-` (the rest become `-`), at most 100 characters. */
 export function uploadFileName(fileName: string): string {
   const safe = fileName.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+/, "").slice(-100);
