@@ -40,6 +40,8 @@ interface RunFlags {
   switchProvider?: boolean;
   abandonInFlight?: boolean;
   jobTimeout?: string;
+  worker?: string;
+  lease?: string;
 }
 
 /** The package's version: package.json is one folder above both src/ and dist/. */
@@ -110,6 +112,8 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     switchProvider: flags.switchProvider,
     abandonInFlight: flags.abandonInFlight,
     jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
+    worker: flags.worker,
+    leaseMs: flags.lease === undefined ? undefined : parseDuration(flags.lease, "--lease"),
     quiet: globals.quiet,
   };
 }
@@ -123,8 +127,10 @@ const MAX_ITEMS_HELP = "refuse a manifest that expands past n items (default: it
 function addRunFlags(command: Command): Command {
   return command
     .addOption(new Option("--provider <name>", "image service (default: the manifest's, else local)").choices([...PROVIDER_NAMES]))
-    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--db <file|url>", "state database: a SQLite file (default <project>/jobs/<name>.sqlite) or postgres://… shared by several workers (IMGBATCH_DB)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--worker <name>", "this process's name in a shared run's claims (default host:pid)")
+    .option("--lease <duration>", "how long a claim holds without renewal: a dead worker's items are taken over after it (default 60s)")
     .option("--max-items <n>", MAX_ITEMS_HELP)
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
@@ -156,6 +162,11 @@ export function buildProgram(exit: { code: number }): Command {
     .addOption(new Option("--log-format <format>", "stderr as plain lines or JSON lines (default: text on a terminal, else json)").choices([...LOG_FORMATS]))
     .option("-q, --quiet", "only warnings and errors; no progress line")
     .showHelpAfterError();
+  // IMGBATCH_DB stands in for --db on every command that takes one (a PostgreSQL URL, usually).
+  program.hook("preAction", (_program, action) => {
+    const database = readEnvironment().database;
+    if (database !== null && action.options.some((o) => o.long === "--db") && action.getOptionValue("db") === undefined) action.setOptionValue("db", database);
+  });
 
   addRunFlags(program.command("run <manifest>").description("expand, submit, poll, download, thumbnail; resumes whatever the database holds"))
     .option("--retry-failed", "re-queue every failed item first")

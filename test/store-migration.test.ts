@@ -127,8 +127,7 @@ describe("migration 6 on a database imgbatch left at schema 5", () => {
 
     readDb(path, (db) => {
       expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-      // Migration 7's columns: nobody works an item, and no read has been made of its job yet.
-      // Migration 8's: no quality-gate verdict yet.
+      // Migrations 7 and 8's columns: nobody works an item, no read has been made of its job yet, no quality verdict.
       const unclaimed = { owner: null, claim_epoch: 0, lease_until: null, polls: 0, read_failures: 0, found_nothing_at: null, qc_flags: null, qc_retries: 0, phash: null };
       expect(tableRows(db, "items")).toEqual([
         { ...ITEMS[0], file_path: "images/k.png", thumb_path: "thumbs/k.webp", ...unclaimed },

@@ -33,6 +33,7 @@ async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provi
   const local = new LocalProvider();
   const provider: Provider = {
     name: local.name,
+    keyId: local.keyId,
     pollIntervalMs: local.pollIntervalMs,
     submit: local.submit.bind(local),
     getJob: local.getJob.bind(local),

@@ -1,6 +1,6 @@
 // `imgbatch plan <manifest>`: how many, how much, how long, before paying. Read → plan → print:
-// the manifest and the database (opened read-only: plan never writes it; none yet means nothing
-// is done) are read here, the plan is pure (plan-items.ts, plan-estimate.ts), the print too
+// the manifest and the database (a SQLite file opened read-only: plan never writes it; none yet
+// means nothing is done; a PostgreSQL URL opened as every command opens it) are read here, the plan is pure (plan-items.ts, plan-estimate.ts), the print too
 // (plan-print.ts). With PICTORY_API_KEY and the pictory provider, one GET /v1/quota.
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -10,6 +10,7 @@ import { requestHash } from "../manifest/index.js";
 import { createProvider } from "../providers/index.js";
 import { serviceOf } from "../providers/pictory-upload.js";
 import type { ProviderName } from "../providers/provider.js";
+import { isDatabaseUrl } from "../store/index.js";
 import type { Store } from "../store/port.js";
 import type { CommandContext } from "./context.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
@@ -39,7 +40,7 @@ const TIMINGS = 2_000;
 export async function planCommand(manifestPath: string, options: PlanOptions, ctx: CommandContext): Promise<number> {
   const manifest = await loadManifestOrExit(manifestPath, ctx, { maxItems: options.maxItems });
   const paths = runPaths(manifest, options);
-  const dbExists = existsSync(paths.db);
+  const dbExists = isDatabaseUrl(paths.db) || existsSync(paths.db);
   const store = dbExists ? await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true }) : null;
   try {
     const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: (await store?.rememberedProvider()) ?? null, sidecars: () => null });
@@ -65,7 +66,7 @@ export async function planCommand(manifestPath: string, options: PlanOptions, ct
       ...counted,
       manifest: manifestPath,
       name: manifest.name,
-      db: paths.db,
+      db: paths.dbLabel,
       dbExists,
       provider: choice.name,
       providerFrom: describeChoice(choice).replace(/^\S+ \((.*)\)$/, "$1"),

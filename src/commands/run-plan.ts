@@ -17,6 +17,7 @@ export interface RunFlagsForPlan {
   maxRuntimeMs?: number;
   maxCredits?: number;
   jobTimeoutMs?: number;
+  leaseMs?: number;
   tuning?: Partial<RunnerOptions>;
 }
 
@@ -38,7 +39,7 @@ export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: 
     jobTimeoutMs: flags.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
     retryAfterCapMs: DEFAULTS.retryAfterCapMs,
     serviceDownMs: DEFAULTS.serviceDownMs,
-    leaseMs: DEFAULTS.leaseMs,
+    leaseMs: flags.leaseMs ?? DEFAULTS.leaseMs,
     thumbnail: outputs.thumbnail,
     renditions: outputs.renditions,
     qc: outputs.qc,

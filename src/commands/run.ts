@@ -1,5 +1,6 @@
 // `imgbatch run <manifest>`: expand, submit, poll, download, thumbnail; resumes whatever
 // the database holds. Orchestrates only: the work is in runner/, store/, assets/, report/.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
@@ -55,6 +56,10 @@ export interface RunCommandOptions {
   maxCredits?: number;
   /** A job still in progress this long after its submit fails JOB_TIMEOUT. */
   jobTimeoutMs?: number;
+  /** This process's name in a shared run's claims (default host:pid). */
+  worker?: string;
+  /** How long a claim holds without renewal. */
+  leaseMs?: number;
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
   retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean; rejected?: boolean };
@@ -98,7 +103,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
       return copy === null ? null : readFileSync(copy.path);
     };
     provider = createProvider(choice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network, referenceBytes });
-    first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
+    first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.dbLabel };
   } catch (error) {
     await store.close();
     throw error;
@@ -112,7 +117,9 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   });
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
-    const lock = await takeRunLock(store, { pid: process.pid, host: hostname(), provider: first.choice.name, manifestFile: manifest.file }, { dbPath: paths.db, log, now: ctx.now });
+    const worker = options.worker ?? `${hostname()}:${process.pid}`;
+    const manifestHash = createHash("sha256").update(readFileSync(manifest.file)).digest("hex");
+    const lock = await takeRunLock(store, { pid: process.pid, host: hostname(), provider: first.choice.name, manifestFile: manifest.file, manifestHash, worker }, { dbPath: paths.dbLabel, log, now: ctx.now });
     // Listening from the moment the lock is held: a signal during start-up (the quota read,
     // its retries) also ends in a closed run and a released lock, not in an exit at once.
     const stop = new AbortController();
@@ -124,7 +131,6 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let thrown: unknown = null;
     let exitCode: number = EXIT.stoppedEarly;
     try {
-      const worker = `${hostname()}:${process.pid}`;
       summary = await execute({ manifest, first, store, provider, downloader, outDir: paths.outDir, options, ctx, log, stopSignal: stop.signal, interrupted: lock.interrupted, worker, staged, references });
     } catch (error) {
       thrown = error;

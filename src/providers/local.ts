@@ -136,6 +136,7 @@ export async function renderPlaceholder(request: ImageRequest, reference: Buffer
 
 export class LocalProvider implements Provider {
   readonly name = "local" as const;
+  readonly keyId = "local";
   readonly pollIntervalMs: number = DEFAULTS.localPollIntervalMs;
 
   /** `referenceBytes`: a local reference's bytes (the run's copy), or null when it is gone. */

@@ -8,7 +8,7 @@ import { PermanentError, ServiceError, ThrottledError } from "../errors.js";
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { isHttpUrl } from "./catalog.js";
-import { asObject, str, type Json } from "./json-values.js";
+import { asObject, str, type Json } from "./pictory-json.js";
 import type { ReferenceUpload, ReferenceUploader } from "./provider.js";
 
 /** The API call of the provider (its pool, key and classification of answers). */

@@ -100,6 +100,8 @@ export interface Provider {
   readonly name: ProviderName;
   /** Absent: the provider takes local references as files (the local renderer) and uploads nothing. */
   readonly references?: ReferenceUploader;
+  /** Names the account's key without holding it (a hash): workers sharing a run share its limits. */
+  readonly keyId: string;
   /** How long after a submit (and between polls) the first read of a job waits. */
   readonly pollIntervalMs: number;
   submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }>;

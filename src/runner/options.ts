@@ -42,6 +42,8 @@ export interface RunnerOptions {
 /** What the runner hands each of its drivers (the service side, the image stage). */
 export interface DriverDeps {
   store: Store;
+  /** Who this process is in the items' claims. */
+  worker: string;
   provider: Provider;
   gate: ServiceGate;
   options: RunnerOptions;

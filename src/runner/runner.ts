@@ -21,6 +21,7 @@ import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
 import type { ReferenceLookup } from "./references.js";
+import { WakeSignal } from "./wake-signal.js";
 
 export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
 
@@ -78,9 +79,7 @@ export class Runner {
   private readonly softStop = new AbortController();
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
-  private wakeMain: (() => void) | null = null;
-  /** Something changed since the main loop last looked: a wake while it awaited the store is not lost. */
-  private changed = false;
+  private readonly wakeSignal = new WakeSignal();
   private inFlightCredits = 0;
   private readonly summary: RunSummary = { stopReason: null, fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
 
@@ -136,19 +135,27 @@ export class Runner {
   async run(): Promise<RunSummary> {
     const leases = setInterval(() => {
       this.store.renewLeases(this.deps.worker, this.leaseUntil()).catch((error: unknown) => this.log.warn({ err: errorMessage(error) }, `leases not renewed: ${errorMessage(error)}`));
+      // In a shared run, items whose worker died (lease run out) are taken over: within lease + this sweep.
+      if (this.store.sharesRuns && !this.stopReason) this.resumeInFlight().catch((error: unknown) => this.onDriverCrash(null, error));
     }, this.options.leaseMs / 3);
     leases.unref();
     try {
       await this.resumeInFlight();
       for (;;) {
-        this.changed = false;
+        this.wakeSignal.startTurn();
         if (!this.stopReason) this.checkDeadline();
         if (!this.stopReason) await this.fillSlots();
         const busy = this.atService.size + this.inImageStage.size + this.held.size;
         if (busy === 0) {
           if (this.stopReason) break;
           const next = await this.store.earliestQueuedAt();
-          if (next === null) break;
+          if (next === null) {
+            // A shared run's worker stays while others still work: it takes over a dead one's items.
+            if (!(await this.othersAtWork())) break;
+            await this.waitForChange(this.options.leaseMs / 4);
+            await this.resumeInFlight();
+            continue;
+          }
           await this.waitForChange(next - this.now());
           continue;
         }
@@ -199,6 +206,13 @@ export class Runner {
     }
   }
 
+  /** In a shared run: whether other workers still have items on their way. */
+  private async othersAtWork(): Promise<boolean> {
+    if (!this.store.sharesRuns) return false;
+    const counts = await this.store.counts();
+    return counts.submitting + counts.running + counts.downloading > 0;
+  }
+
   private leaseUntil(): number {
     return this.now() + this.options.leaseMs;
   }
@@ -208,6 +222,8 @@ export class Runner {
   /** Items a stopped or killed run left on their way: claimed, and taken up where the row says they stood. */
   private async resumeInFlight(): Promise<void> {
     for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil())) {
+      // Held here already (a renewal that failed let its lease run out): its driver goes on.
+      if (this.atService.has(item.id) || this.inImageStage.has(item.id)) continue;
       if (item.state === "downloading") {
         this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
         continue;
@@ -221,9 +237,11 @@ export class Runner {
 
   private async fillSlots(): Promise<void> {
     while (this.slotsFree() > 0 && !this.stopReason) {
-      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil());
+      // A shared run's --concurrency bounds every worker's items at the service together.
+      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
       if (batch.length === 0) return;
       for (const item of batch) {
+        if (this.atService.has(item.id)) continue;
         if (this.wouldPassCreditCap(item)) {
           this.stop("credits");
           return;
@@ -305,24 +323,12 @@ export class Runner {
   }
 
   private wake(): void {
-    this.changed = true;
-    const wake = this.wakeMain;
-    this.wakeMain = null;
-    wake?.();
+    this.wakeSignal.wake();
   }
 
   private waitForChange(timeoutMs: number | null): Promise<void> {
-    if (this.changed) return Promise.resolve();
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | null = null;
-      const deadlineIn = this.options.stopSubmittingAt === null || this.stopReason ? null : this.options.stopSubmittingAt - this.now();
-      const waits = [timeoutMs, deadlineIn].filter((t): t is number => t !== null);
-      this.wakeMain = () => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-      if (waits.length > 0) timer = setTimeout(() => this.wake(), Math.max(0, Math.min(...waits)));
-    });
+    const deadlineIn = this.options.stopSubmittingAt === null || this.stopReason ? null : this.options.stopSubmittingAt - this.now();
+    return this.wakeSignal.wait([timeoutMs, deadlineIn]);
   }
 
   /** Every write of the run's drivers: a paid image is never re-queued or failed (keepPaidImage), and moves are counted. */
