@@ -118,10 +118,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
   };
 }
 
-function maxItemsOf(flags: { maxItems?: string }): number | undefined {
-  return flags.maxItems === undefined ? undefined : parsePositiveInt(flags.maxItems, "--max-items", MAX_ITEMS_LIMIT);
-}
-
+const maxItemsOf = (flags: { maxItems?: string }) => (flags.maxItems === undefined ? undefined : parsePositiveInt(flags.maxItems, "--max-items", MAX_ITEMS_LIMIT));
 const MAX_ITEMS_HELP = "refuse a manifest that expands past n items (default: its maxItems:, else 10000)";
 
 function addRunFlags(command: Command): Command {
@@ -259,18 +256,13 @@ export function buildProgram(exit: { code: number }): Command {
     .command("plan <manifest>")
     .description("before paying: items done, changed, failed and to submit; credits per model; the time at --concurrency and --rpm; the account's credits (with a key)")
     .addOption(new Option("--provider <name>", "image service (default: the manifest's, else the one remembered, else local)").choices([...PROVIDER_NAMES]))
-    .option("--db <file>", "state database, read only (default <project>/jobs/<name>.sqlite)")
+    .option("--db <file|url>", "state database, a SQLite file read only (default <project>/jobs/<name>.sqlite), or postgres://… (IMGBATCH_DB)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--rpm <n>", "requests per minute over every request to the service (default: no limit)")
     .option("--max-items <n>", MAX_ITEMS_HELP)
     .option("--json", "machine-readable output")
-    .action(
-      act(async (manifest: string, flags: RunFlags & { json?: boolean }) => {
-        const { provider, db, out, concurrency, rpm, maxItems } = runOptionsFrom(flags, program.opts());
-        return planCommand(manifest, { provider, db, out, concurrency, rpm, maxItems, json: flags.json }, context());
-      }),
-    );
+    .action(act(async (manifest: string, flags: RunFlags & { json?: boolean }) => planCommand(manifest, { ...runOptionsFrom(flags, program.opts()), json: flags.json }, context())));
 
   program
     .command("validate <manifest>")

@@ -296,25 +296,11 @@ export class SqliteStore implements Store {
     return this.decisions.changeMark();
   }
 
-  // ---- planning (plan-reads.ts)
-
-  async planDigests(keys: readonly string[]): Promise<PlanDigests> {
-    return planDigests(this.statement, keys);
-  }
-
-  async jobTimings(limit: number): Promise<JobTiming[]> {
-    return jobTimings(this.statement, limit);
-  }
-
-  // ---- reference uploads (uploads.ts)
-
-  async uploadOf(sha256: string, service: string): Promise<UploadRecord | undefined> {
-    return this.uploads.get(sha256, service);
-  }
-
-  async recordUpload(upload: UploadRecord): Promise<void> {
-    this.uploads.record(upload);
-  }
+  // ---- a plan's reads (plan-reads.ts) and reference uploads (uploads.ts)
+  readonly planDigests = async (keys: readonly string[]): Promise<PlanDigests> => planDigests(this.statement, keys);
+  readonly jobTimings = async (limit: number): Promise<JobTiming[]> => jobTimings(this.statement, limit);
+  readonly uploadOf = async (sha256: string, service: string): Promise<UploadRecord | undefined> => this.uploads.get(sha256, service);
+  readonly recordUpload = async (upload: UploadRecord): Promise<void> => this.uploads.record(upload);
 
   // ---- runs and the lock (runs.ts)
 
