@@ -7,20 +7,15 @@ import { Command, CommanderError, Option } from "commander";
 import { readEnvironment } from "./env.js";
 import { EXIT, ExitError, FILE_SYSTEM_ERROR_CODES, causeChain, errorMessage } from "./errors.js";
 import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogFormat, type Logger } from "./log.js";
+import { MAX_ITEMS_LIMIT } from "./manifest/values.js";
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
 import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt, parseRoles } from "./commands/option-values.js";
-import { rebuildCommand } from "./commands/rebuild.js";
-import { reportCommand } from "./commands/report.js";
-import { exportCommand } from "./commands/export.js";
-import { migrateCommand } from "./commands/migrate.js";
-import { reviewCommand, type ReviewOptions } from "./commands/review.js";
-import { runCommand, type RunCommandOptions } from "./commands/run.js";
-import { simCommand } from "./commands/sim.js";
-import { statusCommand } from "./commands/status.js";
-import { validateCommand } from "./commands/validate.js";
-import { verifyCommand } from "./commands/verify.js";
+import type { ReviewOptions } from "./commands/review.js";
+import type { RunCommandOptions } from "./commands/run.js";
+
+import { exportCommand, migrateCommand, planCommand, rebuildCommand, reportCommand, reviewCommand, runCommand, simCommand, statusCommand, validateCommand, verifyCommand } from "./commands/index.js";
 
 interface GlobalOptions {
   logLevel?: string;
@@ -31,6 +26,7 @@ interface GlobalOptions {
 
 interface RunFlags {
   provider?: ProviderName;
+  maxItems?: string;
   db?: string;
   out?: string;
   concurrency?: string;
@@ -103,6 +99,7 @@ function makeContext(globals: GlobalOptions): CommandContext {
 function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOptions {
   return {
     provider: flags.provider,
+    maxItems: maxItemsOf(flags),
     db: flags.db,
     out: flags.out,
     concurrency: flags.concurrency === undefined ? undefined : parsePositiveInt(flags.concurrency, "--concurrency", 1000),
@@ -123,6 +120,9 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
   };
 }
 
+const maxItemsOf = (flags: { maxItems?: string }) => (flags.maxItems === undefined ? undefined : parsePositiveInt(flags.maxItems, "--max-items", MAX_ITEMS_LIMIT));
+const MAX_ITEMS_HELP = "refuse a manifest that expands past n items (default: its maxItems:, else 10000)";
+
 function addRunFlags(command: Command): Command {
   return command
     .addOption(new Option("--provider <name>", "image service (default: the manifest's, else local)").choices([...PROVIDER_NAMES]))
@@ -131,6 +131,7 @@ function addRunFlags(command: Command): Command {
     .option("--worker <name>", "this process's name in a shared run's claims (default host:pid)")
     .option("--lease <duration>", "how long a claim holds without renewal: a dead worker's items are taken over after it (default 60s)")
     .option("--roles <roles>", "what this worker does in a shared run: submit, deliver, or both (default submit,deliver)")
+    .option("--max-items <n>", MAX_ITEMS_HELP)
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
     .option("--poll-interval <duration>", "time between polls of a job, e.g. 250ms, 10s, 2m (default 10s for pictory)")
@@ -262,9 +263,22 @@ export function buildProgram(exit: { code: number }): Command {
     .action(act(async (manifest: string, flags: ReviewOptions) => reviewCommand(manifest, flags, context())));
 
   program
+    .command("plan <manifest>")
+    .description("before paying: items done, changed, failed and to submit; credits per model; the time at --concurrency and --rpm; the account's credits (with a key)")
+    .addOption(new Option("--provider <name>", "image service (default: the manifest's, else the one remembered, else local)").choices([...PROVIDER_NAMES]))
+    .option("--db <file|url>", "state database, a SQLite file read only (default <project>/jobs/<name>.sqlite), or postgres://… (IMGBATCH_DB)")
+    .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--concurrency <n>", "items in flight at the service (default 4)")
+    .option("--rpm <n>", "requests per minute over every request to the service (default: no limit)")
+    .option("--max-items <n>", MAX_ITEMS_HELP)
+    .option("--json", "machine-readable output")
+    .action(act(async (manifest: string, flags: RunFlags & { json?: boolean }) => planCommand(manifest, { ...runOptionsFrom(flags, program.opts()), json: flags.json }, context())));
+
+  program
     .command("validate <manifest>")
     .description("check a manifest without submitting anything")
-    .action(act(async (manifest: string) => validateCommand(manifest, context())));
+    .option("--max-items <n>", MAX_ITEMS_HELP)
+    .action(act(async (manifest: string, flags: { maxItems?: string }) => validateCommand(manifest, context(), { maxItems: maxItemsOf(flags) })));
 
   program
     .command("sim")

@@ -15,6 +15,29 @@ export const DEFAULTS = {
   /** Used when a 429 carries no Retry-After. */
   throttleFallbackMs: 5_000,
   downloadMaxBytes: 64 * 1024 * 1024,
+  /**
+   * A manifest that expands past this many items is refused before it is expanded (a matrix
+   * typo can ask for millions); the manifest's `maxItems:` or `--max-items` raise it.
+   */
+  maxItems: 10_000,
+  /**
+   * `imgbatch plan`'s estimate before this database has seen a job of a model: the time a job
+   * holds a slot (submit → its completion seen), in ms. Guesses: Pictory documents only "a few
+   * minutes" at most; the simulator's defaults are 2–15 s, and the first read comes after the
+   * poll interval (10 s). Then the image stage's pace (bench scenario 5: about 6 images a second
+   * on 2 cores, sharp's work spread over them), API requests per item (bench scenario 1: 2.2 at
+   * the tuned poll schedule), a run's start-up to its first submit (node, the manifest, the sync,
+   * the quota read: about 0.4 s from the shell), and the last item's image stage.
+   */
+  plan: {
+    jobMs: { pictory: { "flux-schnell": 10_000, "seedream3.0": 15_000, nanobanana: 20_000, "nanobanana-pro": 30_000 }, local: 250 },
+    imagesPerSecondPerCore: 3,
+    requestsPerItem: 2.2,
+    startupMs: 400,
+    tailMs: 300,
+  },
+  /** The largest local reference image (`referenceImage:`) accepted: Pictory documents none; a product shot is a few MB. */
+  referenceImageMaxBytes: 20 * 1024 * 1024,
   /** sharp's decode guard: larger images are refused rather than decoded. */
   maxInputPixels: 64 * 1024 * 1024,
   downloadConcurrency: 2,

@@ -31,6 +31,7 @@ function line(over: Partial<ResultLine> & { key: string }): ResultLine {
     style: "photorealistic",
     aspectRatio: "1:1",
     referenceImageUrl: "",
+    referenceImage: "",
     provider: "local",
     jobId: "",
     credits: 0.6,
@@ -73,6 +74,17 @@ describe("renderContactSheet", () => {
     // hrefs are percent-encoded per segment, so a key cannot smuggle a scheme, query or fragment in
     expect(html).toContain(`href="images/evil%22key%3Cb%3E.png"`);
     expect(escapeHtml(`<a href='x'>&</a>`)).toBe("&#60;a href=&#39;x&#39;&#62;&#38;&#60;/a&#62;");
+  });
+
+  it("shows a row's reference image over the picture's corner, linked beside (never inside) the picture's link", async () => {
+    const ref = `references/${"ab".repeat(32)}.png`;
+    const html = render([line({ key: "hero", referenceImage: ref }), line({ key: "gone", state: "failed", errorCode: "REFERENCE_UPLOAD_FAILED", referenceImage: ref }), line({ key: "plain" })]);
+    const [hero, gone, plain] = cardsOf(html);
+    const corner = `<a class="ref" href="${ref}" title="reference image"><img loading="lazy" decoding="async" src="references/thumbs/${"ab".repeat(32)}.webp" alt="reference"></a>`;
+    expect(hero).toContain(`<div class="pic"><a class="thumb" href="images/hero.png"><img loading="lazy" decoding="async" src="thumbs/hero.webp" alt="hero"></a>${corner}</div>`);
+    expect(gone).toContain(`${corner}</div>`);
+    expect(plain).not.toContain(`class="pic"`);
+    expect(plain).not.toContain(`class="ref"`);
   });
 
   it("groups cards by row in the order rows first appear, keeping item order inside a row", async () => {

@@ -22,9 +22,9 @@ const YAML_CASES: [string, string, Expected][] = [
   ["duplicate YAML key", lines("rows:", "  - prompt: Aurora Pro earbuds on a desk", "    prompt: again"), { field: "rows[0].prompt", line: 3, message: /^key "prompt" appears twice in a row \(first on line 2\); keep one$/ }],
   ["empty file", "", { field: "", line: 1, message: /the file is empty/ }],
   ["top level is not a mapping", lines("- prompt: Aurora Pro earbuds"), { field: "", line: 1, message: /the manifest must be a mapping/ }],
-  ["unknown top-level key", lines("colour: red", "rows:", "  - id: a", ok), { field: "colour", line: 1, message: /"colour" is not a known key of the manifest \(known: name, provider, defaults, vars, rows, renditions, thumbnail, qc\)/ }],
-  ["unknown defaults key, with a suggestion", lines("defaults:", '  aspect_ratio: "1:1"', "rows:", "  - id: a", ok), { field: "defaults.aspect_ratio", line: 2, message: /did you mean "aspectRatio"\? \(known: model, aspectRatio, style, referenceImageUrl, variants\)/ }],
-  ["unknown row key", lines("rows:", "  - id: a", ok, "    colour: red"), { field: "rows[0].colour", line: 4, message: /"colour" is not a known key of a row \(known: id, prompt, model, aspectRatio, style, referenceImageUrl, variants, matrix, vars\)/ }],
+  ["unknown top-level key", lines("colour: red", "rows:", "  - id: a", ok), { field: "colour", line: 1, message: /"colour" is not a known key of the manifest \(known: name, provider, defaults, vars, rows, renditions, thumbnail, qc, maxItems\)/ }],
+  ["unknown defaults key, with a suggestion", lines("defaults:", '  aspect_ratio: "1:1"', "rows:", "  - id: a", ok), { field: "defaults.aspect_ratio", line: 2, message: /did you mean "aspectRatio"\? \(known: model, aspectRatio, style, referenceImageUrl, referenceImage, variants\)/ }],
+  ["unknown row key", lines("rows:", "  - id: a", ok, "    colour: red"), { field: "rows[0].colour", line: 4, message: /"colour" is not a known key of a row \(known: id, prompt, model, aspectRatio, style, referenceImageUrl, referenceImage, variants, matrix, vars\)/ }],
   ["unknown rendition key", lines("rows:", "  - id: a", ok, "renditions:", "  - { name: sq, width: 10, height: 10, crop: yes }"), { field: "renditions[0].crop", line: 5, message: /known: name, width, height, fit, position, format, quality/ }],
   ["unknown thumbnail key", lines("rows:", "  - id: a", ok, "thumbnail:", "  width: 100"), { field: "thumbnail.width", line: 5, message: /known: size, format, quality/ }],
   ["unknown qc key", lines("rows:", "  - id: a", ok, "qc:", "  blurry: flag"), { field: "qc.blurry", line: 5, message: /known: blank, size, duplicates, maxRetries/ }],
@@ -132,7 +132,7 @@ describe.each([
     if (name === "too many items") {
       // the size guard: reported once, before anything is built
       expect(issues).toHaveLength(1);
-      expect(issues[0]?.message).toMatch(/expands to 160000 items, more than the 100000 allowed/);
+      expect(issues[0]?.message).toMatch(/expands to 160,000 items, more than the 10,000 allowed/);
       expect(issues[0]).toMatchObject({ field: "rows[0]", line: 2 });
       return;
     }

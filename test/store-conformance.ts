@@ -247,6 +247,52 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       await store.close();
     });
 
+    it("reads for a plan, writing nothing: each key's live record as the sync sees it, earlier done records, and job times", async () => {
+      const clock = { t: 1_000 };
+      const store = await backend.open(clock);
+      await sync(store, [planned("a"), planned("b"), planned("c")]);
+      // a: submitted at 2 s, seen complete at 5 s, done at 5.6 s.
+      const [a] = await store.claimQueued("w1", 1_000, 1, Number.MAX_SAFE_INTEGER);
+      clock.t = 2_000;
+      let at = await move(store, a!, "submitting", { attempts: 1, submittedAt: 2_000 }, null, { durable: true });
+      at = await move(store, at, "running", { jobId: "job-a" });
+      clock.t = 5_000;
+      at = await move(store, at, "downloading", { credits: 0.6 });
+      clock.t = 5_600;
+      await move(store, at, "done", { sha256: "s", filePath: "images/a.png", bytes: 1, completedAt: 5_600 });
+      await deliver(store, "b");
+      // b's request changes: its done record is superseded, a new one queued.
+      await sync(store, [planned("a"), planned("b", "another picture of b"), planned("c")]);
+      await store.flush();
+      const counts = await store.counts();
+      const digests = await store.planDigests(["a", "b", "c", "d"]);
+      expect(digests.live.map((d) => [d.key, d.state, d.requestHash === planned(d.key, d.key === "b" ? "another picture of b" : undefined).requestHash]).sort()).toEqual([
+        ["a", "done", true],
+        ["b", "queued", true],
+        ["c", "queued", true],
+      ]);
+      expect(digests.doneBefore).toEqual([["b", planned("b").requestHash]]);
+      expect(await store.jobTimings(10)).toEqual([{ provider: "local", model: "seedream3.0", serviceMs: 3_000, imageMs: 600 }]);
+      // Reads only: the counts are as they were.
+      expect(await store.counts()).toEqual(counts);
+      await store.close();
+    });
+
+    it("keeps each reference file's upload per service, one record per file, replaced when uploaded again", async () => {
+      const store = await backend.open({ t: 1_000 });
+      const upload = { sha256: "a".repeat(64), service: "https://api.example/pictoryapis", url: "https://cdn.example/refs/earbuds.png", key: "public/teams/t/earbuds.png", contentType: "image/png", bytes: 2048, uploadedAt: 1_000 };
+      expect(await store.uploadOf(upload.sha256, upload.service)).toBeUndefined();
+      await store.recordUpload(upload);
+      await store.flush();
+      expect(await store.uploadOf(upload.sha256, upload.service)).toEqual(upload);
+      // Another service (the simulator, another base URL) has not seen the file; another file is another record.
+      expect(await store.uploadOf(upload.sha256, "http://127.0.0.1:9/pictoryapis")).toBeUndefined();
+      expect(await store.uploadOf("b".repeat(64), upload.service)).toBeUndefined();
+      await store.recordUpload({ ...upload, url: "https://cdn.example/refs/earbuds-2.png", key: null, uploadedAt: 2_000 });
+      expect(await store.uploadOf(upload.sha256, upload.service)).toEqual({ ...upload, url: "https://cdn.example/refs/earbuds-2.png", key: null, uploadedAt: 2_000 });
+      await store.close();
+    });
+
     it("shares a key's limits between the workers of a shared run: --concurrency at claim time, one request bucket, one pause", async () => {
       const clock = { t: 1_000 };
       const store = await backend.open(clock);

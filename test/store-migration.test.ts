@@ -176,6 +176,20 @@ describe("migration 6 on a database imgbatch left at schema 5", () => {
   });
 });
 
+describe("a database of an older schema opened read-only (plan, status)", () => {
+  it("answers that no reference was uploaded, without migrating it", async () => {
+    const path = join(tempDir(), "summer.sqlite");
+    schema5Database(path);
+    const store = Store.open(path, { readonly: true });
+    try {
+      expect(await store.uploadOf("a".repeat(64), "https://api.pictory.ai/pictoryapis")).toBeUndefined();
+      expect(await store.schemaVersion()).toBe(5);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("a database imgbatch cannot use", () => {
   it("of a newer schema: DatabaseUnusableError, read-write and read-only, and its version kept", async () => {
     const path = join(tempDir(), "summer.sqlite");

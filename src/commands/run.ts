@@ -9,6 +9,7 @@ import { removeLeftoverTempFiles } from "../assets/atomic-file.js";
 import { chooseFileSync, type SyncFolders } from "../assets/file-sync.js";
 import { outputLayout, type OutputLayout } from "../assets/image-stage.js";
 import { finishInterruptedMoves } from "../assets/superseded.js";
+import { stageReferences, stagedCopy, type StagedReference } from "../assets/reference-copies.js";
 import { DEFAULTS } from "../defaults.js";
 import { EXIT, ExitError, FatalRunError, errorMessage } from "../errors.js";
 import { releaseManifestMemory } from "../heap.js";
@@ -24,6 +25,7 @@ import { classifyFailure } from "../runner/retry-policy.js";
 import { sleepMs } from "../runner/sleep.js";
 import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
+import type { ReferenceLookup } from "../runner/references.js";
 import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
 import type { StateCounts, Store } from "../store/port.js";
@@ -42,6 +44,8 @@ import { startProgress } from "./progress.js";
 
 export interface RunCommandOptions {
   provider?: ProviderName;
+  /** The cap on the manifest's items (--max-items); default the manifest's `maxItems:`, else 10,000. */
+  maxItems?: number;
   db?: string;
   out?: string;
   concurrency?: number;
@@ -78,7 +82,7 @@ export interface RunCommandOptions {
 }
 
 export async function runCommand(manifestPath: string, options: RunCommandOptions, ctx: CommandContext): Promise<number> {
-  const manifest = await loadManifestOrExit(manifestPath, ctx);
+  const manifest = await loadManifestOrExit(manifestPath, ctx, { maxItems: options.maxItems });
   const concurrency = options.concurrency ?? DEFAULTS.concurrency;
   const paths = runPaths(manifest, options);
   const command = options.command ?? "run";
@@ -90,13 +94,21 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
+  // The run's copies of its reference images (filled once it holds the lock), read by the local
+  // renderer and the uploads; a reference the manifest no longer names is found by its sha256.
+  const staged = new Map<string, StagedReference>();
+  const references: ReferenceLookup = (ref) => staged.get(ref.sha256) ?? stagedCopy(paths.outDir, ref);
   let provider: ReturnType<typeof createProvider>;
   let first: FirstLines;
   try {
     const wasEmpty = await store.isEmpty();
     const sidecarsOnDisk = () => (sidecars ??= wasEmpty ? readSidecars(outputLayout(paths.outDir)) : new Map());
     const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: await store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
-    provider = createProvider(choice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network });
+    const referenceBytes = (ref: Parameters<ReferenceLookup>[0]) => {
+      const copy = references(ref);
+      return copy === null ? null : readFileSync(copy.path);
+    };
+    provider = createProvider(choice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network, referenceBytes });
     first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.dbLabel };
   } catch (error) {
     await store.close();
@@ -125,7 +137,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let thrown: unknown = null;
     let exitCode: number = EXIT.stoppedEarly;
     try {
-      summary = await execute({ manifest, first, store, provider, downloader, outDir: paths.outDir, options, ctx, log, stopSignal: stop.signal, interrupted: lock.interrupted, worker });
+      summary = await execute({ manifest, first, store, provider, downloader, outDir: paths.outDir, options, ctx, log, stopSignal: stop.signal, interrupted: lock.interrupted, worker, staged, references });
     } catch (error) {
       thrown = error;
       throw error;
@@ -169,6 +181,9 @@ interface RunSession {
   /** The last run did not close (killed): temporary files and half-made moves may be left. */
   interrupted: boolean;
   worker: string;
+  /** Filled here with the run's copies of the manifest's reference images; `references` finds them. */
+  staged: Map<string, StagedReference>;
+  references: ReferenceLookup;
 }
 
 async function execute(session: RunSession): Promise<RunSummary> {
@@ -187,6 +202,9 @@ async function execute(session: RunSession): Promise<RunSummary> {
   releaseManifestMemory();
   const layout = outputLayout(outDir);
   log.info(`provider: ${describeChoice(first.choice)}; state in ${first.dbPath}, images in ${outDir}`);
+  const copies = await stageReferences(outDir, manifest.references);
+  for (const [sha256, copy] of copies.staged) session.staged.set(sha256, copy);
+  for (const file of copies.changed) log.warn(`reference ${file.path} changed since the manifest was read: its items fail REFERENCE_UPLOAD_FAILED; run again`);
   await applySyncToOutput({ store, layout, plan, providerName, sidecars: first.wasEmpty ? first.sidecars : null, log });
   if (options.retryFailed || options.retryFilter) await requeueChosen(store, options.retryFilter ?? {}, log);
   const removed = session.interrupted ? await removeLeftoverTempFiles(outDir) : [];
@@ -200,7 +218,7 @@ async function execute(session: RunSession): Promise<RunSummary> {
   log.debug(fileSync.batched ? "delivered files are synced in batches (sync -f)" : "each delivered file is fsynced");
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
   const progress = await startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
-  const runner = new Runner({ store, worker: session.worker, provider, downloader: session.downloader, layout, fileSync, logger: log, options: runnerOptions, onTransition: (e) => progress.onTransition(e) });
+  const runner = new Runner({ store, worker: session.worker, provider, downloader: session.downloader, layout, fileSync, logger: log, options: runnerOptions, references: session.references, onTransition: (e) => progress.onTransition(e) });
   // Every done image is checked on disk while the run submits: at 100,000 items the stats would
   // hold back its first submit.
   runner.holdOpen(

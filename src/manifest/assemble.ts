@@ -1,10 +1,19 @@
 // The steps after parsing, a row at a time: a draft's header is checked once, then each row
 // is checked and expanded as the parser hands it on, so only the items stay in memory.
 import path from "node:path";
+import { DEFAULTS } from "../defaults.js";
 import { type DraftHeader, type DraftRow, IssueList } from "./draft.js";
 import { ItemPlanner } from "./expand.js";
 import { checkHeader, checkRow } from "./rules.js";
-import { type Manifest, ManifestError } from "./types.js";
+import { type InspectReference, type Manifest, ManifestError } from "./types.js";
+
+/** What the caller of a load decides besides the file. */
+export interface LoadOptions {
+  /** The cap on items (`--max-items`): wins over the manifest's `maxItems:`, which wins over the default. */
+  maxItems?: number;
+  /** How reference files (`referenceImage:`) are read; without it every reference is refused. */
+  inspectReference?: InspectReference;
+}
 
 export class ManifestAssembly {
   private readonly checks: IssueList;
@@ -14,10 +23,11 @@ export class ManifestAssembly {
   constructor(
     private readonly header: DraftHeader,
     private readonly parseIssues: IssueList,
+    options: LoadOptions = {},
   ) {
     this.checks = new IssueList(parseIssues.file);
     checkHeader(header, this.checks);
-    this.planner = new ItemPlanner(header, parseIssues.file);
+    this.planner = new ItemPlanner(header, parseIssues.file, options.maxItems ?? header.maxItems?.value ?? DEFAULTS.maxItems, options.inspectReference);
   }
 
   add(row: DraftRow): void {
@@ -46,6 +56,7 @@ export class ManifestAssembly {
           renditions: header.renditions,
           thumbnail: header.thumbnail,
           qc: header.qc,
+          references: planned.references,
         };
       }
     }

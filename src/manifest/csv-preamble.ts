@@ -4,13 +4,13 @@
 // its locale.
 import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
 import type { IssueList } from "./draft.js";
-import { enumProblem, idProblem, unknownKeyMessage } from "./values.js";
+import { enumProblem, idProblem, MAX_ITEMS_LIMIT, unknownKeyMessage } from "./values.js";
 
 /** In order of preference on a tie. `|` separates matrix values, so it is never one. */
 export const CSV_DELIMITERS = [",", ";", "\t"] as const;
 export type CsvDelimiter = (typeof CSV_DELIMITERS)[number];
 
-export const CSV_DIRECTIVES = ["name", "provider"] as const;
+export const CSV_DIRECTIVES = ["name", "provider", "maxItems"] as const;
 
 export interface CsvPreamble {
   /** Characters of the text before the header: a byte-order mark, comment and blank lines. */
@@ -21,6 +21,8 @@ export interface CsvPreamble {
   /** From `# name:`, checked; null when not given (or not valid). */
   name: string | null;
   provider: ProviderName | null;
+  /** From `# maxItems:`, checked, with its line; null when not given (or not valid). */
+  maxItems: { value: number; line: number } | null;
 }
 
 interface Line {
@@ -171,9 +173,9 @@ function headerDelimiter(text: string, from: number, whole: boolean): CsvDelimit
 
 const DIRECTIVE = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*:(.*)$/;
 
-/** The same rules as YAML's `name:` and `provider:`; each issue names the line and the key. */
-function readDirectives(comments: Line[], issues: IssueList): Pick<CsvPreamble, "name" | "provider"> {
-  const found: Pick<CsvPreamble, "name" | "provider"> = { name: null, provider: null };
+/** The same rules as YAML's `name:`, `provider:` and `maxItems:`; each issue names the line and the key. */
+function readDirectives(comments: Line[], issues: IssueList): Pick<CsvPreamble, "name" | "provider" | "maxItems"> {
+  const found: Pick<CsvPreamble, "name" | "provider" | "maxItems"> = { name: null, provider: null, maxItems: null };
   const seen = new Map<string, number>();
   for (const comment of comments) {
     const match = DIRECTIVE.exec(comment.text);
@@ -191,6 +193,12 @@ function readDirectives(comments: Line[], issues: IssueList): Pick<CsvPreamble, 
       continue;
     }
     seen.set(key, comment.number);
+    if (key === "maxItems") {
+      const count = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (Number.isInteger(count) && count >= 1 && count <= MAX_ITEMS_LIMIT) found.maxItems = { value: count, line: comment.number };
+      else issues.add(at, `${JSON.stringify(value)} is not a whole number from 1 to ${MAX_ITEMS_LIMIT}`);
+      continue;
+    }
     const problem = key === "name" ? idProblem(value) : enumProblem(value, PROVIDER_NAMES, "provider");
     if (problem !== null) issues.add(at, problem);
     else if (key === "name") found.name = value;

@@ -20,7 +20,8 @@ interface Column {
 
 /** A manifest-wide part of a CSV manifest: rows, the name and provider of its directives, the defaults of everything else. */
 export function csvHeader(names: SourceNames, preamble: CsvPreamble): DraftHeader {
-  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail(), qc: defaultQcSettings() };
+  const maxItems = preamble.maxItems === null ? null : { value: preamble.maxItems.value, at: { field: "maxItems", line: preamble.maxItems.line } };
+  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail(), qc: defaultQcSettings(), maxItems };
 }
 
 /** A header issue, or a nameless column whose data (if any, anywhere below) makes one. */

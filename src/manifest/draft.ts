@@ -17,8 +17,11 @@ export interface Located<T> {
   at: Where;
 }
 
-/** Row fields that go into the request as they are (the prompt goes through templates). */
-export const REQUEST_FIELDS = ["model", "aspectRatio", "style", "referenceImageUrl"] as const;
+/**
+ * Row fields that go into the request (the prompt goes through templates; `referenceImage`, a
+ * file path, goes in as the file's sha256: references.ts).
+ */
+export const REQUEST_FIELDS = ["model", "aspectRatio", "style", "referenceImageUrl", "referenceImage"] as const;
 export type RequestField = (typeof REQUEST_FIELDS)[number];
 
 export function isRequestField(name: string): name is RequestField {
@@ -63,6 +66,8 @@ export interface DraftHeader {
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;
   qc: QcSettings;
+  /** The manifest's own cap on its items (`maxItems:`, `# maxItems:`), or null for the default. */
+  maxItems: Located<number> | null;
 }
 
 export interface DraftManifest extends DraftHeader {

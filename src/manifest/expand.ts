@@ -6,11 +6,10 @@ import type { ImageRequest } from "../providers/provider.js";
 import { type DraftHeader, type DraftRow, fieldOf, IssueList, type Located, REQUEST_FIELDS, type RequestField, type Where } from "./draft.js";
 import { canonicalJson, deriveRowId, slugify } from "./slug.js";
 import { fillTemplate } from "./template.js";
-import type { ManifestIssue, PlannedItem } from "./types.js";
+import { ItemCap } from "./item-cap.js";
+import { chooseReference, ReferenceResolver } from "./references.js";
+import type { InspectReference, ManifestIssue, PlannedItem, ReferenceFile } from "./types.js";
 import { MAX_KEY_LENGTH } from "./values.js";
-
-/** A manifest that would expand past this is refused before anything is built. */
-export const MAX_ITEMS = 100_000;
 
 interface RowIdentity {
   row: DraftRow;
@@ -30,8 +29,9 @@ interface SeenRow {
 /**
  * Rows → items one row at a time, so a manifest is never held as rows and items at once.
  * The issues of ids and of expansion are kept apart until finish(), in the order a
- * whole-manifest pass found them (all ids first); a manifest that expands past MAX_ITEMS
- * reports no expansion issue, as when every row was counted before any was expanded.
+ * whole-manifest pass found them (all ids first); a manifest that expands past the cap
+ * (item-cap.ts) reports no expansion issue, as when every row was counted before any was
+ * expanded: a row is expanded only while the total so far is within the cap.
  */
 export class ItemPlanner {
   private readonly items: PlannedItem[] = [];
@@ -39,28 +39,32 @@ export class ItemPlanner {
   private readonly seenKeys = new Map<string, { key: string; row: SeenRow }>();
   private readonly issues: IssueList;
   private readonly expandIssues: IssueList;
-  private total = 0;
-  private largest: { row: DraftRow; count: number } | null = null;
+  private readonly cap: ItemCap;
+  private readonly references: ReferenceResolver;
 
+  /** `maxItems`: the cap on the items the whole manifest may expand to; `inspect`: how reference files are read. */
   constructor(
     private readonly draft: DraftHeader,
     file: string,
+    maxItems: number,
+    inspect?: InspectReference,
   ) {
     this.issues = new IssueList(file);
     this.expandIssues = new IssueList(file);
+    this.cap = new ItemCap(maxItems);
+    this.references = new ReferenceResolver(file, inspect);
   }
 
   add(row: DraftRow): void {
     const identity = this.assignId(row);
     if (identity === null) return;
-    const count = itemCount(this.draft, row);
-    if (this.largest === null || count > this.largest.count) this.largest = { row, count };
-    if (!identity.duplicate) this.total += count;
-    if (this.total > MAX_ITEMS) {
+    // A duplicate row makes no items: it is checked, not counted.
+    if (!identity.duplicate && !this.cap.add(this.draft, row, identity.id)) {
       this.items.length = 0; // refused as a whole: build nothing more
       return;
     }
-    const rowItems = expandRow(this.draft, identity, this.expandIssues);
+    if (this.cap.exceeded) return;
+    const rowItems = expandRow(this.draft, identity, this.expandIssues, this.references);
     if (identity.duplicate) return;
     const self = this.seenIds.get(identity.id.toLowerCase())!;
     for (const item of rowItems) {
@@ -79,16 +83,14 @@ export class ItemPlanner {
     }
   }
 
-  /** The items, and the issues of ids then expansion (or of ids then the one MAX_ITEMS issue). */
-  finish(): { items: PlannedItem[]; issues: ManifestIssue[] } {
-    if (this.total > MAX_ITEMS && this.largest !== null) {
-      this.issues.add(
-        this.largest.row.at,
-        `the manifest expands to ${this.total} items, more than the ${MAX_ITEMS} allowed (this row alone makes ${this.largest.count}); split it`,
-      );
-      return { items: [], issues: this.issues.items };
+  /** The items and their reference files, and the issues of ids then expansion (or of ids then the one issue of the cap). */
+  finish(): { items: PlannedItem[]; references: ReferenceFile[]; issues: ManifestIssue[] } {
+    const refusal = this.cap.refusal();
+    if (refusal !== null) {
+      this.issues.add(refusal.at, refusal.message);
+      return { items: [], references: [], issues: this.issues.items };
     }
-    return { items: this.items, issues: [...this.issues.items, ...this.expandIssues.items] };
+    return { items: this.items, references: this.references.referenceFiles(), issues: [...this.issues.items, ...this.expandIssues.items] };
   }
 
   private assignId(row: DraftRow): RowIdentity | null {
@@ -112,11 +114,6 @@ export class ItemPlanner {
     this.seenIds.set(folded, { id: identity.id, derived: identity.derived, description: describeRow(row) });
     return identity;
   }
-}
-
-function itemCount(draft: DraftHeader, row: DraftRow): number {
-  const variants = row.variants?.value ?? draft.defaults.variants?.value ?? 1;
-  return row.matrix.reduce((product, axis) => product * axis.values.length, variants);
 }
 
 function describeRow(row: DraftRow): string {
@@ -148,7 +145,7 @@ function combinations(row: DraftRow): Located<string>[][] {
   return result;
 }
 
-function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueList): PlannedItem[] {
+function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueList, references: ReferenceResolver): PlannedItem[] {
   const template = row.prompt;
   if (template === null) return [];
   const reported = new Set<string>();
@@ -184,9 +181,11 @@ function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueLi
       );
     }
     const style = pick("style")?.value;
-    const referenceImageUrl = pick("referenceImageUrl")?.value;
+    const reference = chooseReference(pick("referenceImage"), pick("referenceImageUrl"), draft.defaults.fields);
+    const referenceImageUrl = reference.url?.value;
+    const referenceImage = reference.image === undefined ? null : references.resolve(reference.image, reportOnce);
 
-    const own: Record<string, string | undefined> = { id, model, aspectRatio, style, referenceImageUrl };
+    const own: Record<string, string | undefined> = { id, model, aspectRatio, style, referenceImageUrl, referenceImage: reference.image?.value };
     const { text, missing } = fillTemplate(template.value, (name) => {
       if (Object.hasOwn(matrix, name)) return matrix[name];
       if (Object.hasOwn(own, name)) return own[name];
@@ -209,6 +208,7 @@ function expandRow(draft: DraftHeader, { row, id }: RowIdentity, issues: IssueLi
     const request = { prompt, model, aspectRatio } as ImageRequest;
     if (style !== undefined) request.style = style as ImageRequest["style"];
     if (referenceImageUrl !== undefined) request.referenceImageUrl = referenceImageUrl;
+    if (referenceImage !== null) request.referenceImage = referenceImage;
 
     const base = [id, ...combination.map((value) => slugify(value.value))].join("--");
     for (let variant = 1; variant <= variants; variant++) {

@@ -2,7 +2,7 @@
 // Every step records issues and carries on; all of them are thrown together at the end.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { ManifestAssembly } from "./assemble.js";
+import { type LoadOptions, ManifestAssembly } from "./assemble.js";
 import { csvHeader, readCsvRows, streamCsvRows } from "./csv.js";
 import { readCsvPreamble, readCsvPreambleOfBytes } from "./csv-preamble.js";
 import { IssueList } from "./draft.js";
@@ -12,6 +12,7 @@ import { type Manifest, ManifestError } from "./types.js";
 import { ID_PATTERN } from "./values.js";
 import { readYamlManifest, type SourceNames } from "./yaml.js";
 
+export type { LoadOptions } from "./assemble.js";
 export { requestHash, slugify } from "./slug.js";
 export * from "./types.js";
 
@@ -36,7 +37,7 @@ export function manifestFormat(fileName: string): ManifestFormat | null {
 }
 
 /** Reads, checks and expands a manifest; throws one ManifestError listing every issue. */
-export async function loadManifest(filePath: string): Promise<Manifest> {
+export async function loadManifest(filePath: string, options: LoadOptions = {}): Promise<Manifest> {
   const format = manifestFormat(filePath);
   if (format === null) {
     const extension = path.extname(filePath);
@@ -59,30 +60,30 @@ export async function loadManifest(filePath: string): Promise<Manifest> {
   const decoded = manifestUtf8(bytes);
   if ("refused" in decoded) throw new ManifestError([{ file: filePath, line: decoded.refused.line, field: "", message: decoded.refused.message }]);
   const utf8 = decoded.utf8;
-  if (format === "yaml") return parseManifestText(utf8.toString("utf8"), filePath, format);
+  if (format === "yaml") return parseManifestText(utf8.toString("utf8"), filePath, format, options);
   const issues = new IssueList(filePath);
   const names = sourceNames(filePath);
   const { preamble, headerByte } = readCsvPreambleOfBytes(utf8, issues);
-  const assembly = new ManifestAssembly(csvHeader(names, preamble), issues);
+  const assembly = new ManifestAssembly(csvHeader(names, preamble), issues, options);
   const parsedWhole = await streamCsvRows(utf8.subarray(headerByte), preamble, names, issues, (row) => assembly.add(row));
   return assembly.finish(filePath, parsedWhole);
 }
 
 /** Pure: the text of a manifest to a Manifest, or a ManifestError listing every issue. */
-export function parseManifestText(text: string, fileName: string, format: ManifestFormat): Manifest {
+export function parseManifestText(text: string, fileName: string, format: ManifestFormat, options: LoadOptions = {}): Manifest {
   const issues = new IssueList(fileName);
   const names = sourceNames(fileName);
   const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
   if (format === "csv") {
     const preamble = readCsvPreamble(body, issues);
-    const assembly = new ManifestAssembly(csvHeader(names, preamble), issues);
+    const assembly = new ManifestAssembly(csvHeader(names, preamble), issues, options);
     const parsedWhole = readCsvRows(body, preamble, names, issues, (row) => assembly.add(row));
     return assembly.finish(fileName, parsedWhole);
   }
   // The reader starts an assembly once it knows the header (again, when it reads the file twice).
   const current: { assembly: ManifestAssembly | null } = { assembly: null };
   const header = readYamlManifest(body, names, issues, (known) => {
-    const assembly = new ManifestAssembly(known, issues);
+    const assembly = new ManifestAssembly(known, issues, options);
     current.assembly = assembly;
     return (row) => assembly.add(row);
   });

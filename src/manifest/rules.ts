@@ -11,6 +11,17 @@ const RESERVED_VARS: readonly string[] = ROW_FIELDS;
 export function checkHeader(draft: DraftHeader, issues: IssueList): void {
   checkFields(draft.defaults.fields, issues);
   checkVarNames(draft.vars, issues);
+  const { referenceImage, referenceImageUrl } = draft.defaults.fields;
+  if (referenceImage && referenceImageUrl) issues.add(referenceImage.at, BOTH_REFERENCES);
+}
+
+const BOTH_REFERENCES = "referenceImage and referenceImageUrl are both given; keep one (a referenceImage file is uploaded for you)";
+
+/** A row's reference of each kind, as a field or a matrix axis: both on one row is refused. */
+function checkOneReference(row: DraftRow, issues: IssueList): void {
+  const of = (field: "referenceImage" | "referenceImageUrl") => row.fields[field]?.at ?? row.matrix.find((axis) => axis.name === field)?.at;
+  const image = of("referenceImage");
+  if (image !== undefined && of("referenceImageUrl") !== undefined) issues.add(image, BOTH_REFERENCES);
 }
 
 function checkFields(fields: FieldValues, issues: IssueList): void {
@@ -36,6 +47,7 @@ export function checkRow(row: DraftRow, issues: IssueList): void {
     if (problem !== null) issues.add(row.id.at, problem);
   }
   checkFields(row.fields, issues);
+  checkOneReference(row, issues);
   checkVarNames(row.vars, issues);
   if (row.prompt !== null) {
     for (const problem of parseTemplate(row.prompt.value).problems) issues.add(row.prompt.at, problem);

@@ -1,4 +1,4 @@
-import type { ImageRequest, ProviderName } from "../providers/provider.js";
+import type { ImageRequest, ProviderName, ReferenceContentType } from "../providers/provider.js";
 import type { QcSettings } from "./qc.js";
 
 export type OutputFormat = "jpeg" | "webp" | "png" | "avif";
@@ -35,6 +35,24 @@ export interface PlannedItem {
   request: ImageRequest;
 }
 
+/** A local reference image the manifest names (one per distinct file, by its bytes). */
+export interface ReferenceFile {
+  sha256: string;
+  contentType: ReferenceContentType;
+  bytes: number;
+  /** Absolute: the first path the manifest gives for these bytes. */
+  path: string;
+}
+
+/** What a look at a reference file found: the file, or why it cannot be one. */
+export type ReferenceInspection = { ok: true; sha256: string; contentType: ReferenceContentType; bytes: number } | { ok: false; problem: string };
+
+/**
+ * The port to the files a manifest names as references (its one I/O besides the manifest
+ * itself): assets/reference-files.ts reads them; tests give a table.
+ */
+export type InspectReference = (absolutePath: string) => ReferenceInspection;
+
 export interface Manifest {
   /** Names the database and the output folder: `jobs/<name>.sqlite`, `output/<name>/`. */
   name: string;
@@ -46,6 +64,8 @@ export interface Manifest {
   thumbnail: ThumbnailSpec;
   /** Which quality gates run after each delivery (the `qc:` section, or the defaults). */
   qc: QcSettings;
+  /** The local reference images its items use, each file once. */
+  references: ReferenceFile[];
 }
 
 /** One thing wrong with a manifest, located well enough to fix it without searching. */

@@ -8,6 +8,11 @@ export const ID_RULE = "must start with a letter or digit and use only letters, 
 export const MAX_KEY_LENGTH = 200;
 export const VARIANTS_MIN = 1;
 export const VARIANTS_MAX = 100;
+/**
+ * The most items `maxItems:` or `--max-items` may allow: the items of a manifest are in memory
+ * while it is read and synced (about 1 KB each), so past this a manifest is split instead.
+ */
+export const MAX_ITEMS_LIMIT = 1_000_000;
 
 /**
  * Characters no text of a manifest may hold: C0 controls but tab, line feed and carriage
@@ -90,8 +95,15 @@ export function requestValueProblem(field: RequestField, value: string): string 
     case "style":
       return enumProblem(value, STYLES, "style");
     case "referenceImageUrl":
-      return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL`;
+      return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL${value.includes("://") ? "" : "; a file on this computer is given as referenceImage"}`;
+    case "referenceImage":
+      return looksLikeUrl(value) ? `${JSON.stringify(value)} is a URL, not a file: give it as referenceImageUrl (referenceImage is a path relative to the manifest)` : null;
   }
+}
+
+/** `https://…`, `ftp://…`: a URL given where a file path belongs. */
+export function looksLikeUrl(value: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
 }
 
 export function variantsProblem(value: number): string | null {

@@ -5,12 +5,12 @@ import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
 import { type DraftHeader, type DraftRow, type FieldValues, IssueList, type Located, type MatrixAxis, REQUEST_FIELDS, type Where } from "./draft.js";
 import { readRenditions, readThumbnail } from "./outputs.js";
 import { defaultQcSettings, QC_KEYS, readQcSection, type QcSettings } from "./qc.js";
-import { enumProblem, idProblem, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
+import { enumProblem, idProblem, MAX_ITEMS_LIMIT, VARIANTS_MAX, VARIANTS_MIN } from "./values.js";
 import { YamlAnchors } from "./yaml-anchors.js";
 import { parseManifestYaml } from "./yaml-parse.js";
 import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
 
-export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail", "qc"] as const;
+export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail", "qc", "maxItems"] as const;
 export const DEFAULTS_KEYS = [...REQUEST_FIELDS, "variants"] as const;
 export const ROW_KEYS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "matrix", "vars"] as const;
 
@@ -102,7 +102,13 @@ function readHeader(reader: YamlReader, top: Map<string, MapEntry>, names: Sourc
     renditions: readRenditions(reader, top.get("renditions")),
     thumbnail: readThumbnail(reader, top.get("thumbnail")),
     qc: readQc(reader, top.get("qc")),
+    maxItems: readMaxItems(reader, top.get("maxItems")),
   };
+}
+
+function readMaxItems(reader: YamlReader, entry: MapEntry | undefined): Located<number> | null {
+  const value = reader.integer(entry, 1, MAX_ITEMS_LIMIT);
+  return value === undefined || entry === undefined ? null : { value, at: entry.at };
 }
 
 /** The `qc:` section: its keys' scalar values, checked by manifest/qc.ts, each issue on its key's line. */
@@ -128,10 +134,10 @@ function readEarlyHeader(before: Document.Parsed, anchors: YamlAnchors, lineCoun
   return readHeader(reader, top ?? new Map(), names);
 }
 
-/** A key the rows are read with (defaults, vars) is written below the rows. */
+/** A key the rows are read with (defaults, vars, the cap) is written below the rows. */
 function writtenBelowRows(top: Map<string, MapEntry>): boolean {
   const rowsLine = top.get("rows")?.at.line ?? 0;
-  return ["defaults", "vars"].some((key) => (top.get(key)?.at.line ?? 0) > rowsLine);
+  return ["defaults", "vars", "maxItems"].some((key) => (top.get(key)?.at.line ?? 0) > rowsLine);
 }
 
 function readName(reader: YamlReader, entry: MapEntry | undefined): string | undefined {

@@ -4,7 +4,7 @@ import { ExitError, EXIT } from "../errors.js";
 import { registerSecret } from "../secrets.js";
 import { LocalProvider } from "./local.js";
 import { DEFAULT_RETRYABLE_JOB_CODES, PictoryProvider } from "./pictory.js";
-import type { Provider, ProviderName } from "./provider.js";
+import type { Provider, ProviderName, ReferenceImage } from "./provider.js";
 
 export const USER_AGENT = "imgbatch/0.1 (+https://github.com/imgbatch/imgbatch)";
 
@@ -14,8 +14,12 @@ export interface NetworkTimeouts {
   bodyTimeoutMs: number;
 }
 
-export function createProvider(name: ProviderName, env: Environment, options: { pollIntervalMs?: number; concurrency: number; timeouts?: Partial<NetworkTimeouts> }): Provider {
-  if (name === "local") return new LocalProvider();
+export function createProvider(
+  name: ProviderName,
+  env: Environment,
+  options: { pollIntervalMs?: number; concurrency: number; timeouts?: Partial<NetworkTimeouts>; referenceBytes?: (ref: ReferenceImage) => Buffer | null },
+): Provider {
+  if (name === "local") return new LocalProvider(options.referenceBytes);
   if (!env.pictoryApiKey) {
     throw new ExitError(EXIT.usage, "the pictory provider needs PICTORY_API_KEY (your pictai_ key from https://app.pictory.ai/api-access); or use --provider local");
   }

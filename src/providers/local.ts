@@ -1,11 +1,12 @@
 // The offline renderer: a deterministic placeholder picture per request (same request →
 // same bytes), so a manifest can be previewed and the pipeline run with no key and no
 // network. It is honest about being a placeholder: the style shows as a pattern, the
-// prompt's first words are written on it, and sidecars say `provider: local`.
+// prompt's first words are written on it, a local reference image (the product) is set in a
+// corner, and sidecars say `provider: local`.
 import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { RATIO_PIXELS, type Style } from "./catalog.js";
-import type { ImageRequest, JobState, LostJobSearch, Provider } from "./provider.js";
+import type { ImageRequest, JobState, LostJobSearch, Provider, ReferenceImage } from "./provider.js";
 import { DEFAULTS } from "../defaults.js";
 import { PermanentError } from "../errors.js";
 
@@ -86,11 +87,28 @@ export function localJobId(request: ImageRequest): string {
 }
 
 function requestDigest(request: ImageRequest): string {
-  const canonical = JSON.stringify([request.prompt, request.model, request.aspectRatio, request.style ?? null, request.referenceImageUrl ?? null]);
+  const parts: unknown[] = [request.prompt, request.model, request.aspectRatio, request.style ?? null, request.referenceImageUrl ?? null];
+  // Only a request with a local reference has a sixth part: every other keeps its digest (and picture).
+  if (request.referenceImage) parts.push(request.referenceImage.sha256);
+  const canonical = JSON.stringify(parts);
   return createHash("sha256").update(canonical).digest("hex");
 }
 
-export async function renderPlaceholder(request: ImageRequest): Promise<{ bytes: Buffer; width: number; height: number }> {
+/** The reference's inset: a white-framed copy in the top right corner, a third of the short side. */
+async function referenceInset(reference: Buffer, w: number, h: number): Promise<sharp.OverlayOptions> {
+  const box = Math.round(Math.min(w, h) * 0.3);
+  const frame = Math.max(4, Math.round(box / 32));
+  const margin = Math.round(Math.min(w, h) * 0.04);
+  const input = await sharp(reference, { limitInputPixels: DEFAULTS.maxInputPixels })
+    .rotate()
+    .resize(box, box, { fit: "contain", background: "#ffffff" })
+    .extend({ top: frame, bottom: frame, left: frame, right: frame, background: "#ffffff" })
+    .png()
+    .toBuffer();
+  return { input, left: w - box - 2 * frame - margin, top: margin };
+}
+
+export async function renderPlaceholder(request: ImageRequest, reference: Buffer | null = null): Promise<{ bytes: Buffer; width: number; height: number }> {
   const { width: w, height: h } = RATIO_PIXELS[request.aspectRatio];
   const style = request.style ?? "none";
   const palette = STYLE_PALETTES[style];
@@ -111,7 +129,8 @@ export async function renderPlaceholder(request: ImageRequest): Promise<{ bytes:
     <g font-family="DejaVu Sans, Arial, sans-serif" font-weight="bold" font-size="${fontSize}" fill="${palette.ink}" text-anchor="middle" dominant-baseline="middle">${text}</g>
     <text x="${w / 2}" y="${h - fontSize}" font-family="DejaVu Sans, Arial, sans-serif" font-size="${Math.round(fontSize / 2.2)}" fill="${palette.ink}" fill-opacity="0.8" text-anchor="middle">${escapeXml(label)}</text>
   </svg>`;
-  const bytes = await sharp(Buffer.from(svg)).png({ compressionLevel: 6 }).toBuffer();
+  const overlays = reference === null ? [] : [await referenceInset(reference, w, h)];
+  const bytes = await sharp(Buffer.from(svg)).composite(overlays).png({ compressionLevel: 6 }).toBuffer();
   return { bytes, width: w, height: h };
 }
 
@@ -120,6 +139,9 @@ export class LocalProvider implements Provider {
   readonly keyId = "local";
   readonly pollIntervalMs: number = DEFAULTS.localPollIntervalMs;
 
+  /** `referenceBytes`: a local reference's bytes (the run's copy), or null when it is gone. */
+  constructor(private readonly referenceBytes: (ref: ReferenceImage) => Buffer | null = () => null) {}
+
   async submit(request: ImageRequest): Promise<{ jobId: string }> {
     return { jobId: localJobId(request) };
   }
@@ -127,8 +149,11 @@ export class LocalProvider implements Provider {
   /** Renders on read: the job id carries nothing the request does not, so it survives restarts. */
   async getJob(job: { jobId: string; request: ImageRequest }): Promise<JobState> {
     let rendered: { bytes: Buffer; width: number; height: number };
+    const ref = job.request.referenceImage;
+    const reference = ref === undefined ? null : this.referenceBytes(ref);
+    if (ref !== undefined && reference === null) throw new PermanentError(`the reference image ${ref.sha256.slice(0, 12)} is not in the output folder's references/`, "REFERENCE_MISSING");
     try {
-      rendered = await renderPlaceholder(job.request);
+      rendered = await renderPlaceholder(job.request, reference);
     } catch (error) {
       // The same request fails the same way every time: a failure of the item, at once.
       throw new PermanentError(`the local renderer refused the request: ${(error as Error).message}`, "RENDER_FAILED");

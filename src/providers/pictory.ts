@@ -8,7 +8,8 @@ import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
 import { asObject, createdBefore, imageIdFromUrl, MAX_CREDITS_PER_IMAGE, num, parseRetryAfterMs, safeJson, sameRequest, str, type Json } from "./pictory-json.js";
-import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
+import { PictoryUploader } from "./pictory-upload.js";
+import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type ReferenceUploader } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -37,6 +38,8 @@ export class PictoryProvider implements Provider {
   private readonly basePath: string;
   /** The base URL without any user info, for messages. */
   private readonly baseLabel: string;
+  /** Local reference images go up through the media API (PICTORY.md §6.6). */
+  readonly references: ReferenceUploader;
 
   /** The key's sha256, shortened: the shared run's limits are per key, and the key is never stored. */
   readonly keyId: string;
@@ -54,6 +57,7 @@ export class PictoryProvider implements Provider {
       bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
     });
+    this.references = new PictoryUploader((method, route, body, signal) => this.call(method, route, body, signal), this.baseLabel, options);
   }
 
   /** Client-side checks (PICTORY.md §1.2), so a request the service would refuse is never sent. */
@@ -64,6 +68,8 @@ export class PictoryProvider implements Provider {
     if (request.referenceImageUrl !== undefined && !isHttpUrl(request.referenceImageUrl)) {
       problems.push({ name: "referenceImageUrl", errors: "must be an absolute http(s) URL" });
     }
+    // A local file goes as the URL it was uploaded to (runner/references.ts), never without it.
+    if (request.referenceImage !== undefined && request.referenceImageUrl === undefined) problems.push({ name: "referenceImage", errors: "was not uploaded before the submit" });
     if (problems.length > 0) {
       throw new PermanentError(problems.map((p) => `${p.name} ${p.errors}`).join("; "), "INVALID_REQUEST_BODY", undefined, problems);
     }

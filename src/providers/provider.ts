@@ -5,13 +5,28 @@ import type { AspectRatio, ImageModel, Style } from "./catalog.js";
 export const PROVIDER_NAMES = ["local", "pictory"] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
-/** The resolved request of one item: exactly what is sent to the service. */
+/** The image formats a local reference image may have (by its bytes), as MIME types. */
+export const REFERENCE_CONTENT_TYPES = ["image/png", "image/jpeg", "image/webp"] as const;
+export type ReferenceContentType = (typeof REFERENCE_CONTENT_TYPES)[number];
+
+/**
+ * A local file given as the reference (`referenceImage:`), known by its bytes: a renamed or
+ * moved file is the same request, a changed one another. Uploaded before the item is
+ * submitted and sent as `referenceImageUrl` (runner/references.ts).
+ */
+export interface ReferenceImage {
+  sha256: string;
+  contentType: ReferenceContentType;
+}
+
+/** The resolved request of one item: what is sent to the service (a local reference as the URL it was uploaded to). */
 export interface ImageRequest {
   prompt: string;
   model: ImageModel;
   aspectRatio: AspectRatio;
   style?: Style;
   referenceImageUrl?: string;
+  referenceImage?: ReferenceImage;
 }
 
 /** A failed-job or refusal code meaning the account is out of credits: stop, resumable. */
@@ -66,8 +81,25 @@ export interface LostJobSearchOptions {
   knownBefore?: (ref: string) => boolean;
 }
 
+/** A local file to put at the service, so that requests can name it by URL. */
+export interface ReferenceUpload {
+  bytes: Buffer;
+  fileName: string;
+  contentType: ReferenceContentType;
+}
+
+/** How a provider that takes references by URL gets a local file there (PICTORY.md §6.6). */
+export interface ReferenceUploader {
+  /** Where uploads live (the service's base URL): an upload is reused only at the same service. */
+  readonly service: string;
+  /** Puts the file at the service; its permanent URL, and the service's name for it. */
+  upload(file: ReferenceUpload, signal?: AbortSignal): Promise<{ url: string; key: string | null }>;
+}
+
 export interface Provider {
   readonly name: ProviderName;
+  /** Absent: the provider takes local references as files (the local renderer) and uploads nothing. */
+  readonly references?: ReferenceUploader;
   /** Names the account's key without holding it (a hash): workers sharing a run share its limits. */
   readonly keyId: string;
   /** How long after a submit (and between polls) the first read of a job waits. */

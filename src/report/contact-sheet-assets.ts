@@ -44,6 +44,8 @@ main{padding:18px 24px 48px}
 .tags{margin:0;display:flex;flex-wrap:wrap;gap:4px}
 .tags i{font-style:normal;font-size:11px;background:#eef1f5;color:#454e5e;border-radius:4px;padding:1px 6px}
 .facts{margin:0;font-size:11.5px;color:#6b7380;font-variant-numeric:tabular-nums}
+.pic{position:relative}.ref{position:absolute;right:6px;bottom:6px;z-index:1;width:48px;height:48px;padding:2px;background:#fff;border:1px solid #cfd5dd;border-radius:6px;box-shadow:0 1px 3px rgba(20,30,50,.18)}
+.ref img{position:static;width:100%;height:100%;object-fit:contain;filter:none}
 .rend{margin:auto 0 0;display:flex;flex-wrap:wrap;gap:2px 9px;font-size:11.5px}.rend a{color:#2f5fc4;text-decoration:none}.rend a:hover{text-decoration:underline}
 .removed{margin-top:32px;border-top:1px solid #dde1e7;padding-top:14px}.removed summary{cursor:pointer;color:#5d6676;font-weight:600;margin-bottom:14px}
 .removed .card{opacity:.75}

@@ -56,7 +56,20 @@ function breakable(text: string, joint: RegExp, replacement: string): string {
   return escapeHtml(text).replace(joint, replacement);
 }
 
+/** The row's product shot in the card's corner: its thumbnail, a link to the file (references/). */
+function renderReference(line: ResultLine): string {
+  if (line.referenceImage === "") return "";
+  const thumbnail = line.referenceImage.replace(/^references\/([0-9a-f]{64})\.[a-z]+$/, "references/thumbs/$1.webp");
+  return `<a class="ref" href="${href(line.referenceImage)}" title="reference image"><img loading="lazy" decoding="async" src="${href(thumbnail)}" alt="reference"></a>`;
+}
+
+/** The picture, with the reference over its corner when the row has one (beside, never inside, the picture's link). */
 function renderThumb(line: ResultLine): string {
+  const ref = renderReference(line);
+  return ref === "" ? renderThumbOnly(line) : `<div class="pic">${renderThumbOnly(line)}${ref}</div>`;
+}
+
+function renderThumbOnly(line: ResultLine): string {
   if (line.state === "failed" || line.state === "missing") {
     return `<div class="thumb err"><b>${breakable(line.state === "missing" ? "MISSING" : line.errorCode || "FAILED", /_/g, "_<wbr>")}</b><span>${escapeHtml(line.errorMessage || "no message recorded")}</span></div>`;
   }

@@ -2,6 +2,7 @@
 // for machines. Paths are relative to the output folder so the folder can be handed on.
 import { isAbsolute, relative } from "node:path";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
+import { referencePaths } from "../assets/reference-copies.js";
 import { redactSecrets } from "../secrets.js";
 import type { Store } from "../store/port.js";
 import type { DecisionRecord, ItemRecord, ReportItem } from "../store/types.js";
@@ -16,6 +17,8 @@ export interface ResultLine {
   style: string;
   aspectRatio: string;
   referenceImageUrl: string;
+  /** A local reference image: its copy in the output folder (`references/<sha256>.<ext>`), or "". */
+  referenceImage: string;
   provider: string;
   jobId: string;
   credits: number | null;
@@ -54,6 +57,7 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
     style: item.request.style ?? "",
     aspectRatio: item.request.aspectRatio,
     referenceImageUrl: item.request.referenceImageUrl ?? "",
+    referenceImage: item.request.referenceImage ? referencePaths(item.request.referenceImage).image : "",
     provider: item.provider,
     jobId: item.jobId ?? item.imageRef ?? "",
     credits: item.credits,
@@ -78,7 +82,7 @@ export function toResultLine(item: ItemRecord, outDir: string, renditions: Recor
 }
 
 const CSV_COLUMNS: (keyof ResultLine)[] = [
-  "key", "rowId", "state", "inManifest", "prompt", "model", "style", "aspectRatio", "referenceImageUrl", "provider", "jobId",
+  "key", "rowId", "state", "inManifest", "prompt", "model", "style", "aspectRatio", "referenceImageUrl", "referenceImage", "provider", "jobId",
   "credits", "width", "height", "sha256", "image", "thumbnail", "renditions", "errorCode", "errorMessage", "attempts",
   "submittedAt", "completedAt", "updatedAt", "review", "reviewNote", "reviewer", "qcFlags",
 ];

@@ -18,6 +18,7 @@ import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
+import type { ReferenceLookup } from "./references.js";
 import type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 import { WakeSignal } from "./wake-signal.js";
 
@@ -32,6 +33,8 @@ export interface RunnerDeps {
   layout: OutputLayout;
   /** How delivered files reach the disk (default: each fsynced as it is written). */
   fileSync?: FileSync;
+  /** The bytes of local reference images (uploaded before their items' submits: references.ts). */
+  references?: ReferenceLookup;
   logger: Logger;
   options: RunnerOptions;
   now?: () => number;

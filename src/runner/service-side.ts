@@ -3,7 +3,7 @@
 // and the bookkeeping (ServiceSideHost); the key's rate and throttling are ServiceGate's;
 // what a look means is lost-submit.ts's. Every step is written to the row, so a resumed run
 // continues where this one stood (the poll schedule's step, failed reads, a look's result).
-import { INSUFFICIENT_CREDITS, type ImageSource, type JobState } from "../providers/provider.js";
+import { INSUFFICIENT_CREDITS, type ImageRequest, type ImageSource, type JobState } from "../providers/provider.js";
 import type { ItemWrite } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import { ClaimLostError, FatalRunError, InternalError, errorMessage } from "../errors.js";
@@ -12,6 +12,7 @@ import { afterRead, afterSubmit, retryOrFail, type ReadOutcome, type StepPolicy,
 import type { DriverDeps } from "./options.js";
 import { PollSchedule } from "./poll-schedule.js";
 import { priceOf } from "./price.js";
+import { REFERENCE_UPLOAD_FAILED, ReferenceStager, type ReferenceLookup } from "./references.js";
 import { backoffDelayMs, classifyFailure, originAnswered } from "./retry-policy.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
@@ -33,12 +34,15 @@ export interface ServiceSideDeps extends DriverDeps {
   softSignal: AbortSignal;
   /** Aborted by a hard stop: requests in flight end too. */
   hardSignal: AbortSignal;
+  /** The bytes of local reference images (the run's copies); none: no item has one. */
+  references?: ReferenceLookup;
 }
 
 export class ServiceSideDriver {
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
+  private readonly references: ReferenceStager;
 
   constructor(
     private readonly deps: ServiceSideDeps,
@@ -50,6 +54,7 @@ export class ServiceSideDriver {
     // At most `concurrency` polls per floor interval, evenly spaced: no bursts, and no queue.
     const pollsPerMinute = pollIntervalMs > 0 ? (concurrency * 60_000) / pollFloorMs : 0;
     this.pollPacer = new TokenBucket(pollsPerMinute, 1, deps.now);
+    this.references = new ReferenceStager({ ...deps, references: deps.references ?? (() => null) });
   }
 
   private policy(): StepPolicy {
@@ -95,6 +100,18 @@ export class ServiceSideDriver {
 
   private async submit(queued: ItemRecord): Promise<ItemRecord> {
     const signal = this.deps.hardSignal;
+    let request: ImageRequest;
+    try {
+      // A local reference is uploaded (once per file) before its first item is submitted.
+      request = await this.references.resolve(queued.request);
+    } catch (error) {
+      const failure = classifyFailure(error);
+      if (failure.kind === "aborted") return queued;
+      if (failure.kind === "fatal") throw failure.error;
+      // Nothing was submitted and no attempt used: only the items of that file fail.
+      const message = "message" in failure ? failure.message : "the reference could not be uploaded";
+      return this.host.move(queued, { to: "failed", set: { errorCode: REFERENCE_UPLOAD_FAILED, errorMessage: message }, note: message });
+    }
     try {
       await this.deps.gate.take(this.deps.softSignal);
     } catch {
@@ -119,7 +136,7 @@ export class ServiceSideDriver {
     let outcome: SubmitOutcome;
     let fatal: FatalRunError | null = null;
     try {
-      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(item.request, signal));
+      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(request, signal));
       outcome = { kind: "accepted", jobId, firstReadMs: this.pollSchedule.firstReadMs(item.request.model) };
     } catch (error) {
       const failure = classifyFailure(error);
@@ -166,7 +183,8 @@ export class ServiceSideDriver {
     const signal = this.deps.hardSignal;
     try {
       await sleepMs(item.nextAttemptAt - this.deps.now(), this.deps.softSignal);
-      const search = await this.deps.gate.findLostJob(item, { signal, tokenSignal: this.deps.softSignal });
+      // The listings echo the reference as the URL it was uploaded to.
+      const search = await this.deps.gate.findLostJob({ ...item, request: await this.references.resolve(item.request) }, { signal, tokenSignal: this.deps.softSignal });
       const next = nextLostSubmitStep(search, {
         waitedMs: this.deps.now() - (item.submittedAt ?? 0),
         foundNothingBefore: item.foundNothingAt !== null,

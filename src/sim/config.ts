@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { IMAGE_MODELS, type ImageModel } from "../providers/catalog.js";
 
-export const FAULT_ROUTES = ["submit", "job", "list", "images", "quota", "file"] as const;
+export const FAULT_ROUTES = ["submit", "job", "list", "images", "quota", "file", "generateurl", "upload"] as const;
 export type FaultRoute = (typeof FAULT_ROUTES)[number];
 
 export const API_KEY_PATTERN = /^pictai_[A-Za-z0-9_-]+$/;
@@ -56,6 +56,10 @@ export interface SimOptions {
   rateWrongContentType: number;
   /** Lifetime of a signed download URL; a job re-read before then gets a fresh one. */
   urlTtlMs: number;
+  /** Lifetime of a signed upload URL from POST /v1/media/generateurl (PICTORY.md §6.6: 24 h). */
+  uploadUrlTtlMs: number;
+  /** The signed PUT of a file whose name contains one of these answers 500 every time (a failed upload). */
+  failUploadsNamed: string[];
   /** After completion (or failure) plus this, the job reads `cleaned` and its file is gone. */
   jobRetentionMs: number;
   /** Webhook faults (the delivery itself is one POST, 5 s timeout, response ignored). */
@@ -114,6 +118,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   rateTruncatedDownload: 0,
   rateWrongContentType: 0,
   urlTtlMs: 60 * 60_000,
+  uploadUrlTtlMs: 24 * 60 * 60_000,
+  failUploadsNamed: [],
   jobRetentionMs: 24 * 60 * 60_000,
   rateWebhookDuplicate: 0,
   rateWebhookDrop: 0,
@@ -185,6 +191,8 @@ const CHECKS: Record<keyof SimOptions, Check> = {
   rateTruncatedDownload: probability,
   rateWrongContentType: probability,
   urlTtlMs: nonNegative,
+  uploadUrlTtlMs: nonNegative,
+  failUploadsNamed: stringList,
   jobRetentionMs: nonNegative,
   rateWebhookDuplicate: probability,
   rateWebhookDrop: probability,

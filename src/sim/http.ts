@@ -27,12 +27,12 @@ export function dropConnection(req: IncomingMessage, res: ServerResponse): void 
 
 export class BodyTooLargeError extends Error {}
 
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new BodyTooLargeError("request body too large");
+    if (size > limit) throw new BodyTooLargeError("request body too large");
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

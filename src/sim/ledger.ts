@@ -1,5 +1,6 @@
 // What the simulator saw, for tests to assert on: jobs per request hash (paid twice?),
 // requests per route, peaks of in-flight jobs, concurrent requests and requests per minute.
+import { createHash } from "node:crypto";
 import type { SimJob } from "./state.js";
 import type { WebhookStats } from "./webhooks.js";
 
@@ -25,6 +26,13 @@ export interface SimLedger extends WebhookStats {
   requestsPerMinuteMax: number;
   /** AI credits debited, all keys. */
   creditsUsed: number;
+  /** Signed upload URLs handed out (POST /v1/media/generateurl answered 200). */
+  uploadUrlsIssued: number;
+  /** Files stored by a signed PUT, and how often each (by the sha256 of its bytes). */
+  uploads: number;
+  uploadsBySha256: Record<string, number>;
+  /** Signed PUTs refused: "signature" (a wrong Content-Type), "expired", "fault" (failUploadsNamed). */
+  uploadsRefused: Record<string, number>;
 }
 
 const WINDOW_MS = 60_000;
@@ -46,6 +54,10 @@ export class LedgerRecorder {
   private concurrentRequests = 0;
   private requestsPerMinuteMax = 0;
   private apiRequestTimes: number[] = [];
+  private uploadUrlsIssued = 0;
+  private uploads = 0;
+  private uploadsBySha256: Record<string, number> = {};
+  private uploadsRefused: Record<string, number> = {};
 
   reset(): void {
     this.jobsCreated = this.jobsCompleted = this.jobsFailed = 0;
@@ -57,6 +69,22 @@ export class LedgerRecorder {
     this.maxConcurrentRequests = this.concurrentRequests;
     this.requestsPerMinuteMax = 0;
     this.apiRequestTimes = [];
+    this.uploadUrlsIssued = this.uploads = 0;
+    this.uploadsBySha256 = {};
+    this.uploadsRefused = {};
+  }
+
+  uploadUrlIssued(): void {
+    this.uploadUrlsIssued++;
+  }
+
+  uploaded(bytes: Buffer): void {
+    this.uploads++;
+    bump(this.uploadsBySha256, createHash("sha256").update(bytes).digest("hex"));
+  }
+
+  uploadRefused(why: string): void {
+    bump(this.uploadsRefused, why);
   }
 
   requestOpened(): void {
@@ -112,6 +140,10 @@ export class LedgerRecorder {
       concurrentRequestsNow: this.concurrentRequests,
       requestsPerMinuteMax: this.requestsPerMinuteMax,
       creditsUsed: live.creditsUsed,
+      uploadUrlsIssued: this.uploadUrlsIssued,
+      uploads: this.uploads,
+      uploadsBySha256: { ...this.uploadsBySha256 },
+      uploadsRefused: { ...this.uploadsRefused },
       ...live.webhooks,
     };
   }

@@ -18,6 +18,7 @@ import {
 import type { LedgerRecorder } from "./ledger.js";
 import type { KeyRateLimiter } from "./ratelimit.js";
 import type { SimState } from "./state.js";
+import { generateUrl, putUpload, serveUpload, UPLOAD_FILE_PREFIX, UPLOAD_PUT_PREFIX } from "./uploads.js";
 import { validateCreateBody, type FieldError } from "./validate.js";
 import {
   imageIdFromImagesPageKey,
@@ -165,6 +166,7 @@ const ROUTES: Route[] = [
   { method: "GET", pattern: /^\/v1\/jobs\/([^/]+)$/, label: "GET /v1/jobs/:id", fault: "job", handler: getJob },
   { method: "GET", pattern: /^\/v1\/jobs$/, label: "GET /v1/jobs", fault: "list", handler: listJobs },
   { method: "GET", pattern: /^\/v1\/quota$/, label: "GET /v1/quota", fault: "quota", handler: quota },
+  { method: "POST", pattern: /^\/v1\/media\/generateurl$/, label: "POST /v1/media/generateurl", fault: "generateurl", handler: (req, res, ctx, key) => generateUrl(req, res, ctx, key) },
 ];
 
 function respondWithFault(fault: HttpFault, req: IncomingMessage, res: ServerResponse, ctx: SimContext): void {
@@ -252,6 +254,8 @@ export function createRequestListener(ctx: SimContext): (req: IncomingMessage, r
     let work: Promise<void>;
     if (url.pathname.startsWith("/__sim/")) work = handleAdmin(req, res, ctx, url);
     else if (url.pathname.startsWith(`${API_PREFIX}/`)) work = handleApi(req, res, ctx, url);
+    else if (url.pathname.startsWith(UPLOAD_PUT_PREFIX)) work = handleUpload(req, res, ctx, url);
+    else if (url.pathname.startsWith(UPLOAD_FILE_PREFIX)) work = Promise.resolve(serveUpload(req, res, url, ctx));
     else if (isFilePath(url.pathname)) work = handleFile(req, res, ctx, url);
     else work = Promise.resolve(sendJson(res, 404, { message: "Not Found" }));
     work.catch((error: unknown) => {
@@ -259,6 +263,14 @@ export function createRequestListener(ctx: SimContext): (req: IncomingMessage, r
       else res.destroy();
     });
   };
+}
+
+/** The signed PUT of an upload (S3's side: no Authorization, the fault route "upload"). */
+async function handleUpload(req: IncomingMessage, res: ServerResponse, ctx: SimContext, url: URL): Promise<void> {
+  ctx.ledger.route("PUT /uploads");
+  const fault = ctx.state.faults.httpFault("upload", ctx.state.options);
+  if (fault !== null) return respondWithFault(fault, req, res, ctx);
+  await putUpload(req, res, url, ctx);
 }
 
 async function handleFile(req: IncomingMessage, res: ServerResponse, ctx: SimContext, url: URL): Promise<void> {

@@ -5,6 +5,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { MODEL_SPECS } from "../providers/catalog.js";
 import { mergeSimOptions, type SimOptions, type SimOptionsPatch } from "./config.js";
 import { FaultPicker } from "./faults.js";
+import { SimUploads } from "./uploads.js";
 import { simRequestHash, type SimImageRequest } from "./validate.js";
 
 export type Outcome = { kind: "completed"; credits: number } | { kind: "failed"; code: string; message: string };
@@ -54,6 +55,8 @@ export class SimState {
   /** Per key, oldest first. */
   private readonly jobsByKey = new Map<string, SimJob[]>();
   private readonly accounts = new Map<string, Account>();
+  /** Files put through POST /v1/media/generateurl and its signed URL (uploads.ts). */
+  readonly uploads = new SimUploads();
   /** Jobs not yet settled. Their count after settling is the service's in-flight count. */
   private pending: SimJob[] = [];
   private seq = 0;
@@ -81,6 +84,7 @@ export class SimState {
     this.jobsByImageId.clear();
     this.jobsByKey.clear();
     this.accounts.clear();
+    this.uploads.clear();
     this.pending = [];
     this.faults.reseed(this.options.seed);
   }
@@ -139,7 +143,9 @@ export class SimState {
     const fault = this.faults.jobFault(o);
     if (fault === "permanent") planned = { kind: "failed", ...JOB_ERRORS.permanent };
     else if (fault === "transient") planned = { kind: "failed", ...JOB_ERRORS.transient };
-    if (request.referenceImageUrl !== undefined && o.unreachableHosts.includes(new URL(request.referenceImageUrl).hostname)) {
+    const reference = request.referenceImageUrl;
+    // A host that cannot be reached, or an upload URL of this simulator whose file never arrived.
+    if (reference !== undefined && (o.unreachableHosts.includes(new URL(reference).hostname) || this.uploads.missing(reference))) {
       planned = { kind: "failed", ...JOB_ERRORS.unreachable };
     }
     const job: SimJob = {

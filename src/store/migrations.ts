@@ -207,4 +207,18 @@ export const MIGRATIONS: readonly Migration[] = [
   CREATE INDEX items_row ON items(row_id) WHERE superseded_at IS NULL;
   CREATE TABLE orphan_jobs (id INTEGER PRIMARY KEY, item_key TEXT NOT NULL, job_id TEXT NOT NULL, worker TEXT NOT NULL, at INTEGER NOT NULL);
   `,
+  // 9: local reference images uploaded to a service, one row per file (by its sha256) and
+  // service: the permanent URL a later run reuses, so each file is uploaded once.
+  `
+  CREATE TABLE uploads (
+    sha256 TEXT NOT NULL,
+    service TEXT NOT NULL,
+    url TEXT NOT NULL,
+    upload_key TEXT,
+    content_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (sha256, service)
+  ) WITHOUT ROWID;
+  `,
 ];

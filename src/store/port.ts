@@ -3,9 +3,9 @@
 // adapter (sqlite/sqlite-store.ts) implements it; test/store-conformance.ts is its contract.
 import type { ImageModel } from "../providers/catalog.js";
 import type { ProviderName } from "../providers/provider.js";
-import type { HashWith, PlannedWithHash, SyncSummary } from "./sync.js";
+import type { HashWith, PlannedWithHash, StoredItemDigest, SyncSummary } from "./sync.js";
 import type { ItemState } from "./states.js";
-import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunOutcome, RunRecord, SheetItem } from "./types.js";
+import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunOutcome, RunRecord, SheetItem, UploadRecord } from "./types.js";
 
 export type StateCounts = Record<ItemState, number>;
 
@@ -67,6 +67,23 @@ export interface SyncRules {
   hashWith?: HashWith;
   allowProviderSwitch?: boolean;
   abandonInFlight?: boolean;
+}
+
+/** Some keys' records as a plan sees them: the live ones (as the sync does), and the earlier done ones. */
+export interface PlanDigests {
+  live: StoredItemDigest[];
+  /** `[key, request hash]` of superseded done records: asked for again, they are brought back, not paid. */
+  doneBefore: [string, string][];
+}
+
+/** How long one done item's job took here, in ms. */
+export interface JobTiming {
+  provider: ProviderName;
+  model: string;
+  /** Submit → the read that saw it complete: the item's time in a slot at the service. */
+  serviceMs: number;
+  /** That read → done: download, checks, thumbnail, renditions, the sync of its files. */
+  imageMs: number;
 }
 
 export interface Store {
@@ -167,6 +184,18 @@ export interface Store {
   currentDecisions(): Promise<Map<string, DecisionRecord>>;
   /** Changes whenever an item moves or a decision is made. */
   changeMark(): Promise<string>;
+
+  // ---- planning (imgbatch plan: read-only)
+  /** The records of these keys (a chunk of the manifest's) as the sync would meet them. */
+  planDigests(keys: readonly string[]): Promise<PlanDigests>;
+  /** The times of the last `limit` done items, newest first. */
+  jobTimings(limit: number): Promise<JobTiming[]>;
+
+  // ---- reference images uploaded to a service
+  /** The upload of this file (by sha256) to this service, or undefined (also in a database older than uploads). */
+  uploadOf(sha256: string, service: string): Promise<UploadRecord | undefined>;
+  /** Records (or replaces) a file's upload to a service; committed with the turn's other writes. */
+  recordUpload(upload: UploadRecord): Promise<void>;
 
   // ---- runs and the lock
   beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart>;

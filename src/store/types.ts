@@ -151,6 +151,22 @@ export interface SheetItem extends ReportItem {
   groupPending: number;
 }
 
+/**
+ * A local reference image uploaded to a service: the file by its sha256, the service by its
+ * base URL (a file uploaded to the simulator is not at the real service), and the permanent URL
+ * sent as `referenceImageUrl`. The signed upload URL is never kept.
+ */
+export interface UploadRecord {
+  sha256: string;
+  service: string;
+  url: string;
+  /** The service's name of the object (Pictory's `key`), when it gives one. */
+  key: string | null;
+  contentType: string;
+  bytes: number;
+  uploadedAt: number;
+}
+
 /** A quality gate's verdict on an item's image (assets/qc.ts makes them). */
 export interface ItemQcFlag {
   gate: "blank" | "size" | "duplicate";

@@ -75,10 +75,11 @@ function processAlive(pid) {
 
 /**
  * A CSV manifest of `n` rows, one item each, every prompt distinct (CSV is what a list of
- * this size is exported as; YAML is measured separately where the format matters).
+ * this size is exported as; YAML is measured separately where the format matters). Past the
+ * default cap on items (10,000) it raises its own with a `# maxItems:` line.
  */
 export function writeCsvManifest(dir, n, { name = "bench", model = "flux-schnell" } = {}) {
-  const lines = ["id,prompt,model,aspectRatio"];
+  const lines = [...(n > 10_000 ? [`# maxItems: ${n}`] : []), "id,prompt,model,aspectRatio"];
   for (let i = 0; i < n; i++) lines.push(`r${i},Poster number ${i} of a quiet harbour town at dusk,${model},1:1`);
   const path = join(dir, `${name}.csv`);
   writeFileSync(path, `${lines.join("\n")}\n`);

@@ -1,8 +1,8 @@
 // The reports' reads in PostgreSQL: live items a page at a time, in database order or in the
 // contact sheet's (grouped by row, the manifest's order within), no cursor held across an await.
-import { toItem } from "../rows.js";
+import { toItem, toRendition } from "../rows.js";
 import { UNFINISHED_STATES } from "../states.js";
-import type { ReportItem, SheetItem } from "../types.js";
+import type { FailureReason, RenditionRecord, ReportItem, SheetItem } from "../types.js";
 import type { Connection, Row } from "./connection.js";
 
 const PAGE_ROWS = 500;
@@ -39,4 +39,32 @@ export async function* liveItemsInSheetOrderPg(connection: Connection): AsyncGen
       return { item: toItem(row), renditions: renditionsOf(row), startsGroup: p.first, groupSize: p.size, groupFailed: p.failed, groupPending: p.pending };
     });
   }
+}
+
+/** Why the items failed now are failed, most common first. */
+export function failureReasonsPg(connection: Connection, limit: number): Promise<FailureReason[]> {
+  return connection.query<{ code: string; count: number; example: string }>(
+    `SELECT COALESCE(error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(error_message), '') AS example FROM items
+     WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1`,
+    [limit],
+  );
+}
+
+/** Why items failed in one run (its own events), most common first. */
+export function runFailureReasonsPg(connection: Connection, runId: number, limit: number): Promise<FailureReason[]> {
+  return connection.query<{ code: string; count: number; example: string }>(
+    `SELECT COALESCE(e.error_code, i.error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(e.detail), MAX(i.error_message), '') AS example
+     FROM events e JOIN items i ON i.id = e.item_id WHERE e.run_id = $1 AND e.to_state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2`,
+    [runId, limit],
+  );
+}
+
+export async function renditionsByItemPg(connection: Connection): Promise<Map<number, RenditionRecord[]>> {
+  const byItem = new Map<number, RenditionRecord[]>();
+  for (const record of (await connection.query("SELECT * FROM renditions ORDER BY item_id, name")).map(toRendition)) {
+    const list = byItem.get(record.itemId);
+    if (list) list.push(record);
+    else byItem.set(record.itemId, [record]);
+  }
+  return byItem;
 }

@@ -3,14 +3,15 @@
 // runs, workers and decisions in pg-runs.ts. Every call is one round trip where it can be.
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import { toItem, toRendition } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
-import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunRecord, SheetItem } from "../types.js";
+import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunRecord, SheetItem, UploadRecord } from "../types.js";
 import { Connection, redactUrl, type Row } from "./connection.js";
 import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.js";
-import { liveItemsInSheetOrderPg, liveItemsPg } from "./pg-reports.js";
+import { jobTimingsPg, planDigestsPg, recordUploadPg, uploadOfPg } from "./pg-plan.js";
+import { failureReasonsPg, liveItemsInSheetOrderPg, liveItemsPg, renditionsByItemPg, runFailureReasonsPg } from "./pg-reports.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
 import { importSqlite, type ImportSummary } from "./pg-import.js";
@@ -254,34 +255,20 @@ export class PgStore implements Store {
     return rows.map((r) => ({ itemId: r.item_id as number, key: r.key as string, runId: r.run_id as number | null, at: r.at as number, from: r.from_state as ItemState | null, to: r.to_state as ItemState, detail: r.detail as string | null }));
   }
 
-  async failureReasons(limit = 5): Promise<FailureReason[]> {
-    return this.q<{ code: string; count: number; example: string }>(
-      `SELECT COALESCE(error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(error_message), '') AS example FROM items
-       WHERE ${LIVE} AND in_manifest = 1 AND state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1`,
-      [limit],
-    );
+  failureReasons(limit = 5): Promise<FailureReason[]> {
+    return failureReasonsPg(this.connection, limit);
   }
 
-  async runFailureReasons(runId: number, limit = 5): Promise<FailureReason[]> {
-    return this.q<{ code: string; count: number; example: string }>(
-      `SELECT COALESCE(e.error_code, i.error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(e.detail), MAX(i.error_message), '') AS example
-       FROM events e JOIN items i ON i.id = e.item_id WHERE e.run_id = $1 AND e.to_state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2`,
-      [runId, limit],
-    );
+  runFailureReasons(runId: number, limit = 5): Promise<FailureReason[]> {
+    return runFailureReasonsPg(this.connection, runId, limit);
   }
 
   async renditionsOf(itemId: number): Promise<RenditionRecord[]> {
     return (await this.q("SELECT * FROM renditions WHERE item_id = $1 ORDER BY name", [itemId])).map(toRendition);
   }
 
-  async renditionsByItem(): Promise<Map<number, RenditionRecord[]>> {
-    const byItem = new Map<number, RenditionRecord[]>();
-    for (const record of (await this.q("SELECT * FROM renditions ORDER BY item_id, name")).map(toRendition)) {
-      const list = byItem.get(record.itemId);
-      if (list) list.push(record);
-      else byItem.set(record.itemId, [record]);
-    }
-    return byItem;
+  renditionsByItem(): Promise<Map<number, RenditionRecord[]>> {
+    return renditionsByItemPg(this.connection);
   }
 
   keepManifestOrder(keys: Iterable<string>): Promise<void> {
@@ -295,6 +282,12 @@ export class PgStore implements Store {
   liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
     return liveItemsInSheetOrderPg(this.connection);
   }
+
+  // ---- a plan's reads and the reference uploads (pg-plan.ts)
+  readonly planDigests = (keys: readonly string[]): Promise<PlanDigests> => planDigestsPg(this.connection, keys);
+  readonly jobTimings = (limit: number): Promise<JobTiming[]> => jobTimingsPg(this.connection, limit);
+  readonly uploadOf = (sha256: string, service: string): Promise<UploadRecord | undefined> => uploadOfPg(this.connection, sha256, service);
+  readonly recordUpload = (upload: UploadRecord): Promise<void> => recordUploadPg(this.connection, upload);
 
   // ---- the morning review, runs and workers (pg-runs.ts)
 

@@ -123,6 +123,19 @@ export const PG_MIGRATIONS: readonly string[] = [
     at BIGINT NOT NULL
   );
   `,
+  // 2: local reference images uploaded to a service (SQLite's migration 9).
+  `
+  CREATE TABLE uploads (
+    sha256 TEXT NOT NULL,
+    service TEXT NOT NULL,
+    url TEXT NOT NULL,
+    upload_key TEXT,
+    content_type TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    uploaded_at BIGINT NOT NULL,
+    PRIMARY KEY (sha256, service)
+  );
+  `,
 ];
 
 /** Any fixed number: the advisory lock that serialises migrations and manifest syncs. */

@@ -1,21 +1,24 @@
 // The SQLite adapter of the store port: one file, one connection, every change also an event.
 // Its parts are synchronous (better-sqlite3) and split by concern: reads (reads.ts), item writes
 // and claims (item-writes.ts), commit groups and durability (commit-groups.ts), runs and the lock
-// (runs.ts), the manifest sync (manifest-sync.ts), report pages (report-cursors.ts).
+// (runs.ts), the manifest sync (manifest-sync.ts), report pages (report-cursors.ts), reference
+// uploads (uploads.ts).
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../../providers/provider.js";
-import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import type { ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
-import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem } from "../types.js";
+import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem, UploadRecord } from "../types.js";
 import { CommitGroups } from "./commit-groups.js";
 import { DecisionBook } from "./decisions.js";
 import { ItemWrites } from "./item-writes.js";
 import { syncManifestInChunks } from "./manifest-sync.js";
 import { openDatabase } from "./open.js";
+import { jobTimings, planDigests } from "./plan-reads.js";
 import { SqliteReads, statementCache, type Statement } from "./reads.js";
 import { setManifestOrder } from "./report-cursors.js";
 import { RunBook } from "./runs.js";
+import { UploadBook } from "./uploads.js";
 
 export { DatabaseUnusableError } from "./open.js";
 
@@ -37,6 +40,7 @@ export class SqliteStore implements Store {
   private readonly items: ItemWrites;
   private readonly runBook: RunBook;
   private readonly decisions: DecisionBook;
+  private readonly uploads: UploadBook;
 
   private constructor(
     private readonly db: Database.Database,
@@ -53,6 +57,7 @@ export class SqliteStore implements Store {
     const rejectedKeys = () => new Set([...this.decisions.current().values()].filter((d) => d.decision === "rejected").map((d) => d.key));
     this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states), rejectedKeys });
     this.runBook = new RunBook(db, this.statement, beforeWrite, now);
+    this.uploads = new UploadBook(this.statement, beforeWrite);
   }
 
   /**
@@ -294,6 +299,12 @@ export class SqliteStore implements Store {
   async changeMark(): Promise<string> {
     return this.decisions.changeMark();
   }
+
+  // ---- a plan's reads (plan-reads.ts) and reference uploads (uploads.ts)
+  readonly planDigests = async (keys: readonly string[]): Promise<PlanDigests> => planDigests(this.statement, keys);
+  readonly jobTimings = async (limit: number): Promise<JobTiming[]> => jobTimings(this.statement, limit);
+  readonly uploadOf = async (sha256: string, service: string): Promise<UploadRecord | undefined> => this.uploads.get(sha256, service);
+  readonly recordUpload = async (upload: UploadRecord): Promise<void> => this.uploads.record(upload);
 
   // ---- runs and the lock (runs.ts)
 
