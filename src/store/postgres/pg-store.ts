@@ -175,7 +175,6 @@ export class PgStore implements Store {
   }
 
   private readonly seededKeys = new Set<string>();
-
   async takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number> {
     if (!this.seededKeys.has(keyHash)) {
       await seedKeyPg(this.connection, keyHash, burst);

@@ -168,12 +168,9 @@ export class SqliteStore implements Store {
     return this.items.claimQueued(worker, now, limit, leaseUntil);
   }
 
-  /** One worker: its own in-memory bucket (ServiceGate) is the key's. */
-  async takeRequestToken(): Promise<number> {
-    return 0;
-  }
-
-  async pauseKey(): Promise<void> {}
+  /** One worker: its own in-memory bucket (ServiceGate) is the key's, so these hold nothing. */
+  takeRequestToken = async (): Promise<number> => 0;
+  pauseKey = async (): Promise<void> => {};
 
   async claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]> {
     return this.items.claimInFlight(worker, now, leaseUntil, states);
