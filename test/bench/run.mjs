@@ -16,6 +16,7 @@ const SCENARIOS = [
   { id: "4", title: "Memory flat in N", module: "./s4-memory.mjs" },
   { id: "5", title: "Thumbnails and renditions", module: "./s5-images.mjs" },
   { id: "6", title: "Resume start-up", module: "./s6-resume.mjs" },
+  { id: "7", title: "Workers on PostgreSQL", module: "./s7-workers.mjs" },
 ];
 
 const RESULTS = join(BENCH_DIR, "results.json");
