@@ -46,6 +46,8 @@ export class ManifestAssembly {
           renditions: header.renditions,
           thumbnail: header.thumbnail,
           qc: header.qc,
+          // The defaults' webhook as the whole header has it (the rows may be read above `defaults:`).
+          webhooks: { fallback: header.defaults.webhook?.value ?? null, byRow: planned.webhooks },
         };
       }
     }

@@ -6,7 +6,7 @@ import type { ImageRequest } from "../providers/provider.js";
 import { type DraftHeader, type DraftRow, fieldOf, IssueList, type Located, REQUEST_FIELDS, type RequestField, type Where } from "./draft.js";
 import { canonicalJson, deriveRowId, slugify } from "./slug.js";
 import { fillTemplate } from "./template.js";
-import type { ManifestIssue, PlannedItem } from "./types.js";
+import type { ManifestIssue, PlannedItem, WebhookPlan } from "./types.js";
 import { MAX_KEY_LENGTH } from "./values.js";
 
 /** A manifest that would expand past this is refused before anything is built. */
@@ -37,6 +37,9 @@ export class ItemPlanner {
   private readonly items: PlannedItem[] = [];
   private readonly seenIds = new Map<string, SeenRow>();
   private readonly seenKeys = new Map<string, { key: string; row: SeenRow }>();
+  /** Rows that name their own webhook (one string per distinct URL: a CSV column repeats it). */
+  private readonly webhooks = new Map<string, string>();
+  private readonly urls = new Map<string, string>();
   private readonly issues: IssueList;
   private readonly expandIssues: IssueList;
   private total = 0;
@@ -62,6 +65,11 @@ export class ItemPlanner {
     }
     const rowItems = expandRow(this.draft, identity, this.expandIssues);
     if (identity.duplicate) return;
+    if (row.webhook !== null) {
+      const url = this.urls.get(row.webhook.value) ?? row.webhook.value;
+      this.urls.set(url, url);
+      this.webhooks.set(identity.id, url);
+    }
     const self = this.seenIds.get(identity.id.toLowerCase())!;
     for (const item of rowItems) {
       // Case-insensitive: keys become file names, and `Hero` and `hero` clash on macOS and Windows.
@@ -80,15 +88,16 @@ export class ItemPlanner {
   }
 
   /** The items, and the issues of ids then expansion (or of ids then the one MAX_ITEMS issue). */
-  finish(): { items: PlannedItem[]; issues: ManifestIssue[] } {
+  finish(): { items: PlannedItem[]; issues: ManifestIssue[]; webhooks: WebhookPlan["byRow"] } {
+    const webhooks = this.webhooks;
     if (this.total > MAX_ITEMS && this.largest !== null) {
       this.issues.add(
         this.largest.row.at,
         `the manifest expands to ${this.total} items, more than the ${MAX_ITEMS} allowed (this row alone makes ${this.largest.count}); split it`,
       );
-      return { items: [], issues: this.issues.items };
+      return { items: [], issues: this.issues.items, webhooks };
     }
-    return { items: this.items, issues: [...this.issues.items, ...this.expandIssues.items] };
+    return { items: this.items, issues: [...this.issues.items, ...this.expandIssues.items], webhooks };
   }
 
   private assignId(row: DraftRow): RowIdentity | null {

@@ -3,14 +3,20 @@
 import { type DraftHeader, type DraftRow, type FieldValues, type IssueList, isRequestField, type Located, REQUEST_FIELDS, ROW_FIELDS, type Where } from "./draft.js";
 import { slugify } from "./slug.js";
 import { parseTemplate } from "./template.js";
-import { idProblem, requestValueProblem } from "./values.js";
+import { idProblem, requestValueProblem, webhookProblem } from "./values.js";
 
 const RESERVED_VARS: readonly string[] = ROW_FIELDS;
 
 /** The manifest-wide parts (defaults, variables); rows are checked one by one with checkRow. */
 export function checkHeader(draft: DraftHeader, issues: IssueList): void {
   checkFields(draft.defaults.fields, issues);
+  checkWebhook(draft.defaults.webhook, issues);
   checkVarNames(draft.vars, issues);
+}
+
+function checkWebhook(webhook: Located<string> | null, issues: IssueList): void {
+  const problem = webhook === null ? null : webhookProblem(webhook.value);
+  if (problem !== null) issues.add(webhook!.at, problem);
 }
 
 function checkFields(fields: FieldValues, issues: IssueList): void {
@@ -36,6 +42,7 @@ export function checkRow(row: DraftRow, issues: IssueList): void {
     if (problem !== null) issues.add(row.id.at, problem);
   }
   checkFields(row.fields, issues);
+  checkWebhook(row.webhook, issues);
   checkVarNames(row.vars, issues);
   if (row.prompt !== null) {
     for (const problem of parseTemplate(row.prompt.value).problems) issues.add(row.prompt.at, problem);

@@ -35,6 +35,24 @@ export interface PlannedItem {
   request: ImageRequest;
 }
 
+/**
+ * Where each item's finished job is reported (`webhook:` of its row, else of `defaults`). Kept
+ * apart from the request: not hashed, not stored, read from the manifest by each run, so a
+ * changed URL remakes nothing and reaches every item submitted from then on. Per row, not per
+ * item, so a run of 100,000 items holds one entry per row that names its own.
+ */
+export interface WebhookPlan {
+  fallback: string | null;
+  byRow: ReadonlyMap<string, string>;
+}
+
+export const NO_WEBHOOKS: WebhookPlan = { fallback: null, byRow: new Map() };
+
+/** The webhook the manifest gives the items of this row, or null. */
+export function webhookOf(plan: WebhookPlan, rowId: string): string | null {
+  return plan.byRow.get(rowId) ?? plan.fallback;
+}
+
 export interface Manifest {
   /** Names the database and the output folder: `jobs/<name>.sqlite`, `output/<name>/`. */
   name: string;
@@ -46,6 +64,7 @@ export interface Manifest {
   thumbnail: ThumbnailSpec;
   /** Which quality gates run after each delivery (the `qc:` section, or the defaults). */
   qc: QcSettings;
+  webhooks: WebhookPlan;
 }
 
 /** One thing wrong with a manifest, located well enough to fix it without searching. */

@@ -94,6 +94,11 @@ export function requestValueProblem(field: RequestField, value: string): string 
   }
 }
 
+/** A webhook is an address the service calls, checked like a reference image's. */
+export function webhookProblem(value: string): string | null {
+  return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL`;
+}
+
 export function variantsProblem(value: number): string | null {
   return Number.isInteger(value) && value >= VARIANTS_MIN && value <= VARIANTS_MAX
     ? null
