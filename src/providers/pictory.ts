@@ -6,7 +6,7 @@ import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
-import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider } from "./provider.js";
+import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type SubmitExtras } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -97,11 +97,12 @@ export class PictoryProvider implements Provider {
     }
   }
 
-  async submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }> {
+  async submit(request: ImageRequest, signal?: AbortSignal, extras: SubmitExtras = {}): Promise<{ jobId: string }> {
     PictoryProvider.checkRequest(request);
     const body: Json = { prompt: request.prompt, model: request.model, aspectRatio: request.aspectRatio };
     if (request.style) body.style = request.style;
     if (request.referenceImageUrl) body.referenceImageUrl = request.referenceImageUrl;
+    if (extras.webhook) body.webhook = extras.webhook;
     const json = await this.call("POST", "/v1/aistudio/images", body, signal);
     const jobId = str(asObject(json.data)?.jobId);
     if (json.success !== true || !jobId) {
