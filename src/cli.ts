@@ -10,7 +10,7 @@ import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogForma
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
-import { parseDeadline, parseDuration, parseList, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
+import { parseDeadline, parseDuration, parseList, parseListenFlags, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
 import { exportCommand } from "./commands/export.js";
@@ -43,6 +43,8 @@ interface RunFlags {
   switchProvider?: boolean;
   abandonInFlight?: boolean;
   jobTimeout?: string;
+  listen?: string;
+  publicUrl?: string;
 }
 
 /** The package's version: package.json is one folder above both src/ and dist/. */
@@ -113,6 +115,7 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     abandonInFlight: flags.abandonInFlight,
     jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
     quiet: globals.quiet,
+    ...parseListenFlags(flags.listen, flags.publicUrl),
   };
 }
 
@@ -129,6 +132,8 @@ function addRunFlags(command: Command): Command {
     .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
     .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3")
     .option("--job-timeout <duration>", "a job still in progress this long after its submit fails JOB_TIMEOUT, job id kept (default 30m)")
+    .option("--listen <[host:]port>", "receive the service's webhooks here (host 127.0.0.1 unless given) as hints to read a job at once; needs --public-url")
+    .option("--public-url <url>", "the address at which the service reaches --listen (each item gets <url>/<key>/<token>)")
     .option("--abandon-in-flight", "make items whose request changed anew although their paid jobs are still at the service")
     .option("--switch-provider", "make items another (paying) provider made anew with this run's provider (their images are kept in superseded/)");
 }

@@ -61,4 +61,39 @@ describe("the manifest's webhook", () => {
     const hooked = await provider.submit(request, undefined, { webhook: "https://hooks.example.com/x" });
     expect(s.ledger().webhookByJob).toEqual({ [plain.jobId]: null, [hooked.jobId]: "https://hooks.example.com/x" });
   });
+
+  it("is sent per create; a changed URL remakes nothing and goes with the items submitted after the change", async () => {
+    const s = await sim();
+    const team = await hookCatcher();
+    const dir = tempDir();
+    const db = join(dir, "db.sqlite");
+    const out = join(dir, "out");
+    const path = writeManifest(dir, team.origin, 5);
+    // The first night stops after two images (--max-credits: 0.6 each): four items wait.
+    const first = testContext({ PICTORY_API_KEY: s.apiKey, PICTORY_BASE_URL: s.url });
+    const stopped = await runCommand(path, { provider: "pictory", db, out, concurrency: 1, pollIntervalMs: 25, maxCredits: 1.2, tuning: TUNING }, first.ctx);
+    expect(stopped, first.logs()).toBe(3);
+    const before = s.ledger();
+    expect(before.jobsCreated).toBe(2);
+    expect(Object.values(before.webhookByJob)).toEqual([`${team.origin}/team/secret-path-0001`, `${team.origin}/team/secret-path-0001`]);
+
+    // The team moves its endpoint: the same manifest with another URL remakes none of the two.
+    writeFileSync(path, readFileSync(path, "utf8").replaceAll("secret-path-0001", "secret-path-0003"));
+    const second = testContext({ PICTORY_API_KEY: s.apiKey, PICTORY_BASE_URL: s.url });
+    expect(await runCommand(path, { provider: "pictory", db, out, concurrency: 2, pollIntervalMs: 25, tuning: TUNING }, second.ctx), second.logs()).toBe(0);
+    const after = s.ledger();
+    expect(after.jobsCreated).toBe(6);
+    expect(Object.values(after.jobsByRequestHash).every((n) => n === 1)).toBe(true);
+    const sent = Object.values(after.webhookByJob);
+    expect(sent.slice(0, 2)).toEqual(Object.values(before.webhookByJob));
+    // The four left, each with the URL of the manifest as it is now; the row's own stays its own.
+    expect(sent.slice(2).sort()).toEqual([...Array(3).fill(`${team.origin}/team/secret-path-0003`), `${team.origin}/own/secret-path-0002`].sort());
+    expect(second.logs()).not.toMatch(/superseded|request changed/);
+
+    // The team's system heard of every job (the simulator delivers at completion).
+    await expect.poll(() => team.paths.length, { timeout: 5_000 }).toBe(6);
+    // The URLs (which may hold a secret, as chat hooks do) are not in the database, the output folder or the logs.
+    for (const file of filesUnder(dir).filter((f) => f !== path)) expect(readFileSync(file).includes(Buffer.from("secret-path-")), file).toBe(false);
+    expect(first.logs() + second.logs()).not.toContain("secret-path-");
+  }, 30_000);
 });

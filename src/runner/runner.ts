@@ -20,6 +20,7 @@ import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
+import type { WebhookRoutes } from "./webhook-routes.js";
 
 export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
 
@@ -52,6 +53,8 @@ export interface RunnerDeps {
   now?: () => number;
   random?: () => number;
   onTransition?: (event: TransitionEvent) => void;
+  /** The webhook each submit carries, and the hints of this run's receiver (run --listen). */
+  webhooks?: WebhookRoutes;
 }
 
 export class Runner {
