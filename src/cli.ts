@@ -10,7 +10,7 @@ import { LOG_FORMATS, createLogger, defaultLogFormat, maskSecrets, type LogForma
 import { PROVIDER_NAMES, type ProviderName } from "./providers/provider.js";
 import { Terminal, plainLogStream } from "./report/terminal.js";
 import type { CommandContext } from "./commands/context.js";
-import { parseDeadline, parseDuration, parseList, parseListenFlags, parseNonNegativeNumber, parsePositiveInt } from "./commands/option-values.js";
+import { parseDeadline, parseDuration, parseList, parseListenFlags, parseNonNegativeNumber, parsePositiveInt, parseRoles } from "./commands/option-values.js";
 import { rebuildCommand } from "./commands/rebuild.js";
 import { reportCommand } from "./commands/report.js";
 import { exportCommand } from "./commands/export.js";
@@ -43,6 +43,9 @@ interface RunFlags {
   switchProvider?: boolean;
   abandonInFlight?: boolean;
   jobTimeout?: string;
+  worker?: string;
+  lease?: string;
+  roles?: string;
   listen?: string;
   publicUrl?: string;
 }
@@ -114,6 +117,9 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
     switchProvider: flags.switchProvider,
     abandonInFlight: flags.abandonInFlight,
     jobTimeoutMs: flags.jobTimeout === undefined ? undefined : parseDuration(flags.jobTimeout, "--job-timeout"),
+    worker: flags.worker,
+    leaseMs: flags.lease === undefined ? undefined : parseDuration(flags.lease, "--lease"),
+    roles: flags.roles === undefined ? undefined : parseRoles(flags.roles),
     quiet: globals.quiet,
     ...parseListenFlags(flags.listen, flags.publicUrl),
   };
@@ -122,8 +128,11 @@ function runOptionsFrom(flags: RunFlags, globals: GlobalOptions): RunCommandOpti
 function addRunFlags(command: Command): Command {
   return command
     .addOption(new Option("--provider <name>", "image service (default: the manifest's, else local)").choices([...PROVIDER_NAMES]))
-    .option("--db <file>", "state database (default <project>/jobs/<name>.sqlite)")
+    .option("--db <file|url>", "state database: a SQLite file (default <project>/jobs/<name>.sqlite) or postgres://… shared by several workers (IMGBATCH_DB)")
     .option("--out <dir>", "output folder (default <project>/output/<name>/)")
+    .option("--worker <name>", "this process's name in a shared run's claims (default host:pid)")
+    .option("--lease <duration>", "how long a claim holds without renewal: a dead worker's items are taken over after it (default 60s)")
+    .option("--roles <roles>", "what this worker does in a shared run: submit, deliver, or both (default submit,deliver)")
     .option("--concurrency <n>", "items in flight at the service (default 4)")
     .option("--max-attempts <n>", "attempts per item before it fails (default 5)")
     .option("--poll-interval <duration>", "time between polls of a job, e.g. 250ms, 10s, 2m (default 10s for pictory)")
@@ -156,6 +165,11 @@ export function buildProgram(exit: { code: number }): Command {
     .addOption(new Option("--log-format <format>", "stderr as plain lines or JSON lines (default: text on a terminal, else json)").choices([...LOG_FORMATS]))
     .option("-q, --quiet", "only warnings and errors; no progress line")
     .showHelpAfterError();
+  // IMGBATCH_DB stands in for --db on every command that takes one (a PostgreSQL URL, usually).
+  program.hook("preAction", (_program, action) => {
+    const database = readEnvironment().database;
+    if (database !== null && action.options.some((o) => o.long === "--db") && action.getOptionValue("db") === undefined) action.setOptionValue("db", database);
+  });
 
   addRunFlags(program.command("run <manifest>").description("expand, submit, poll, download, thumbnail; resumes whatever the database holds"))
     .option("--retry-failed", "re-queue every failed item first")

@@ -6,6 +6,8 @@ export interface Environment {
   pictoryBaseUrl: string;
   /** IMGBATCH_FSYNC_EACH_FILE=1: fsync each delivered file instead of batched syncfs (file-sync.ts). */
   fsyncEachFile: boolean;
+  /** IMGBATCH_DB: the state database when --db is not given (a PostgreSQL URL shares a run between machines). */
+  database: string | null;
 }
 
 export const DEFAULT_PICTORY_BASE_URL = "https://api.pictory.ai/pictoryapis";
@@ -19,5 +21,6 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     pictoryApiKey: key ? key : null,
     pictoryBaseUrl: base ? base.replace(/\/+$/, "") : DEFAULT_PICTORY_BASE_URL,
     fsyncEachFile: /^(1|true|yes)$/i.test(env.IMGBATCH_FSYNC_EACH_FILE?.trim() ?? ""),
+    database: env.IMGBATCH_DB?.trim() || null,
   };
 }

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { openStore } from "../src/store/index.js";
@@ -329,6 +330,30 @@ describe("imgbatch review's server", () => {
       const end = await review.stop();
       expect(end.code, end.stderr).toBe(0);
       expect(end.stdout.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("answers 503 to a decision the database could not take in time, and keeps serving", { timeout: 60_000 }, async () => {
+    const cwd = await deliveredProject();
+    const review = await startReview(cwd);
+    // Another connection holds the write lock past the busy timeout (5 s), as no run ever does.
+    const holder = new Database(join(cwd, "jobs", "review-test.sqlite"));
+    try {
+      const { cookie, csrf } = await session(review);
+      const item = JSON.parse((await raw(review.origin, "GET", "/api/items", { Cookie: cookie })).body) as { rows: { items: { key: string; sha256: string }[] }[] };
+      const hero = item.rows[0]!.items[0]!;
+      const body = JSON.stringify({ key: hero.key, sha256: hero.sha256, decision: "rejected" });
+      const decide = () => raw(review.origin, "POST", "/api/decide", { Cookie: cookie, Origin: review.origin, "X-CSRF-Token": csrf, "Content-Type": "application/json" }, body);
+      holder.exec("BEGIN IMMEDIATE");
+      const busy = await decide();
+      expect(busy.status).toBe(503);
+      expect(JSON.parse(busy.body)).toEqual({ error: "the database is busy (a run is writing): try again" });
+      holder.exec("ROLLBACK");
+      expect((await decide()).status).toBe(200);
+    } finally {
+      holder.close();
+      const end = await review.stop();
+      expect(end.code, end.stderr).toBe(0);
     }
   });
 

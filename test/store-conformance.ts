@@ -114,22 +114,26 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       await store.close();
     });
 
-    it("keeps runs and the lock: a second run is refused while the first lives, a stale one is taken over", async () => {
+    it("keeps runs: a run of another manifest is refused while a live one runs; a second worker of the same one shares the run only where the backend shares runs", async () => {
       const clock = { t: 1_000 };
       const store = await backend.open(clock);
-      const info = { pid: 1, host: "h", provider: "local", manifestFile: "/m.yaml" };
+      const info = { pid: 1, host: "h", provider: "local", manifestFile: "/m.yaml", manifestHash: "aaa" };
       const first = await store.beginRun(info, () => false);
       expect(first.acquired).toBe(true);
-      const refused = await store.beginRun({ ...info, pid: 2 }, () => false);
+      const refused = await store.beginRun({ ...info, pid: 2, manifestHash: "bbb" }, () => false);
       expect(refused).toMatchObject({ acquired: false, holder: { pid: 1 } });
-      const taken = await store.beginRun({ ...info, pid: 3 }, () => true);
-      expect(taken).toMatchObject({ acquired: true, tookOverFrom: { pid: 1 } });
+      const second = await store.beginRun({ ...info, pid: 3 }, () => false);
+      expect(second.acquired).toBe(store.sharesRuns);
+      if (second.acquired) await store.endRun(second.run.id, { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 });
+      // Once the first is gone (its process dead), another version of the manifest may start.
+      clock.t = 1_000 + 10 * 60_000;
+      const taken = await store.beginRun({ ...info, pid: 4, manifestHash: "bbb" }, () => true);
+      expect(taken.acquired).toBe(true);
       if (!taken.acquired) throw new Error("unreachable");
       expect(await store.closeAbandonedRuns(taken.run.id)).toBe(1);
       await store.endRun(taken.run.id, { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 });
       await store.releaseLock(taken.run.id);
-      expect(await store.lockHolder()).toBeNull();
-      expect((await store.recentRuns(5)).map((r) => r.outcome)).toEqual(["done", "died"]);
+      expect((await store.recentRuns(5)).map((r) => r.outcome)).toEqual(store.sharesRuns ? ["done", "done", "died"] : ["done", "died"]);
       await store.close();
     });
 
@@ -240,6 +244,29 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       const again = await store.remake(done, "quality gate blank: remade (1 of 1)", { qcRetries: 1 });
       expect(again).toMatchObject({ key: "a", state: "queued", qcRetries: 1, qcFlags: [], sha256: null });
       expect((await store.claimQueued("w", 1_000, 5, 61_000)).map((i) => i.id)).toEqual([again.id]);
+      await store.close();
+    });
+
+    it("shares a key's limits between the workers of a shared run: --concurrency at claim time, one request bucket, one pause", async () => {
+      const clock = { t: 1_000 };
+      const store = await backend.open(clock);
+      if (!store.sharesRuns) {
+        // One worker holds a SQLite run: its own slots and in-memory bucket are the key's.
+        expect(await store.takeRequestToken("k", 60, 1)).toBe(0);
+        await store.close();
+        return;
+      }
+      await sync(store, ["a", "b", "c", "d", "e"].map((k) => planned(k)));
+      const one = await store.claimQueued("w1", 1_000, 2, 61_000, 3);
+      const two = await store.claimQueued("w2", 1_000, 5, 61_000, 3);
+      expect(one.length + two.length).toBe(3);
+      await move(store, one[0]!, "submitting", { attempts: 1 });
+      expect(await store.claimQueued("w3", 1_000, 5, 61_000, 3)).toEqual([]);
+      // Two tokens of a burst of 2, then a wait; a pause holds every taker.
+      expect([await store.takeRequestToken("key", 60, 2), await store.takeRequestToken("key", 60, 2)]).toEqual([0, 0]);
+      expect(await store.takeRequestToken("key", 60, 2)).toBeGreaterThan(0);
+      await store.pauseKey("other", clock.t + 30_000);
+      expect(await store.takeRequestToken("other", 1e9, 1e9)).toBeGreaterThan(20_000);
       await store.close();
     });
   });

@@ -127,8 +127,8 @@ describe("migration 6 on a database imgbatch left at schema 5", () => {
 
     readDb(path, (db) => {
       expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-      // Migration 7's columns: nobody works an item, and no read has been made of its job yet.
-      const unclaimed = { owner: null, claim_epoch: 0, lease_until: null, polls: 0, read_failures: 0, found_nothing_at: null };
+      // Migrations 7 and 8's columns: nobody works an item, no read has been made of its job yet, no quality verdict.
+      const unclaimed = { owner: null, claim_epoch: 0, lease_until: null, polls: 0, read_failures: 0, found_nothing_at: null, qc_flags: null, qc_retries: 0, phash: null };
       expect(tableRows(db, "items")).toEqual([
         { ...ITEMS[0], file_path: "images/k.png", thumb_path: "thumbs/k.webp", ...unclaimed },
         { ...ITEMS[1], file_path: "images/k-old.png", ...unclaimed },
@@ -157,7 +157,7 @@ describe("migration 6 on a database imgbatch left at schema 5", () => {
       expect(db.pragma("foreign_key_check")).toEqual([]);
       expect(await store.integrityCheck()).toBe("ok");
       const indexes = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items' ORDER BY name`).all() as { name: string; sql: string }[];
-      expect(indexes.map((i) => i.name)).toEqual(["items_image", "items_job", "items_live_key", "items_owner", "items_queue"]);
+      expect(indexes.map((i) => i.name)).toEqual(["items_image", "items_job", "items_live_key", "items_owner", "items_queue", "items_row"]);
       // Partial and unique as migrations 1, 4 and 5 made them: the queue read and the live key rely on it.
       expect(indexes.find((i) => i.name === "items_live_key")!.sql).toMatch(/^CREATE UNIQUE INDEX items_live_key ON items\(key\) WHERE superseded_at IS NULL$/);
       expect(indexes.find((i) => i.name === "items_queue")!.sql).toMatch(/ON items\(state, next_attempt_at, id\) WHERE superseded_at IS NULL$/);

@@ -33,6 +33,7 @@ async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provi
   const local = new LocalProvider();
   const provider: Provider = {
     name: local.name,
+    keyId: local.keyId,
     pollIntervalMs: local.pollIntervalMs,
     submit: local.submit.bind(local),
     getJob: local.getJob.bind(local),
@@ -66,6 +67,7 @@ async function setUp(rows: number, wrap: (local: LocalProvider) => Partial<Provi
       retryAfterCapMs: 60_000,
       serviceDownMs: 60_000,
       leaseMs: 60_000,
+      roles: { submit: true, deliver: true },
       thumbnail: DEFAULTS.thumbnail,
       renditions: [],
       qc: DEFAULTS.qc,

@@ -54,7 +54,7 @@ export async function exportCommand(manifestPath: string, options: ExportOptions
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
     const approved = await approvedItems(store);
-    if (approved.length === 0) throw new ExitError(EXIT.usage, `no approved image in ${paths.db}: approve some first (imgbatch review ${shellWord(manifestPath)})`);
+    if (approved.length === 0) throw new ExitError(EXIT.usage, `no approved image in ${paths.dbLabel}: approve some first (imgbatch review ${shellWord(manifestPath)})`);
     const renditions = await store.renditionsByItem();
     const entries: ExportEntry[] = [];
     const rows: string[] = [`${CSV_COLUMNS.join(",")}\r\n`];

@@ -3,7 +3,7 @@
 // sidecars; a database missing where an older imgbatch kept it is pointed at.
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { EXIT, ExitError, FILE_SYSTEM_ERROR_CODES } from "../errors.js";
-import { DatabaseUnusableError, openStore, type Store } from "../store/index.js";
+import { DatabaseUnusableError, isDatabaseUrl, openStore, type Store } from "../store/index.js";
 import { formerDefaultDb, type RunPaths } from "./paths.js";
 
 /** Errors of the place the database should be (not of imgbatch): a usage or configuration error, exit 1. */
@@ -25,7 +25,8 @@ export function prepareOutputFolder(outDir: string): void {
 }
 
 export async function openStoreOrExit(paths: RunPaths, manifest: { name: string; asTyped: string }, options: { readonly: boolean }): Promise<Store> {
-  if (options.readonly && !existsSync(paths.db)) {
+  const shared = isDatabaseUrl(paths.db);
+  if (options.readonly && !shared && !existsSync(paths.db)) {
     throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${manifest.asTyped})`);
   }
   try {
@@ -41,6 +42,8 @@ export async function openStoreOrExit(paths: RunPaths, manifest: { name: string;
     }
     return store;
   } catch (error) {
+    // A server that cannot be reached or refuses the login is the environment's (exit 1); the URL's password is never quoted.
+    if (shared) throw new ExitError(EXIT.usage, `${error instanceof Error ? error.message : String(error)}. Nothing was submitted.`);
     if (error instanceof DatabaseUnusableError) {
       throw new ExitError(
         EXIT.usage,
@@ -61,7 +64,7 @@ export async function openStoreOrExit(paths: RunPaths, manifest: { name: string;
  * (relative to the working folder): it would pay for every image again.
  */
 export function refuseFormerDefault(paths: RunPaths, name: string, manifestAsTyped: string, dbFlagGiven: boolean): void {
-  if (dbFlagGiven || existsSync(paths.db)) return;
+  if (dbFlagGiven || isDatabaseUrl(paths.db) || existsSync(paths.db)) return;
   const former = formerDefaultDb(name, paths.db);
   if (former === null) return;
   throw new ExitError(

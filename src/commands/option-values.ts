@@ -49,6 +49,14 @@ function usage(message: string): ExitError {
   return new ExitError(EXIT.usage, message);
 }
 
+/** `--roles submit,deliver`: what a worker of a shared run does (at least one of the two). */
+export function parseRoles(value: string): { submit: boolean; deliver: boolean } {
+  const roles = parseList(value);
+  const unknown = roles.filter((r) => r !== "submit" && r !== "deliver");
+  if (unknown.length > 0 || roles.length === 0) throw new ExitError(EXIT.usage, `--roles ${value}: give submit, deliver or both (comma-separated)${unknown.length ? `; ${unknown.join(", ")} is not a role` : ""}`);
+  return { submit: roles.includes("submit"), deliver: roles.includes("deliver") };
+}
+
 /**
  * `--listen [HOST:]PORT` and `--public-url URL`, which go together. The host is 127.0.0.1 unless
  * given (an IPv6 host in brackets: `[::1]:8788`); the public URL is absolute http(s), without a

@@ -4,9 +4,13 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, parse, resolve } from "node:path";
 import { DEFAULTS } from "../defaults.js";
+import { isDatabaseUrl, redactUrl } from "../store/index.js";
 
 export interface RunPaths {
+  /** A SQLite file, or a PostgreSQL URL (`--db postgres://…`, IMGBATCH_DB). */
   db: string;
+  /** The database as messages show it: a URL without its password. */
+  dbLabel: string;
   outDir: string;
   /** The folder the defaults were resolved in (null when --db and --out were both given). */
   projectDir: string | null;
@@ -53,8 +57,10 @@ export function projectFolder(manifestFile: string, name: string, home = homedir
  */
 export function runPaths(manifest: { name: string; file: string }, options: { db?: string; out?: string }): RunPaths {
   const projectDir = options.db !== undefined && options.out !== undefined ? null : projectFolder(manifest.file, manifest.name);
+  const db = options.db === undefined ? join(projectDir!, DEFAULTS.jobsDir, `${manifest.name}.sqlite`) : isDatabaseUrl(options.db) ? options.db : resolve(options.db);
   return {
-    db: options.db !== undefined ? resolve(options.db) : join(projectDir!, DEFAULTS.jobsDir, `${manifest.name}.sqlite`),
+    db,
+    dbLabel: isDatabaseUrl(db) ? redactUrl(db) : db,
     outDir: options.out !== undefined ? resolve(options.out) : join(projectDir!, DEFAULTS.outputDir, manifest.name),
     projectDir,
   };

@@ -7,7 +7,7 @@ import { EXIT, ExitError } from "../errors.js";
 import { requestHash } from "../manifest/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { adoptFromSidecars, providerOfSidecars, readSidecars } from "../runner/adopt-sidecars.js";
-import { DatabaseUnusableError, openStore } from "../store/index.js";
+import { DatabaseUnusableError, isDatabaseUrl, openStore } from "../store/index.js";
 import type { CommandContext } from "./context.js";
 import { lockIsStale } from "./lock.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
@@ -51,6 +51,7 @@ export async function rebuildCommand(manifestPath: string, options: RebuildOptio
   const paths = runPaths(manifest, options);
   const layout = outputLayout(paths.outDir);
   let keptAside: string | null = null;
+  if (isDatabaseUrl(paths.db)) throw new ExitError(EXIT.usage, "rebuild makes a SQLite file from the sidecars: name a file with --db (a PostgreSQL database is not rebuilt this way; restore it from its backups)");
   if (existsSync(paths.db)) {
     // Only a file is ever set aside: a folder given as --db is a mistake, not a database.
     if (!statSync(paths.db).isFile()) throw new ExitError(EXIT.usage, `${paths.db} is not a file: --db names the database file. Nothing was changed.`);

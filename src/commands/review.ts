@@ -8,6 +8,7 @@ import { keysOf } from "../report/index.js";
 import { isLoopback, startReviewServer } from "../review/server.js";
 import type { CommandContext } from "./context.js";
 import { loadManifestOrExit } from "./manifest-errors.js";
+import { isDatabaseUrl } from "../store/index.js";
 import { openStoreOrExit } from "./open-store.js";
 import { parsePositiveInt } from "./option-values.js";
 import { runPaths } from "./paths.js";
@@ -63,7 +64,7 @@ export async function reviewCommand(manifestPath: string, options: ReviewOptions
   const manifest = await loadManifestOrExit(manifestPath, ctx);
   const paths = runPaths(manifest, options);
   // A review of nothing would make an empty database where the run will look for one.
-  if (!existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${shellWord(manifestPath)})`);
+  if (!isDatabaseUrl(paths.db) && !existsSync(paths.db)) throw new ExitError(EXIT.usage, `no database at ${paths.db}: this manifest has not been run yet (imgbatch run ${shellWord(manifestPath)})`);
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   let server;
   try {

@@ -26,9 +26,10 @@ export async function takeRunLock(store: Store, info: RunStartInfo, context: { d
   const begun = await store.beginRun(info, (h) => lockIsStale(h, context.now()));
   if (!begun.acquired) {
     const h = begun.holder;
+    const why = begun.reason ? `: ${begun.reason}` : "";
     throw new ExitError(
       EXIT.locked,
-      `another run holds ${context.dbPath}: pid ${h.pid} on ${h.host}, started ${new Date(h.startedAt).toISOString()} (last heartbeat ${new Date(h.heartbeatAt).toISOString()})`,
+      `another run holds ${context.dbPath}: pid ${h.pid} on ${h.host}, started ${new Date(h.startedAt).toISOString()} (last heartbeat ${new Date(h.heartbeatAt).toISOString()})${why}`,
     );
   }
   const run = begun.run;

@@ -17,6 +17,8 @@ export interface RunFlagsForPlan {
   maxRuntimeMs?: number;
   maxCredits?: number;
   jobTimeoutMs?: number;
+  leaseMs?: number;
+  roles?: { submit: boolean; deliver: boolean };
   tuning?: Partial<RunnerOptions>;
 }
 
@@ -38,7 +40,8 @@ export function planRunnerOptions(flags: RunFlagsForPlan, outputs: { thumbnail: 
     jobTimeoutMs: flags.jobTimeoutMs ?? DEFAULTS.jobTimeoutMs,
     retryAfterCapMs: DEFAULTS.retryAfterCapMs,
     serviceDownMs: DEFAULTS.serviceDownMs,
-    leaseMs: DEFAULTS.leaseMs,
+    leaseMs: flags.leaseMs ?? DEFAULTS.leaseMs,
+    roles: flags.roles ?? { submit: true, deliver: true },
     thumbnail: outputs.thumbnail,
     renditions: outputs.renditions,
     qc: outputs.qc,

@@ -1,6 +1,7 @@
 // `imgbatch run <manifest>`: expand, submit, poll, download, thumbnail; resumes whatever
 // the database holds. Orchestrates only: the work is in runner/, store/, assets/, report/.
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { Downloader, type DownloaderSettings } from "../assets/download.js";
@@ -25,7 +26,8 @@ import { refreshRenditions } from "../runner/refresh-renditions.js";
 import type { RunnerOptions } from "../runner/options.js";
 import { providerOfSidecars, readSidecars, type Sidecar } from "../runner/adopt-sidecars.js";
 import { describeLostImages, findLostImages } from "../runner/lost-images.js";
-import type { Store } from "../store/port.js";
+import type { StateCounts, Store } from "../store/port.js";
+import { isDatabaseUrl } from "../store/index.js";
 import { PaidImagesWouldBeReplaced, type PlannedWithHash, type SyncSummary } from "../store/sync.js";
 import type { CommandContext } from "./context.js";
 import { takeRunLock } from "./run-lock.js";
@@ -52,6 +54,12 @@ export interface RunCommandOptions extends ListenOptions {
   maxCredits?: number;
   /** A job still in progress this long after its submit fails JOB_TIMEOUT. */
   jobTimeoutMs?: number;
+  /** This process's name in a shared run's claims (default host:pid). */
+  worker?: string;
+  /** How long a claim holds without renewal. */
+  leaseMs?: number;
+  /** What this worker of a shared run does (default both). */
+  roles?: { submit: boolean; deliver: boolean };
   retryFailed?: boolean;
   /** Requeue only these failed items before running (imgbatch retry). */
   retryFilter?: { rowIds?: string[]; keys?: string[]; codes?: string[]; missing?: boolean; rejected?: boolean };
@@ -77,6 +85,9 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   const command = options.command ?? "run";
   refuseFormerDefault(paths, manifest.name, shellWord(manifestPath), options.db !== undefined);
   prepareOutputFolder(paths.outDir);
+  if (options.roles && !(options.roles.submit && options.roles.deliver) && !isDatabaseUrl(paths.db)) {
+    throw new ExitError(EXIT.usage, "--roles divides a shared run between workers: name a PostgreSQL database with --db (or IMGBATCH_DB); a SQLite run's one worker does both");
+  }
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: false });
   // A new database learns from the output folder (a backup of the state): read once, used twice.
   let sidecars: Map<string, Sidecar> | null = null;
@@ -87,7 +98,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     const sidecarsOnDisk = () => (sidecars ??= wasEmpty ? readSidecars(outputLayout(paths.outDir)) : new Map());
     const choice = chooseProvider({ flag: options.provider, manifest: manifest.provider, remembered: await store.rememberedProvider(), sidecars: () => providerOfSidecars(sidecarsOnDisk()) });
     provider = createProvider(choice.name, ctx.env, { pollIntervalMs: options.pollIntervalMs, concurrency, timeouts: options.network });
-    first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.db };
+    first = { choice, command, manifestAsTyped: shellWord(manifestPath), wasEmpty, sidecars: sidecarsOnDisk, dbPath: paths.dbLabel };
   } catch (error) {
     await store.close();
     throw error;
@@ -101,7 +112,9 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
   });
   const log = ctx.logger.child({ manifest: manifest.name });
   try {
-    const lock = await takeRunLock(store, { pid: process.pid, host: hostname(), provider: first.choice.name, manifestFile: manifest.file }, { dbPath: paths.db, log, now: ctx.now });
+    const worker = options.worker ?? `${hostname()}:${process.pid}`;
+    const manifestHash = createHash("sha256").update(readFileSync(manifest.file)).digest("hex");
+    const lock = await takeRunLock(store, { pid: process.pid, host: hostname(), provider: first.choice.name, manifestFile: manifest.file, manifestHash, worker }, { dbPath: paths.dbLabel, log, now: ctx.now });
     // Listening from the moment the lock is held: a signal during start-up (the quota read,
     // its retries) also ends in a closed run and a released lock, not in an exit at once.
     const stop = new AbortController();
@@ -113,7 +126,6 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     let thrown: unknown = null;
     let exitCode: number = EXIT.stoppedEarly;
     try {
-      const worker = `${hostname()}:${process.pid}`;
       summary = await execute({ manifest, first, store, provider, downloader, outDir: paths.outDir, options, ctx, log, stopSignal: stop.signal, interrupted: lock.interrupted, worker });
     } catch (error) {
       thrown = error;
@@ -121,7 +133,7 @@ export async function runCommand(manifestPath: string, options: RunCommandOption
     } finally {
       unregister();
       // A refused key at the quota read ends the run with its own code (1): the record says so.
-      exitCode = exitCodeOf(summary, await store.counts().catch(() => null), thrown);
+      exitCode = exitCodeOf(summary, await finalCounts(store, summary), thrown);
       await lock.release(exitCode, summary, thrown);
     }
     if (summary?.fatal) throw new ExitError(exitCode, summary.fatal.message);
@@ -277,4 +289,14 @@ async function preflight(provider: ReturnType<typeof createProvider>, store: Sto
   const line = `account has ${formatCredits(creditsRemaining)} AI credits left; the ${count} item(s) to make need about ${formatCredits(needed)}`;
   if (needed > creditsRemaining) log.warn(`${line}: the run will stop (exit 3) when they run out`);
   else log.info(line);
+}
+
+/**
+ * The counts a run's exit code is judged by. A worker of a shared run that finished its part
+ * (no stop) is not judged by items the other workers still hold on their way.
+ */
+async function finalCounts(store: Store, summary: RunSummary | null): Promise<StateCounts | null> {
+  const counts = await store.counts().catch(() => null);
+  if (counts === null || !store.sharesRuns || !summary || summary.stopReason !== null) return counts;
+  return { ...counts, submitting: 0, running: 0, downloading: 0 };
 }

@@ -29,6 +29,8 @@ export interface StatusReport {
   missing: { key: string; message: string }[];
   /** The morning review: decisions on the delivered images (a remade image starts undecided). */
   review: { approved: number; rejected: number; undecided: number; rejectedKeys: string[] };
+  /** The workers at work now (a shared PostgreSQL run can have several), with the items each holds. */
+  workers: { worker: string; host: string; pid: number; heartbeatAt: string; itemsInHand: number }[];
   /** Delivered images the quality gates flagged for a person's look. */
   qcFlagged: { key: string; flags: string[] }[];
   /** Earlier images of items made anew, kept under the output folder's superseded/ (never deleted). */
@@ -97,6 +99,9 @@ export async function buildStatus(store: Store, name: string, db: string, runLim
       undecided: decided.filter((d) => d.decision === "undecided").length,
       rejectedKeys: decided.filter((d) => d.decision === "rejected").map((d) => d.key),
     },
+    workers: (await store.liveWorkers())
+      .filter((w) => !lockIsStale({ runId: 0, pid: w.pid, host: w.host, startedAt: 0, heartbeatAt: w.heartbeatAt }, now))
+      .map((w) => ({ ...w, heartbeatAt: new Date(w.heartbeatAt).toISOString() })),
     qcFlagged: doneItems.filter((i) => i.qcFlags.length > 0).map((i) => ({ key: i.key, flags: i.qcFlags.map((f) => `${f.gate}: ${f.message}`) })),
     superseded: superseded.map((s) => ({ key: s.key, n: s.n, image: s.image, provider: s.sidecar?.provider ?? null, deliveredAt: s.sidecar?.times?.delivered ?? null })),
     runs: runs.map((r: RunRecord, index) => {
@@ -173,6 +178,10 @@ export function formatStatus(report: StatusReport, invocation: StatusInvocation 
   const total = ITEM_STATES.reduce((sum, s) => sum + report.counts[s], 0);
   lines.push(`${report.name}: ${report.counts.done}/${total} done, ${report.counts.failed} failed · ${formatCredits(report.credits)} credits spent`);
   lines.push(`  ${ITEM_STATES.map((s) => `${s} ${report.counts[s]}`).join(" · ")}`);
+  if (report.workers.length > 1 || (report.workers.length === 1 && report.runs[0]?.outcome === "running")) {
+    lines.push("", "Workers at work:");
+    for (const w of report.workers) lines.push(`  ${w.worker}  last heartbeat ${formatLocalTime(Date.parse(w.heartbeatAt))} · ${w.itemsInHand} item(s) in hand`);
+  }
   if (report.runs.length) {
     lines.push("", "Last runs (newest first):");
     for (const r of report.runs) {
@@ -235,7 +244,7 @@ export async function statusCommand(manifestPath: string, options: { db?: string
   const paths = runPaths(manifest, options);
   const store = await openStoreOrExit(paths, { name: manifest.name, asTyped: shellWord(manifestPath) }, { readonly: true });
   try {
-    const report = await buildStatus(store, manifest.name, paths.db, 5, ctx.now(), listSuperseded(outputLayout(paths.outDir)));
+    const report = await buildStatus(store, manifest.name, paths.dbLabel, 5, ctx.now(), listSuperseded(outputLayout(paths.outDir)));
     const invocation: StatusInvocation = { manifest: manifestPath, manifestProvider: manifest.provider ?? (await store.rememberedProvider()), ...(options.db === undefined ? {} : { db: options.db }) };
     ctx.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, invocation));
     return EXIT.ok;

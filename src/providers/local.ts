@@ -117,6 +117,7 @@ export async function renderPlaceholder(request: ImageRequest): Promise<{ bytes:
 
 export class LocalProvider implements Provider {
   readonly name = "local" as const;
+  readonly keyId = "local";
   readonly pollIntervalMs: number = DEFAULTS.localPollIntervalMs;
 
   async submit(request: ImageRequest): Promise<{ jobId: string }> {

@@ -1,11 +1,13 @@
 // The Pictory AI Studio adapter (PICTORY.md). One keep-alive pool, explicit timeouts, the
 // raw key in `Authorization` (no Bearer), and every answer classified once, here, into a
 // value or one of the error classes in errors.ts. Headers are never echoed: the key is in them.
+import { createHash } from "node:crypto";
 import { Pool } from "undici";
 import { FatalRunError, PermanentError, ServiceError, ThrottledError } from "../errors.js";
 import { maskSecrets } from "../log.js";
 import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
+import { asObject, createdBefore, imageIdFromUrl, MAX_CREDITS_PER_IMAGE, num, parseRetryAfterMs, safeJson, sameRequest, str, type Json } from "./pictory-json.js";
 import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type SubmitExtras } from "./provider.js";
 
 export interface PictoryOptions {
@@ -28,40 +30,6 @@ export const DEFAULT_RETRYABLE_JOB_CODES: ReadonlySet<string> = new Set(["IMAGE_
 /** Errors that mean the request never reached the service, so no job can exist. */
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
-/** The last path segment of a result URL without its extension: the service's image id. */
-export function imageIdFromUrl(url: string): string | null {
-  try {
-    const last = new URL(url).pathname.split("/").pop() ?? "";
-    const id = last.replace(/\.[A-Za-z0-9]+$/, "");
-    return id.length > 0 ? id : null;
-  } catch {
-    return null;
-  }
-}
-
-type Json = Record<string, unknown>;
-
-function asObject(value: unknown): Json | null {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : null;
-}
-
-function str(value: unknown): string | null {
-  return typeof value === "string" ? value : null;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
-/** Retry-After as seconds or an HTTP date; null when absent or unreadable. */
-export function parseRetryAfterMs(header: string | string[] | undefined, now = Date.now()): number | null {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (!value) return null;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
-}
-
 export class PictoryProvider implements Provider {
   readonly name = "pictory" as const;
   readonly pollIntervalMs: number;
@@ -70,7 +38,11 @@ export class PictoryProvider implements Provider {
   /** The base URL without any user info, for messages. */
   private readonly baseLabel: string;
 
+  /** The key's sha256, shortened: the shared run's limits are per key, and the key is never stored. */
+  readonly keyId: string;
+
   constructor(private readonly options: PictoryOptions) {
+    this.keyId = createHash("sha256").update(options.apiKey).digest("hex").slice(0, 32);
     this.pollIntervalMs = options.pollIntervalMs;
     const base = new URL(options.baseUrl);
     this.basePath = base.pathname.replace(/\/+$/, "");
@@ -320,34 +292,9 @@ export class PictoryProvider implements Provider {
 }
 
 /** Whether a listing's timestamp is before `sinceMs` (newest-first listings stop there). */
-function createdBefore(timestamp: string | null, sinceMs: number): boolean {
-  const at = Date.parse(timestamp ?? "");
-  return !Number.isNaN(at) && at < sinceMs;
-}
-
-/** An image of the history echoes the request exactly (PICTORY.md §4.2 lists these fields). */
-function sameRequest(image: Json, request: ImageRequest): boolean {
-  return (
-    image.prompt === request.prompt &&
-    image.model === request.model &&
-    image.aspectRatio === request.aspectRatio &&
-    (str(image.style) ?? undefined) === request.style &&
-    (str(image.referenceImageUrl) ?? undefined) === request.referenceImageUrl
-  );
-}
-
-/** No image costs more (PICTORY.md §1.3: 14 credits at most); a larger figure is a malformed answer. */
-const MAX_CREDITS_PER_IMAGE = 1_000;
-
-function safeJson(text: string): Json | null {
-  try {
-    return asObject(JSON.parse(text));
-  } catch {
-    return null;
-  }
-}
-
 async function anyClaimed(claimed: ClaimedRefs, refs: readonly string[]): Promise<boolean> {
   for (const ref of refs) if (await claimed.has(ref)) return true;
   return false;
 }
+
+export { imageIdFromUrl, parseRetryAfterMs } from "./pictory-json.js";

@@ -76,6 +76,8 @@ export interface LostJobSearchOptions {
 
 export interface Provider {
   readonly name: ProviderName;
+  /** Names the account's key without holding it (a hash): workers sharing a run share its limits. */
+  readonly keyId: string;
   /** How long after a submit (and between polls) the first read of a job waits. */
   readonly pollIntervalMs: number;
   submit(request: ImageRequest, signal?: AbortSignal, extras?: SubmitExtras): Promise<{ jobId: string }>;

@@ -33,6 +33,8 @@ export interface RunnerOptions {
   serviceDownMs: number;
   /** How long a claim on an item holds without renewal (renewed every third of it while the run lives). */
   leaseMs: number;
+  /** What this worker does: submit and poll, deliver (the image stage), or both (default). */
+  roles: { submit: boolean; deliver: boolean };
   thumbnail: ThumbnailSpec;
   renditions: readonly RenditionSpec[];
   /** The quality gates run on each delivered image (the manifest's `qc:`). */
@@ -44,6 +46,8 @@ export interface RunnerOptions {
 /** What the runner hands each of its drivers (the service side, the image stage). */
 export interface DriverDeps {
   store: Store;
+  /** Who this process is in the items' claims. */
+  worker: string;
   provider: Provider;
   gate: ServiceGate;
   options: RunnerOptions;

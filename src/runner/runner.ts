@@ -10,9 +10,7 @@ import { FSYNC_EACH_FILE, type FileSync } from "../assets/file-sync.js";
 import type { OutputLayout } from "../assets/image-stage.js";
 import type { Logger } from "../log.js";
 import type { ImageSource, Provider } from "../providers/provider.js";
-import type { Store } from "../store/port.js";
-import type { ItemWrite } from "../store/port.js";
-import type { ItemState } from "../store/states.js";
+import type { ItemWrite, Store } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 import { classifyFailure, keepPaidImage } from "./retry-policy.js";
@@ -20,24 +18,11 @@ import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
+import type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
+import { WakeSignal } from "./wake-signal.js";
 import type { WebhookRoutes } from "./webhook-routes.js";
 
-export type StopReason = "signal" | "deadline" | "max-runtime" | "credits" | "fatal" | "service-unreachable";
-
-export interface RunSummary {
-  stopReason: StopReason | null;
-  fatal: FatalRunError | null;
-  creditsThisRun: number;
-  doneThisRun: number;
-  failedThisRun: number;
-}
-
-export interface TransitionEvent {
-  item: ItemRecord;
-  from: ItemState;
-  to: ItemState;
-  detail: string | null;
-}
+export type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 
 export interface RunnerDeps {
   store: Store;
@@ -78,9 +63,9 @@ export class Runner {
   private readonly softStop = new AbortController();
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
-  private wakeMain: (() => void) | null = null;
-  /** Something changed since the main loop last looked: a wake while it awaited the store is not lost. */
-  private changed = false;
+  private readonly wakeSignal = new WakeSignal();
+  /** Finished jobs a worker that only submits has released to the delivering ones. */
+  private readonly handedOn = new Set<number>();
   private inFlightCredits = 0;
   private readonly summary: RunSummary = { stopReason: null, fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
 
@@ -107,7 +92,7 @@ export class Runner {
         paid: (credits) => {
           this.summary.creditsThisRun += credits;
         },
-        toImageStage: (item, image) => this.startImageStage(item, image),
+        toImageStage: (item, image) => this.toImageStage(item, image),
       },
     );
     this.imageStage = new ImageStageDriver(
@@ -136,19 +121,28 @@ export class Runner {
   async run(): Promise<RunSummary> {
     const leases = setInterval(() => {
       this.store.renewLeases(this.deps.worker, this.leaseUntil()).catch((error: unknown) => this.log.warn({ err: errorMessage(error) }, `leases not renewed: ${errorMessage(error)}`));
+      // In a shared run, items whose worker died (lease run out) are taken over: within lease + this sweep.
+      if (this.store.sharesRuns && !this.stopReason) this.resumeInFlight().catch((error: unknown) => this.onDriverCrash(null, error));
     }, this.options.leaseMs / 3);
     leases.unref();
     try {
       await this.resumeInFlight();
       for (;;) {
-        this.changed = false;
+        this.wakeSignal.startTurn();
         if (!this.stopReason) this.checkDeadline();
         if (!this.stopReason) await this.fillSlots();
         const busy = this.atService.size + this.inImageStage.size + this.held.size;
         if (busy === 0) {
           if (this.stopReason) break;
           const next = await this.store.earliestQueuedAt();
-          if (next === null) break;
+          if (next === null) {
+            // A shared run's worker stays while others still work: it takes over a dead one's items.
+            if (!(await this.othersAtWork())) break;
+            // A worker that only delivers looks for finished jobs often; others sweep at a quarter lease.
+            await this.waitForChange(this.options.roles.submit ? this.options.leaseMs / 4 : Math.min(1_000, this.options.leaseMs / 4));
+            await this.resumeInFlight();
+            continue;
+          }
           await this.waitForChange(next - this.now());
           continue;
         }
@@ -191,12 +185,21 @@ export class Runner {
    * image stage, which reads its job again. No submit. Nothing once the run is stopping.
    */
   async deliverAgain(items: readonly { id: number; detail: string }[]): Promise<void> {
+    if (!this.options.roles.deliver) return;
     for (const { id, detail } of items) {
       if (this.stopReason) return;
       const item = await this.store.claimAtRest(id, this.deps.worker, this.now(), this.leaseUntil());
       if (!item) continue;
       this.startImageStage(await this.move(item, { to: "downloading", set: { resultUrl: null, nextAttemptAt: 0 }, note: `${detail}: delivering it again from its job (no new submit)` }), null);
     }
+  }
+
+  /** In a shared run: whether other workers still have items on their way. */
+  private async othersAtWork(): Promise<boolean> {
+    if (!this.store.sharesRuns) return false;
+    const counts = await this.store.counts();
+    // One that only submits leaves finished jobs to the delivering workers, and does not wait for them.
+    return counts.submitting + counts.running + (this.options.roles.deliver ? counts.downloading : 0) > 0;
   }
 
   private leaseUntil(): number {
@@ -207,7 +210,11 @@ export class Runner {
 
   /** Items a stopped or killed run left on their way: claimed, and taken up where the row says they stood. */
   private async resumeInFlight(): Promise<void> {
-    for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil())) {
+    const { submit, deliver } = this.options.roles;
+    const states = submit && deliver ? undefined : submit ? (["submitting", "running"] as const) : (["downloading"] as const);
+    for (const item of await this.store.claimInFlight(this.deps.worker, this.now(), this.leaseUntil(), states)) {
+      // Held here already (a renewal that failed let its lease run out): its driver goes on.
+      if (this.atService.has(item.id) || this.inImageStage.has(item.id)) continue;
       if (item.state === "downloading") {
         this.startImageStage(item, item.resultUrl ? { kind: "url", url: item.resultUrl } : null);
         continue;
@@ -220,10 +227,13 @@ export class Runner {
   }
 
   private async fillSlots(): Promise<void> {
+    if (!this.options.roles.submit) return;
     while (this.slotsFree() > 0 && !this.stopReason) {
-      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil());
+      // A shared run's --concurrency bounds every worker's items at the service together.
+      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
       if (batch.length === 0) return;
       for (const item of batch) {
+        if (this.atService.has(item.id)) continue;
         if (this.wouldPassCreditCap(item)) {
           this.stop("credits");
           return;
@@ -234,12 +244,9 @@ export class Runner {
   }
 
   /**
-   * Submits that may start now: free slots at the service, but none while the image stage
-   * already holds a full wave of finished jobs. When the service outpaces downloads and
-   * thumbnails, finished jobs would otherwise pile up without bound (3,800 of 5,000 at zero
-   * latency, measured), each holding its record, promises and a result URL that may expire
-   * while it waits. The stage still always has work, so throughput is the stage's own.
-   * Items whose files wait for their sync hold no image and are not backlog.
+   * Submits that may start now: free slots at the service, but none while the image stage holds
+   * a full wave of finished jobs (else they pile up without bound when the service outpaces it,
+   * each URL aging). Items whose files only wait for their sync are not backlog.
    */
   private slotsFree(): number {
     const imageBacklog = this.inImageStage.size - this.imageStage.landing - this.options.downloadConcurrency;
@@ -267,6 +274,15 @@ export class Runner {
         this.wake();
       });
     this.atService.set(item.id, task);
+  }
+
+  /** A finished job: delivered here, or (a worker that only submits) handed on to a delivering worker. */
+  private toImageStage(item: ItemRecord, image: ImageSource | null): void {
+    if (this.options.roles.deliver) return this.startImageStage(item, image);
+    // Handed over once (a poll hands it on, then its driver sees it downloading).
+    if (this.handedOn.has(item.id)) return;
+    this.handedOn.add(item.id);
+    this.store.releaseItem(item).then(() => this.wake(), (error: unknown) => this.onDriverCrash(item, error));
   }
 
   private startImageStage(item: ItemRecord, image: ImageSource | null): void {
@@ -305,24 +321,12 @@ export class Runner {
   }
 
   private wake(): void {
-    this.changed = true;
-    const wake = this.wakeMain;
-    this.wakeMain = null;
-    wake?.();
+    this.wakeSignal.wake();
   }
 
   private waitForChange(timeoutMs: number | null): Promise<void> {
-    if (this.changed) return Promise.resolve();
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | null = null;
-      const deadlineIn = this.options.stopSubmittingAt === null || this.stopReason ? null : this.options.stopSubmittingAt - this.now();
-      const waits = [timeoutMs, deadlineIn].filter((t): t is number => t !== null);
-      this.wakeMain = () => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-      if (waits.length > 0) timer = setTimeout(() => this.wake(), Math.max(0, Math.min(...waits)));
-    });
+    const deadlineIn = this.options.stopSubmittingAt === null || this.stopReason ? null : this.options.stopSubmittingAt - this.now();
+    return this.wakeSignal.wait([timeoutMs, deadlineIn]);
   }
 
   /** Every write of the run's drivers: a paid image is never re-queued or failed (keepPaidImage), and moves are counted. */

@@ -9,7 +9,8 @@ import type { ItemRecord } from "../store/types.js";
 import { LearnedRefs } from "./learned-refs.js";
 import { classifyFailure } from "./retry-policy.js";
 import { ThrottleWatch } from "./throttle-watch.js";
-import { TokenBucket } from "./token-bucket.js";
+import { sleepMs } from "./sleep.js";
+import { rpmBucketShape, TokenBucket } from "./token-bucket.js";
 
 export interface ServiceGateOptions {
   rpm: number;
@@ -49,8 +50,15 @@ export class ServiceGate {
   private lastAnswerAt: number;
 
   /** Resolves when one more request may be sent (--rpm, or a throttled key's pause). */
-  take(signal?: AbortSignal): Promise<void> {
-    return this.bucket.take(signal);
+  async take(signal?: AbortSignal): Promise<void> {
+    if (!this.store.sharesRuns) return this.bucket.take(signal);
+    // A shared run: one bucket and one pause per key, in the database, for every worker.
+    const { perMinute, burst } = this.options.rpm > 0 ? rpmBucketShape(this.options.rpm) : { perMinute: 1e9, burst: 1e9 };
+    for (;;) {
+      const waitMs = await this.store.takeRequestToken(this.provider.keyId, perMinute, burst);
+      if (waitMs === 0) return;
+      await sleepMs(waitMs, signal);
+    }
   }
 
   /**
@@ -78,6 +86,8 @@ export class ServiceGate {
       if (failure.kind === "throttled" && this.throttle.throttled(sentAt, this.now())) {
         const pauseMs = this.retryAfterMs(failure.retryAfterMs);
         this.bucket.pauseUntil(this.now() + pauseMs);
+        // Every worker of the key pauses too (a shared run); a failure here only leaves the others unpaused.
+        if (this.store.sharesRuns) this.store.pauseKey(this.provider.keyId, this.now() + pauseMs).catch(() => {});
         this.log.warn({ retryAfterMs: failure.retryAfterMs }, `provider throttled (429 on many requests): pausing all requests for ${Math.round(pauseMs / 100) / 10} s`);
       } else if (failure.kind === "retryable" || failure.kind === "permanent") {
         this.throttle.answered(sentAt);

@@ -7,7 +7,7 @@ import { INSUFFICIENT_CREDITS, type ImageSource, type JobState } from "../provid
 import type { ItemWrite } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
 import { DEFAULTS } from "../defaults.js";
-import { FatalRunError, InternalError, errorMessage } from "../errors.js";
+import { ClaimLostError, FatalRunError, InternalError, errorMessage } from "../errors.js";
 import { nextLostSubmitStep } from "./lost-submit.js";
 import { afterRead, afterSubmit, retryOrFail, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "./next-step.js";
 import type { DriverDeps } from "./options.js";
@@ -77,7 +77,8 @@ export class ServiceSideDriver {
       if (this.deps.hardSignal.aborted) return;
       switch (item.state) {
         case "queued":
-          if (this.host.stopping()) return;
+          // Released to the queue (a lost submit found nothing): the queue hands it out again, claimed anew.
+          if (this.host.stopping() || item.owner === null) return;
           item = await this.submit(item);
           if (item.state === "queued") return; // waits for its backoff outside the slot
           break;
@@ -118,11 +119,14 @@ export class ServiceSideDriver {
     const attempt = queued.attempts + 1;
     // On disk before the request is sent: a crash from here on leaves `submitting`, which
     // the next run reconciles instead of paying again. The submits of one turn share the fsync.
+    // The write re-confirms the claim in the database (owner, epoch, a lease not run out) and
+    // renews the lease to cover the request: no other worker takes the item over meanwhile.
     const item = await this.host.move(queued, {
       to: "submitting",
       set: { attempts: attempt, submittedAt: this.deps.now(), errorCode: null, errorMessage: null, foundNothingAt: null, readFailures: 0 },
       note: `attempt ${attempt} of ${this.deps.options.maxAttempts}`,
       durable: true,
+      renewLeaseMs: this.deps.options.leaseMs,
     });
     // Stopped while it committed: nothing was sent, so no look at the listings is needed.
     if (this.deps.hardSignal.aborted) return this.host.move(item, { to: "queued", set: { attempts: item.attempts - 1, nextAttemptAt: 0 }, note: "stopped before the submit was sent" });
@@ -149,7 +153,14 @@ export class ServiceSideDriver {
     }
     // A failure to record the job (the database) is no refusal of the submit: it stops the
     // run with `submitting` on disk, which the next run reconciles.
-    const after = await this.host.move(item, afterSubmit(item, outcome, this.policy()));
+    let after: ItemRecord;
+    try {
+      after = await this.host.move(item, afterSubmit(item, outcome, this.policy()));
+    } catch (error) {
+      // The claim was lost while the submit was out: the job is kept on record, never dropped.
+      if (error instanceof ClaimLostError && outcome.kind === "accepted") await this.deps.store.recordOrphanJob(item.key, outcome.jobId, this.deps.worker);
+      throw error;
+    }
     if (fatal) throw fatal;
     return after;
   }

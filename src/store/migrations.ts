@@ -205,5 +205,6 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE items ADD COLUMN qc_retries INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE items ADD COLUMN phash TEXT;
   CREATE INDEX items_row ON items(row_id) WHERE superseded_at IS NULL;
+  CREATE TABLE orphan_jobs (id INTEGER PRIMARY KEY, item_key TEXT NOT NULL, job_id TEXT NOT NULL, worker TEXT NOT NULL, at INTEGER NOT NULL);
   `,
 ];

@@ -9,6 +9,9 @@ import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord,
 
 export type StateCounts = Record<ItemState, number>;
 
+export type InFlightState = "submitting" | "running" | "downloading";
+export const IN_FLIGHT_STATES: readonly InFlightState[] = ["submitting", "running", "downloading"];
+
 /**
  * One write to an item (the only verb for one): a move to another state when `to` is given
  * (checked against the state machine, with its event), columns to `set`, and a `note` that
@@ -21,6 +24,11 @@ export interface ItemWrite {
   note?: string | null;
   /** Resolve only once the write is on disk: the `submitting` on which money rests. */
   durable?: boolean;
+  /**
+   * Renew the writer's lease for this long, refusing the write (ClaimLostError) when the lease
+   * has already run out: the re-confirmation right before a paid submit.
+   */
+  renewLeaseMs?: number;
 }
 
 export interface RequeueFilter {
@@ -46,9 +54,14 @@ export interface RunStartInfo {
   host: string;
   provider: string;
   manifestFile: string;
+  /** The manifest's content hash: workers sharing a run must run the same one. */
+  manifestHash?: string;
+  /** The worker's name in claims (host:pid unless --worker). */
+  worker?: string;
 }
 
-export type RunStart = { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder };
+/** `reason`: why a live holder refuses this run, when it is more than "it is running". */
+export type RunStart = { acquired: true; run: RunRecord; tookOverFrom: LockHolder | null } | { acquired: false; holder: LockHolder; reason?: string };
 
 export interface SyncRules {
   hashWith?: HashWith;
@@ -57,6 +70,8 @@ export interface SyncRules {
 }
 
 export interface Store {
+  /** Whether several worker processes may share a run (PostgreSQL), or one holds it at a time (SQLite). */
+  readonly sharesRuns: boolean;
   // ---- the database itself
   close(): Promise<void>;
   /** Commits every write made so far; rejects (FatalRunError) when one could not be committed. */
@@ -88,15 +103,27 @@ export interface Store {
   untriedKeys(): Promise<Set<string>>;
 
   // ---- claims: who works an item (owner, epoch bumped on every claim, lease)
-  /** Claims up to `limit` eligible queued items for `worker`, leased until `leaseUntil`. */
-  claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]>;
-  /** Claims the items in flight (submitting, running, downloading) whose claim is free or expired. */
-  claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]>;
+  /**
+   * Claims up to `limit` eligible queued items for `worker`, leased until `leaseUntil`. With
+   * `concurrency`, no more than that many items are claimed or at the service across every
+   * worker of the run (a shared run's --concurrency; one worker enforces it by itself).
+   */
+  claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]>;
+  /** Claims the items in flight (submitting, running, downloading, or only `states`) whose claim is free or expired. */
+  claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]>;
+  /** Lets one item's claim go (a worker that does not deliver hands a finished job on); refused when no longer this claim. */
+  releaseItem(item: ItemRecord): Promise<void>;
   /** Claims one item at rest (done, missing) for `worker`, or null when it is not at rest or is held. */
   claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null>;
   renewLeases(worker: string, leaseUntil: number): Promise<void>;
   /** Lets every claim of `worker` go (its run ends). */
   releaseClaims(worker: string): Promise<void>;
+
+  // ---- a key's limits shared by every worker of a shared run (the key known by a hash only)
+  /** Takes one request token of the key's bucket: 0 when taken, else how long to wait first (a pause counts). */
+  takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number>;
+  /** Pauses every worker's requests with this key until `untilMs` (a throttled key). */
+  pauseKey(keyHash: string, untilMs: number): Promise<void>;
 
   // ---- writes
   write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord>;
@@ -112,6 +139,9 @@ export interface Store {
   /** Brings the stored items in line with the manifest (throws PaidImagesWouldBeReplaced). */
   syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules?: SyncRules): Promise<SyncSummary>;
   saveRendition(r: RenditionRecord): Promise<void>;
+  /** A job id whose submit answered after this worker lost the item's claim: kept for the audit, never dropped. */
+  recordOrphanJob(key: string, jobId: string, worker: string): Promise<void>;
+  orphanJobs(): Promise<{ key: string; jobId: string; worker: string; at: number }[]>;
 
   // ---- history and reports
   events(itemId?: number): Promise<EventRecord[]>;
@@ -144,6 +174,8 @@ export interface Store {
   run(id: number): Promise<RunRecord | undefined>;
   recentRuns(limit: number): Promise<RunRecord[]>;
   lockHolder(): Promise<LockHolder | null>;
+  /** The workers whose runs are open and whose heartbeat is recent, with the items each holds. */
+  liveWorkers(): Promise<{ worker: string; host: string; pid: number; heartbeatAt: number; itemsInHand: number }[]>;
   heartbeat(runId: number): Promise<void>;
   releaseLock(runId: number): Promise<void>;
   /** Marks runs whose process died, and frees their claims; returns how many. */

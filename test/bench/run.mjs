@@ -121,20 +121,10 @@ function readmeSection(results) {
       `code ${code.commit}${code.dirty ? " with uncommitted changes" : ""} (src ${code.src}), ${results.updatedAt.slice(0, 10)}. ` +
       "Figures are ratios where a ratio is the point; `results.json` beside the benchmark holds every raw number.",
     "",
-    "How it is measured: the pipeline runs through `runCommand` (scenarios 1–4 and 7) or the CLI (scenario 6) in a child " +
-      "process of its own, against the simulator on loopback in the benchmark's process, so runs never share a heap " +
-      "and the simulator's CPU is not the pipeline's. Those children start node with the bin's flags (`src/heap.ts`), " +
-      "as `imgbatch` and `npm start` do, and so do the bare sharp loops that scenarios 3 and 5 set the pipeline against; " +
-      "the loops a user might write instead (scenario 1's baselines, scenario 3's p-limit loop) run under plain `node`, " +
-      "and scenarios 3, 4 and 6 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
-      "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
-      "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 and 7 so that sharp does not stand in " +
-      "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +
-      "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
-      "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +
-      "(inode allocation walks the freed inodes; a third of scenario 3's CPU when its folder had just been wiped). " +
-      "Give the machine six minutes after deleting many files before a run whose CPU figures matter (`npm run bench` warns when its own clean-up was more recent). " +
-      "Each child starts after a `sync`, so that no run pays for the writeback of the one before it.",
+    "How: each scenario runs the pipeline in a child process of its own against the simulator on loopback, with " +
+      "latencies (and backoffs) scaled down about tenfold and, in scenarios 1–4 and 7, 64×64 images; a ratio compares runs " +
+      "made side by side on the same machine. Each scenario's method and caveats are in `test/bench/METHOD.md`, every " +
+      "raw number in `test/bench/results.json`.",
     "",
   );
   const history = results.history ?? [];
@@ -161,13 +151,39 @@ function readmeSection(results) {
   if (anyBefore) {
     out.push("\"before\" is the first figure the benchmark recorded for an earlier version of `src/` (see `history` in results.json).", "");
   }
-  const notes = SCENARIOS.map((s) => results.scenarios[s.id]?.notes?.map((n) => `- ${s.id}. ${n}`) ?? []).flat();
-  if (notes.length) out.push(...notes, "");
   out.push(END);
   return out.join("\n");
 }
 
+/** The method in full, and each scenario's notes: test/bench/METHOD.md (the README keeps the table). */
+function methodText(results) {
+  const out = ["# How the benchmark measures", "", "<!-- Written by `npm run bench` (test/bench/run.mjs): edit the benchmark, not this file. -->", ""];
+  out.push(
+      "The pipeline runs through `runCommand` (scenarios 1–4 and 7) or the CLI (scenario 6) in a child " +
+      "process of its own, against the simulator on loopback in the benchmark's process, so runs never share a heap " +
+      "and the simulator's CPU is not the pipeline's. Those children start node with the bin's flags (`src/heap.ts`), " +
+      "as `imgbatch` and `npm start` do, and so do the bare sharp loops that scenarios 3 and 5 set the pipeline against; " +
+      "the loops a user might write instead (scenario 1's baselines, scenario 3's p-limit loop) run under plain `node`, " +
+      "and scenarios 3, 4 and 6 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
+      "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
+      "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 and 7 so that sharp does not stand in " +
+      "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +
+      "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
+      "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +
+      "(inode allocation walks the freed inodes; a third of scenario 3's CPU when its folder had just been wiped). " +
+      "Give the machine six minutes after deleting many files before a run whose CPU figures matter (`npm run bench` warns when its own clean-up was more recent). " +
+      "Each child starts after a `sync`, so that no run pays for the writeback of the one before it.",
+    "",
+  );
+  for (const s of SCENARIOS) {
+    const notes = results.scenarios[s.id]?.notes ?? [];
+    if (notes.length) out.push(`## ${s.id}. ${s.title}`, "", ...notes.map((n) => `- ${n}`), "");
+  }
+  return `${out.join("\n").trimEnd()}\n`;
+}
+
 function updateReadme(results) {
+  writeFileSync(join(ROOT, "test", "bench", "METHOD.md"), methodText(results));
   const text = readFileSync(README, "utf8");
   const section = readmeSection(results);
   const start = text.indexOf(START);
@@ -187,6 +203,12 @@ function updateReadme(results) {
 
 mkdirSync(TMP, { recursive: true });
 const results = loadResults();
+if (process.argv.includes("--readme-only")) {
+  // Rewrites the README's section and METHOD.md from results.json, measuring nothing.
+  const saved = JSON.parse(readFileSync(RESULTS, "utf8"));
+  updateReadme({ ...results, machine: saved.machine, code: saved.code, updatedAt: saved.updatedAt });
+  process.exit(0);
+}
 results.machine = machine();
 results.command = `npm run bench${wanted.length ? ` -- ${wanted.join(" ")}` : ""}`;
 results.code = codeVersion();

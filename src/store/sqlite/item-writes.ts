@@ -4,7 +4,7 @@
 import { ClaimLostError, InternalError } from "../../errors.js";
 import { redactSecrets } from "../../secrets.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter } from "../port.js";
+import { IN_FLIGHT_STATES, type InFlightState, type ItemWrite, type RequeueFilter } from "../port.js";
 import { retryStepOf } from "../retry-step.js";
 import { patched, patchSql, type Row, toItem } from "../rows.js";
 import { canTransition, type ItemState } from "../states.js";
@@ -55,20 +55,23 @@ export class ItemWrites {
       const now = this.ctx.now();
       const releases = moves && AT_REST.has(to);
       const { sql, values } = patchSql(patch);
-      const claim = releases ? ", owner = NULL, lease_until = NULL" : "";
+      const renew = change.renewLeaseMs !== undefined && !releases;
+      const claim = releases ? ", owner = NULL, lease_until = NULL" : renew ? ", lease_until = ?" : "";
+      const leaseCheck = renew ? " AND (lease_until IS NULL OR lease_until >= ?)" : "";
       const result = this.ctx
-        .statement(`UPDATE items SET state = ?, updated_at = ?${sql}${claim} WHERE id = ? AND state = ? AND owner IS ? AND claim_epoch = ? AND ${LIVE}`)
-        .run(to, now, ...values, item.id, item.state, item.owner, item.claimEpoch);
+        .statement(`UPDATE items SET state = ?, updated_at = ?${sql}${claim} WHERE id = ? AND state = ? AND owner IS ? AND claim_epoch = ? AND ${LIVE}${leaseCheck}`)
+        .run(to, now, ...values, ...(renew ? [now + change.renewLeaseMs!] : []), item.id, item.state, item.owner, item.claimEpoch, ...(renew ? [now] : []));
       if (result.changes !== 1) this.refuse(item, to);
       if (moves || change.note != null) this.appendEvent(item.id, item.state, to, change.note ?? null, now, to === "failed" && moves ? (patch.errorCode ?? null) : null);
-      return patched(item, patch, { state: to, updatedAt: now, ...(releases ? { owner: null, leaseUntil: null } : {}) });
+      return patched(item, patch, { state: to, updatedAt: now, ...(releases ? { owner: null, leaseUntil: null } : renew ? { leaseUntil: now + change.renewLeaseMs! } : {}) });
     });
   }
 
   /** Why a write matched no row: the claim moved on (another worker, a later claim), or a bug. */
   private refuse(item: ItemRecord, to: ItemState): never {
     const row = this.ctx.statement(`SELECT state, owner, claim_epoch, superseded_at FROM items WHERE id = ?`).get(item.id) as Row | undefined;
-    if (row && (row.owner !== item.owner || row.claim_epoch !== item.claimEpoch)) {
+    // Same state, owner and epoch: the lease had run out (a renewing write).
+    if (row && (row.owner !== item.owner || row.claim_epoch !== item.claimEpoch || row.state === item.state)) {
       throw new ClaimLostError(`${item.key} is no longer ${item.owner ?? "unclaimed"}'s (claim ${item.claimEpoch}; now ${String(row.owner)}'s, claim ${String(row.claim_epoch)}): its write (→ ${to}) was refused`);
     }
     throw new InternalError(`${item.key} is no longer ${item.state}; transition to ${to} refused`);
@@ -96,9 +99,15 @@ export class ItemWrites {
     return this.claimWhere(where, [now, now, limit], worker, leaseUntil).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
   }
 
-  claimInFlight(worker: string, now: number, leaseUntil: number): ItemRecord[] {
-    const where = `SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN ('submitting', 'running', 'downloading') AND (owner IS NULL OR lease_until < ?)`;
-    return this.claimWhere(where, [now], worker, leaseUntil).sort((a, b) => a.id - b.id);
+  claimInFlight(worker: string, now: number, leaseUntil: number, states: readonly InFlightState[] = IN_FLIGHT_STATES): ItemRecord[] {
+    const where = `SELECT id FROM items WHERE ${LIVE} AND in_manifest = 1 AND state IN (SELECT value FROM json_each(?)) AND (owner IS NULL OR lease_until < ?)`;
+    return this.claimWhere(where, [JSON.stringify(states), now], worker, leaseUntil).sort((a, b) => a.id - b.id);
+  }
+
+  releaseItem(item: ItemRecord): void {
+    this.ctx.beforeWrite("grouped");
+    const result = this.ctx.statement(`UPDATE items SET owner = NULL, lease_until = NULL WHERE id = ? AND owner IS ? AND claim_epoch = ?`).run(item.id, item.owner, item.claimEpoch);
+    if (result.changes !== 1) throw new ClaimLostError(`${item.key} is no longer ${item.owner ?? "unclaimed"}'s: its release was refused`);
   }
 
   claimAtRest(id: number, worker: string, now: number, leaseUntil: number): ItemRecord | null {

@@ -4,7 +4,7 @@
 // (runs.ts), the manifest sync (manifest-sync.ts), report pages (report-cursors.ts).
 import type Database from "better-sqlite3";
 import type { ProviderName } from "../../providers/provider.js";
-import type { ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import type { ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
 import type { DecisionRecord, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, SheetItem } from "../types.js";
@@ -28,6 +28,7 @@ export interface SqliteStoreOptions {
 const REPORT_PAGE_ROWS = 500;
 
 export class SqliteStore implements Store {
+  readonly sharesRuns = false;
   /** Events written by item writes carry the id of the run that made them. */
   private runId: number | null = null;
   private readonly statement: Statement;
@@ -157,12 +158,24 @@ export class SqliteStore implements Store {
 
   // ---- claims
 
+  /** One worker at a time holds a SQLite run: its own slots bound its concurrency. */
   async claimQueued(worker: string, now: number, limit: number, leaseUntil: number): Promise<ItemRecord[]> {
     return this.items.claimQueued(worker, now, limit, leaseUntil);
   }
 
-  async claimInFlight(worker: string, now: number, leaseUntil: number): Promise<ItemRecord[]> {
-    return this.items.claimInFlight(worker, now, leaseUntil);
+  /** One worker: its own in-memory bucket (ServiceGate) is the key's. */
+  async takeRequestToken(): Promise<number> {
+    return 0;
+  }
+
+  async pauseKey(): Promise<void> {}
+
+  async claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]> {
+    return this.items.claimInFlight(worker, now, leaseUntil, states);
+  }
+
+  async releaseItem(item: ItemRecord): Promise<void> {
+    this.items.releaseItem(item);
   }
 
   async claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null> {
@@ -209,6 +222,15 @@ export class SqliteStore implements Store {
 
   async saveRendition(r: RenditionRecord): Promise<void> {
     this.items.saveRendition(r);
+  }
+
+  async recordOrphanJob(key: string, jobId: string, worker: string): Promise<void> {
+    this.groups.beforeWrite("fsync");
+    this.statement(`INSERT INTO orphan_jobs (item_key, job_id, worker, at) VALUES (?, ?, ?, ?)`).run(key, jobId, worker, this.now());
+  }
+
+  async orphanJobs(): ReturnType<Store["orphanJobs"]> {
+    return (this.statement(`SELECT item_key AS key, job_id AS jobId, worker, at FROM orphan_jobs ORDER BY id`).all() as { key: string; jobId: string; worker: string; at: number }[]);
   }
 
   // ---- history and reports
@@ -295,6 +317,14 @@ export class SqliteStore implements Store {
 
   async lockHolder(): Promise<LockHolder | null> {
     return this.runBook.lockHolder();
+  }
+
+  /** The one run holding the lock, as SQLite has at most one worker (whose claims are its run's). */
+  async liveWorkers(): ReturnType<Store["liveWorkers"]> {
+    const holder = this.runBook.lockHolder();
+    if (!holder) return [];
+    const inHand = this.statement(`SELECT COUNT(*) FROM items WHERE owner IS NOT NULL`).pluck().get() as number;
+    return [{ worker: `${holder.host}:${holder.pid}`, host: holder.host, pid: holder.pid, heartbeatAt: holder.heartbeatAt, itemsInHand: inHand }];
   }
 
   async heartbeat(runId: number): Promise<void> {

@@ -1,0 +1,352 @@
+// The PostgreSQL adapter of the store port: several worker processes, on several hosts, share
+// one run. Reads here; item writes and claims in pg-items.ts; the manifest sync in pg-sync.ts;
+// runs, workers and decisions in pg-runs.ts. Every call is one round trip where it can be.
+import type { ImageModel } from "../../providers/catalog.js";
+import type { ProviderName } from "../../providers/provider.js";
+import type { InFlightState, ItemWrite, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import { toItem, toRendition } from "../rows.js";
+import { ITEM_STATES, type ItemState } from "../states.js";
+import type { PlannedWithHash, SyncSummary } from "../sync.js";
+import type { DecisionRecord, EventRecord, FailureReason, ItemPatch, ItemRecord, LockHolder, RenditionRecord, ReportItem, ReviewDecision, RunRecord, SheetItem } from "../types.js";
+import { Connection, redactUrl, type Row } from "./connection.js";
+import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.js";
+import { liveItemsInSheetOrderPg, liveItemsPg } from "./pg-reports.js";
+import { PgRuns } from "./pg-runs.js";
+import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
+import { migrate } from "./schema.js";
+
+const LIVE = "superseded_at IS NULL";
+
+export interface PgStoreOptions {
+  /** A clock for tests; without one, leases are judged by the database's clock. */
+  now?: () => number;
+}
+
+export class PgStore implements Store {
+  readonly sharesRuns = true;
+  private runId: number | null = null;
+  private readonly now: () => number;
+  private readonly items: PgItems;
+  private readonly runs: PgRuns;
+
+  private constructor(
+    private readonly connection: Connection,
+    options: PgStoreOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    const injected = options.now !== undefined;
+    this.runs = new PgRuns(connection, this.now);
+    this.items = new PgItems({
+      connection,
+      now: this.now,
+      leaseClock: () => (injected ? this.now() : null),
+      injected,
+      runId: () => this.runId,
+      rejectedKeys: async () => new Set([...(await this.runs.currentDecisions()).values()].filter((d) => d.decision === "rejected").map((d) => d.key)),
+      inStates: (states) => this.inStates(states),
+    });
+  }
+
+  /** Connects and migrates; the URL's password never appears in what it throws. */
+  static async open(url: string, options: PgStoreOptions = {}): Promise<PgStore> {
+    const connection = new Connection(url);
+    try {
+      const client = await connection.pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      await connection.close().catch(() => {});
+      const message = error instanceof Error ? error.message : String(error);
+      throw Object.assign(new Error(`the PostgreSQL database ${redactUrl(url)} cannot be used: ${message}`), { code: (error as { code?: unknown }).code });
+    }
+    return new PgStore(connection, options);
+  }
+
+  private q<T extends Row = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.connection.query<T>(sql, params);
+  }
+
+  // ---- the database itself
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  async flush(): Promise<void> {}
+
+  async probeWrite(): Promise<void> {
+    await this.connection.transaction(async (client) => {
+      await this.connection.query("CREATE TEMP TABLE IF NOT EXISTS imgbatch_probe (x INTEGER) ON COMMIT DROP", [], client);
+    });
+  }
+
+  async integrityCheck(): Promise<string> {
+    await this.q("SELECT COUNT(*) FROM items");
+    return "ok";
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return (await this.q("SELECT 1 FROM items LIMIT 1")).length === 0;
+  }
+
+  async rememberedProvider(): Promise<ProviderName | null> {
+    const [row] = await this.q<{ value: string }>("SELECT value FROM settings WHERE name = 'provider'");
+    return (row?.value as ProviderName | undefined) ?? null;
+  }
+
+  // ---- items
+
+  async get(id: number): Promise<ItemRecord | undefined> {
+    const [row] = await this.q("SELECT * FROM items WHERE id = $1", [id]);
+    return row ? toItem(row) : undefined;
+  }
+
+  async byKey(key: string): Promise<ItemRecord | undefined> {
+    const [row] = await this.q(`SELECT * FROM items WHERE key = $1 AND ${LIVE}`, [key]);
+    return row ? toItem(row) : undefined;
+  }
+
+  async inStates(states: readonly ItemState[]): Promise<ItemRecord[]> {
+    return (await this.q(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = ANY($1::text[]) ORDER BY id`, [states])).map(toItem);
+  }
+
+  async counts(): Promise<StateCounts> {
+    const counts = Object.fromEntries(ITEM_STATES.map((s) => [s, 0])) as StateCounts;
+    for (const r of await this.q<{ state: ItemState; n: number }>(`SELECT state, COUNT(*)::int AS n FROM items WHERE ${LIVE} AND in_manifest = 1 GROUP BY state`)) counts[r.state] = r.n;
+    return counts;
+  }
+
+  async removedFromManifest(): Promise<ItemRecord[]> {
+    return (await this.q(`SELECT * FROM items WHERE ${LIVE} AND in_manifest = 0 ORDER BY id`)).map(toItem);
+  }
+
+  async totalCredits(): Promise<number> {
+    const [row] = await this.q<{ c: number }>("SELECT COALESCE(SUM(credits), 0)::float8 AS c FROM items WHERE state IN ('done', 'missing')");
+    return row?.c ?? 0;
+  }
+
+  async toSubmitByModel(): Promise<{ provider: ProviderName; model: ImageModel; count: number }[]> {
+    return this.q(
+      `SELECT provider, (request_json::json ->> 'model') AS model, COUNT(*)::int AS count FROM items
+       WHERE ${LIVE} AND in_manifest = 1 AND state IN ('queued', 'submitting') GROUP BY 1, 2 ORDER BY 1, 2`,
+    ) as Promise<{ provider: ProviderName; model: ImageModel; count: number }[]>;
+  }
+
+  async earliestQueuedAt(): Promise<number | null> {
+    const [row] = await this.q<{ t: number | null }>(`SELECT MIN(next_attempt_at) AS t FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'queued'`);
+    return row?.t ?? null;
+  }
+
+  async isClaimed(ref: string): Promise<boolean> {
+    return (await this.q("SELECT 1 FROM items WHERE job_id = $1 OR image_ref = $1 LIMIT 1", [ref])).length > 0;
+  }
+
+  async doneImagesAfter(provider: ProviderName, afterId: number, limit: number): Promise<[number, string, string | null, number | null][]> {
+    const rows = await this.q<{ id: number; key: string; file_path: string | null; bytes: number | null }>(
+      `SELECT id, key, file_path, bytes FROM items WHERE ${LIVE} AND in_manifest = 1 AND state = 'done' AND provider = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [provider, afterId, limit],
+    );
+    return rows.map((r) => [r.id, r.key, r.file_path, r.bytes]);
+  }
+
+  async rowImages(rowId: string): ReturnType<Store["rowImages"]> {
+    const rows = await this.q<{ key: string; phash: string; qc_flags: string | null }>(`SELECT key, phash, qc_flags FROM items WHERE row_id = $1 AND ${LIVE} AND state = 'done' AND phash IS NOT NULL ORDER BY id`, [rowId]);
+    return rows.map((r) => ({ key: r.key, phash: r.phash, qcFlags: r.qc_flags ? (JSON.parse(r.qc_flags) as ItemRecord["qcFlags"]) : [] }));
+  }
+
+  async untriedKeys(): Promise<Set<string>> {
+    return new Set((await this.q<{ key: string }>(`SELECT key FROM items WHERE ${LIVE} AND state = 'queued' AND attempts = 0`)).map((r) => r.key));
+  }
+
+  // ---- claims and writes (pg-items.ts)
+
+  claimQueued(worker: string, now: number, limit: number, leaseUntil: number, concurrency?: number): Promise<ItemRecord[]> {
+    return this.items.claimQueued(worker, now, limit, leaseUntil, concurrency);
+  }
+
+  private readonly seededKeys = new Set<string>();
+
+  async takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number> {
+    if (!this.seededKeys.has(keyHash)) {
+      await seedKeyPg(this.connection, keyHash, burst);
+      this.seededKeys.add(keyHash);
+    }
+    return takeRequestTokenPg(this.connection, keyHash, perMinute, burst);
+  }
+
+  pauseKey(keyHash: string, untilMs: number): Promise<void> {
+    return pauseKeyPg(this.connection, keyHash, untilMs - this.now());
+  }
+
+  claimInFlight(worker: string, now: number, leaseUntil: number, states?: readonly InFlightState[]): Promise<ItemRecord[]> {
+    return this.items.claimInFlight(worker, now, leaseUntil, states);
+  }
+
+  releaseItem(item: ItemRecord): Promise<void> {
+    return this.items.releaseItem(item);
+  }
+
+  claimAtRest(id: number, worker: string, now: number, leaseUntil: number): Promise<ItemRecord | null> {
+    return this.items.claimAtRest(id, worker, now, leaseUntil);
+  }
+
+  renewLeases(worker: string, leaseUntil: number): Promise<void> {
+    return this.items.renewLeases(worker, leaseUntil - this.now());
+  }
+
+  releaseClaims(worker: string): Promise<void> {
+    return this.items.releaseClaims(worker);
+  }
+
+  write(item: ItemRecord, change: ItemWrite): Promise<ItemRecord> {
+    return this.items.write(item, change);
+  }
+
+  remake(item: ItemRecord, why: string, carry?: { qcRetries?: number }): Promise<ItemRecord> {
+    return this.items.remake(item, why, carry);
+  }
+
+  requeue(filter: RequeueFilter): Promise<ItemRecord[]> {
+    return this.items.requeue(filter);
+  }
+
+  adoptDelivered(item: ItemRecord, adopted: { provider: ProviderName; requestHash: string; patch: ItemPatch }, detail: string): Promise<ItemRecord> {
+    return this.items.adoptDelivered(item, adopted, detail);
+  }
+
+  syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: SyncRules = {}): Promise<SyncSummary> {
+    return syncManifestPg(this.connection, planned, provider, { now: this.now(), runId: this.runId }, {
+      hashWith: rules.hashWith ?? (() => ""),
+      allowProviderSwitch: rules.allowProviderSwitch ?? false,
+      abandonInFlight: rules.abandonInFlight ?? false,
+    });
+  }
+
+  async saveRendition(r: RenditionRecord): Promise<void> {
+    await this.q(
+      `INSERT INTO renditions (item_id, name, settings_hash, path, width, height, made_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (item_id, name) DO UPDATE SET settings_hash = excluded.settings_hash, path = excluded.path, width = excluded.width, height = excluded.height, made_at = excluded.made_at`,
+      [r.itemId, r.name, r.settingsHash, r.path, r.width, r.height, this.now()],
+    );
+  }
+
+  async recordOrphanJob(key: string, jobId: string, worker: string): Promise<void> {
+    await this.q("INSERT INTO orphan_jobs (item_key, job_id, worker, at) VALUES ($1, $2, $3, $4)", [key, jobId, worker, this.now()]);
+  }
+
+  async orphanJobs(): ReturnType<Store["orphanJobs"]> {
+    return this.q<{ key: string; jobId: string; worker: string; at: number }>(`SELECT item_key AS key, job_id AS "jobId", worker, at FROM orphan_jobs ORDER BY id`);
+  }
+
+  // ---- history and reports
+
+  async events(itemId?: number): Promise<EventRecord[]> {
+    const rows = await this.q(`SELECT e.*, i.key FROM events e JOIN items i ON i.id = e.item_id ${itemId === undefined ? "" : "WHERE e.item_id = $1"} ORDER BY e.id`, itemId === undefined ? [] : [itemId]);
+    return rows.map((r) => ({ itemId: r.item_id as number, key: r.key as string, runId: r.run_id as number | null, at: r.at as number, from: r.from_state as ItemState | null, to: r.to_state as ItemState, detail: r.detail as string | null }));
+  }
+
+  async failureReasons(limit = 5): Promise<FailureReason[]> {
+    return this.q<{ code: string; count: number; example: string }>(
+      `SELECT COALESCE(error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(error_message), '') AS example FROM items
+       WHERE ${LIVE} AND in_manifest = 1 AND state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1`,
+      [limit],
+    );
+  }
+
+  async runFailureReasons(runId: number, limit = 5): Promise<FailureReason[]> {
+    return this.q<{ code: string; count: number; example: string }>(
+      `SELECT COALESCE(e.error_code, i.error_code, 'UNKNOWN') AS code, COUNT(*)::int AS count, COALESCE(MAX(e.detail), MAX(i.error_message), '') AS example
+       FROM events e JOIN items i ON i.id = e.item_id WHERE e.run_id = $1 AND e.to_state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2`,
+      [runId, limit],
+    );
+  }
+
+  async renditionsOf(itemId: number): Promise<RenditionRecord[]> {
+    return (await this.q("SELECT * FROM renditions WHERE item_id = $1 ORDER BY name", [itemId])).map(toRendition);
+  }
+
+  async renditionsByItem(): Promise<Map<number, RenditionRecord[]>> {
+    const byItem = new Map<number, RenditionRecord[]>();
+    for (const record of (await this.q("SELECT * FROM renditions ORDER BY item_id, name")).map(toRendition)) {
+      const list = byItem.get(record.itemId);
+      if (list) list.push(record);
+      else byItem.set(record.itemId, [record]);
+    }
+    return byItem;
+  }
+
+  keepManifestOrder(keys: Iterable<string>): Promise<void> {
+    return keepManifestOrderPg(this.connection, keys);
+  }
+
+  liveItems(): AsyncGenerator<ReportItem> {
+    return liveItemsPg(this.connection);
+  }
+
+  liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
+    return liveItemsInSheetOrderPg(this.connection);
+  }
+
+  // ---- the morning review, runs and workers (pg-runs.ts)
+
+  recordDecision(d: { key: string; sha256: string; decision: ReviewDecision; note: string | null; reviewer: string }): Promise<DecisionRecord> {
+    return this.runs.recordDecision(d);
+  }
+
+  undoDecision(key: string, sha256: string, reviewer: string): Promise<DecisionRecord | null> {
+    return this.runs.undoDecision(key, sha256, reviewer);
+  }
+
+  decisionHistory(key: string): Promise<DecisionRecord[]> {
+    return this.runs.decisionHistory(key);
+  }
+
+  currentDecisions(): Promise<Map<string, DecisionRecord>> {
+    return this.runs.currentDecisions();
+  }
+
+  changeMark(): Promise<string> {
+    return this.runs.changeMark();
+  }
+
+  async beginRun(info: RunStartInfo, isStale: (holder: LockHolder) => boolean): Promise<RunStart> {
+    const result = await this.runs.beginRun(info, isStale);
+    if (result.acquired) this.runId = result.run.id;
+    return result;
+  }
+
+  endRun(id: number, end: RunEnd): Promise<void> {
+    return this.runs.endRun(id, end);
+  }
+
+  run(id: number): Promise<RunRecord | undefined> {
+    return this.runs.run(id);
+  }
+
+  recentRuns(limit: number): Promise<RunRecord[]> {
+    return this.runs.recentRuns(limit);
+  }
+
+  lockHolder(): Promise<LockHolder | null> {
+    return this.runs.lockHolder();
+  }
+
+  heartbeat(runId: number): Promise<void> {
+    return this.runs.heartbeat(runId);
+  }
+
+  liveWorkers(): ReturnType<Store["liveWorkers"]> {
+    return this.runs.liveWorkers();
+  }
+
+  releaseLock(runId: number): Promise<void> {
+    return this.runs.releaseLock(runId);
+  }
+
+  closeAbandonedRuns(exceptId: number): Promise<number> {
+    return this.runs.closeAbandonedRuns(exceptId);
+  }
+}

@@ -1,0 +1,14 @@
+// Once per `vitest run`: a throwaway PostgreSQL server for the PostgreSQL store's tests (its URL
+// in IMGBATCH_TEST_PG for the test files), stopped when the run ends.
+import { startTestPostgres, type TestPostgres } from "./helpers/pg-server.js";
+
+let server: TestPostgres | null = null;
+
+export async function setup(): Promise<void> {
+  server = await startTestPostgres();
+  process.env.IMGBATCH_TEST_PG = server.url;
+}
+
+export async function teardown(): Promise<void> {
+  await server?.stop();
+}
