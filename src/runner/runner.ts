@@ -342,7 +342,6 @@ export class Runner {
     this.gate.noted(updated);
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
-    // Four moves per item: the message is only built when someone reads it.
     if (this.log.isLevelEnabled("debug")) this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
     this.deps.onTransition?.({ item: updated, from: item.state, to, detail });
     return updated;
