@@ -65,6 +65,14 @@ export const DEFAULTS = {
   downloadMinBytesPerSecond: 8 * 1024,
   downloadRateGraceMs: 15_000,
   summaryEveryMs: 30_000,
+  /**
+   * With `--listen`, an item whose submit carried the receiver's address is still read, later
+   * than polling alone would (a lost webhook costs latency, never an image): its first read at
+   * `first` × the poll schedule's estimate (without probes), each later read at `later` × the
+   * ordinary delay. `first` is small: the estimate sits near the 90th percentile of the jobs'
+   * times, and an item whose hint was lost holds its slot until that read (benchmark scenario 8).
+   */
+  hintStretch: { first: 1.1, later: 4 },
   /** A claim on an item not renewed for this long is free to take (a dead worker's items). */
   leaseMs: 60_000,
   /** The manifest's `thumbnail:` when it has none (a ThumbnailSpec: manifest/outputs.ts checks the shape). */

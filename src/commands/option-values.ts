@@ -56,3 +56,27 @@ export function parseRoles(value: string): { submit: boolean; deliver: boolean }
   if (unknown.length > 0 || roles.length === 0) throw new ExitError(EXIT.usage, `--roles ${value}: give submit, deliver or both (comma-separated)${unknown.length ? `; ${unknown.join(", ")} is not a role` : ""}`);
   return { submit: roles.includes("submit"), deliver: roles.includes("deliver") };
 }
+
+/**
+ * `--listen [HOST:]PORT` and `--public-url URL`, which go together. The host is 127.0.0.1 unless
+ * given (an IPv6 host in brackets: `[::1]:8788`); the public URL is absolute http(s), without a
+ * query, fragment or credentials (the items' addresses are appended to its path).
+ */
+export function parseListenFlags(listen: string | undefined, publicUrl: string | undefined): { listen?: { host: string; port: number }; publicUrl?: string } {
+  if (listen === undefined && publicUrl === undefined) return {};
+  if (listen === undefined) throw usage("--public-url goes with --listen [HOST:]PORT (the receiver that address reaches)");
+  if (publicUrl === undefined) throw usage("--listen needs --public-url URL: the address at which the service reaches this receiver (a proxy or tunnel in front of it)");
+  const match = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(listen.trim());
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port < 1 || port > 65_535) throw usage(`--listen: "${listen}" is not [HOST:]PORT (examples: 8788, 0.0.0.0:8788, [::1]:8788)`);
+  const host = match[1] === undefined ? "127.0.0.1" : match[1].replace(/^\[|\]$/g, "");
+  let url: URL;
+  try {
+    url = new URL(publicUrl);
+  } catch {
+    throw usage(`--public-url: "${publicUrl}" is not an absolute URL (example: https://hooks.example.com/imgbatch)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw usage(`--public-url: "${publicUrl}" must be http or https`);
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") throw usage(`--public-url: "${url.origin}${url.pathname}…" must have no query, fragment or credentials (each item's address is appended to its path)`);
+  return { listen: { host, port }, publicUrl: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
+}

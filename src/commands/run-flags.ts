@@ -2,7 +2,7 @@
 import { Option, type Command } from "commander";
 import { MAX_ITEMS_LIMIT } from "../manifest/values.js";
 import { PROVIDER_NAMES, type ProviderName } from "../providers/provider.js";
-import { parseDeadline, parseDuration, parseNonNegativeNumber, parsePositiveInt, parseRoles } from "./option-values.js";
+import { parseDeadline, parseDuration, parseListenFlags, parseNonNegativeNumber, parsePositiveInt, parseRoles } from "./option-values.js";
 import type { RunCommandOptions } from "./run.js";
 
 export interface RunFlags {
@@ -24,6 +24,8 @@ export interface RunFlags {
   worker?: string;
   lease?: string;
   roles?: string;
+  listen?: string;
+  publicUrl?: string;
 }
 
 export const maxItemsOf = (flags: { maxItems?: string }) => (flags.maxItems === undefined ? undefined : parsePositiveInt(flags.maxItems, "--max-items", MAX_ITEMS_LIMIT));
@@ -50,6 +52,7 @@ export function runOptionsFrom(flags: RunFlags, globals: { quiet?: boolean }): R
     leaseMs: flags.lease === undefined ? undefined : parseDuration(flags.lease, "--lease"),
     roles: flags.roles === undefined ? undefined : parseRoles(flags.roles),
     quiet: globals.quiet,
+    ...parseListenFlags(flags.listen, flags.publicUrl),
   };
 }
 
@@ -70,6 +73,8 @@ export function addRunFlags(command: Command): Command {
     .option("--max-runtime <duration>", "stop submitting after this long, exit 3")
     .option("--max-credits <n>", "stop submitting before this run's credits (spent + in flight) would pass n, exit 3")
     .option("--job-timeout <duration>", "a job still in progress this long after its submit fails JOB_TIMEOUT, job id kept (default 30m)")
+    .option("--listen <[host:]port>", "receive the service's webhooks here (host 127.0.0.1 unless given) as hints to read a job at once; needs --public-url")
+    .option("--public-url <url>", "the address at which the service reaches --listen (each item gets <url>/<key>/<token>)")
     .option("--abandon-in-flight", "make items whose request changed anew although their paid jobs are still at the service")
     .option("--switch-provider", "make items another (paying) provider made anew with this run's provider (their images are kept in superseded/)");
 }

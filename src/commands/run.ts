@@ -41,8 +41,9 @@ import { exitCodeOf, planRunnerOptions } from "./run-plan.js";
 import { shellWord } from "./shell.js";
 import { chooseProvider, describeChoice, paidReplacementMessage, type ProviderChoice } from "./provider-choice.js";
 import { startProgress } from "./progress.js";
+import { startWebhooks, type ListenOptions, type RunWebhooks } from "./webhooks.js";
 
-export interface RunCommandOptions {
+export interface RunCommandOptions extends ListenOptions {
   provider?: ProviderName;
   /** The cap on the manifest's items (--max-items); default the manifest's `maxItems:`, else 10,000. */
   maxItems?: number;
@@ -217,8 +218,15 @@ async function execute(session: RunSession): Promise<RunSummary> {
   const fileSync = await chooseFileSync(probeFolders(outDir, layout, manifest), { windowMs: DEFAULTS.fileSyncWindowMs, eachFile: ctx.env.fsyncEachFile, syncFolders: options.syncFolders, signal: stopSignal, warn: (message) => log.warn(message) });
   log.debug(fileSync.batched ? "delivered files are synced in batches (sync -f)" : "each delivered file is fsynced");
   if (stopSignal.aborted) return { stopReason: "signal", fatal: null, creditsThisRun: 0, doneThisRun: 0, failedThisRun: 0 };
+  let webhooks: RunWebhooks;
+  try {
+    webhooks = await startWebhooks(manifest.webhooks, options, providerName, runnerOptions.concurrency, log);
+  } catch (error) {
+    fileSync.close();
+    throw error;
+  }
   const progress = await startProgress({ store, logger: log, terminal: ctx.terminal, quiet: options.quiet ?? false, now: ctx.now });
-  const runner = new Runner({ store, worker: session.worker, provider, downloader: session.downloader, layout, fileSync, logger: log, options: runnerOptions, references: session.references, onTransition: (e) => progress.onTransition(e) });
+  const runner = new Runner({ store, worker: session.worker, provider, downloader: session.downloader, layout, fileSync, logger: log, options: runnerOptions, references: session.references, onTransition: (e) => progress.onTransition(e), webhooks: webhooks.routes });
   // Every done image is checked on disk while the run submits: at 100,000 items the stats would
   // hold back its first submit.
   runner.holdOpen(
@@ -246,6 +254,7 @@ async function execute(session: RunSession): Promise<RunSummary> {
     stopSignal.removeEventListener("abort", onStop);
     progress.stop();
     fileSync.close();
+    await webhooks.close();
   }
   // The sync kept the manifest's order in the store: the sheet follows it.
   await writeReport(store, manifest.name, outDir, "as-synced");

@@ -57,6 +57,8 @@ export class ManifestAssembly {
           thumbnail: header.thumbnail,
           qc: header.qc,
           references: planned.references,
+          // The defaults' webhook as the whole header has it (the rows may be read above `defaults:`).
+          webhooks: { fallback: header.defaults.webhook?.value ?? null, byRow: planned.webhooks },
         };
       }
     }

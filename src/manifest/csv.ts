@@ -21,7 +21,7 @@ interface Column {
 /** A manifest-wide part of a CSV manifest: rows, the name and provider of its directives, the defaults of everything else. */
 export function csvHeader(names: SourceNames, preamble: CsvPreamble): DraftHeader {
   const maxItems = preamble.maxItems === null ? null : { value: preamble.maxItems.value, at: { field: "maxItems", line: preamble.maxItems.line } };
-  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail(), qc: defaultQcSettings(), maxItems };
+  return { name: preamble.name ?? names.defaultName, provider: preamble.provider, defaults: { fields: {}, variants: null, webhook: null }, vars: new Map(), renditions: [], thumbnail: defaultThumbnail(), qc: defaultQcSettings(), maxItems };
 }
 
 /** A header issue, or a nameless column whose data (if any, anywhere below) makes one. */
@@ -232,6 +232,7 @@ function readRow(record: string[], index: number, rowAt: Where, columns: Column[
     prompt: null,
     fields: {} as FieldValues,
     variants: null,
+    webhook: null as Located<string> | null,
     matrix: [] as MatrixAxis[],
     vars: new Map<string, Located<string>>(),
   };
@@ -260,6 +261,9 @@ function readRow(record: string[], index: number, rowAt: Where, columns: Column[
       const problem = Number.isNaN(count) ? `${JSON.stringify(value)} is not a whole number from 1 to 100` : variantsProblem(count);
       if (problem !== null) issues.add(at, problem);
       else row.variants = { value: count, at };
+    } else if (column.name === "webhook") {
+      // A URL may hold a "|": a webhook is never a matrix axis.
+      row.webhook = { value, at };
     } else if (value.includes("|")) {
       const parts = value.split("|").map((part) => part.trim());
       if (parts.some((part) => part === "")) {

@@ -28,8 +28,11 @@ export function isRequestField(name: string): name is RequestField {
   return (REQUEST_FIELDS as readonly string[]).includes(name);
 }
 
-/** Every field a row has; none of them can be a variable name. */
-export const ROW_FIELDS = ["id", "prompt", ...REQUEST_FIELDS, "variants"] as const;
+/**
+ * Every field a row has; none of them can be a variable name. `webhook` is where the service
+ * reports a finished job: sent with the submit, never part of the request (its hash, the key).
+ */
+export const ROW_FIELDS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "webhook"] as const;
 
 export interface MatrixAxis {
   name: string;
@@ -52,6 +55,7 @@ export interface DraftRow {
   prompt: Located<string> | null;
   fields: FieldValues;
   variants: Located<number> | null;
+  webhook: Located<string> | null;
   /** In declared order: the order of the key's slugs. */
   matrix: MatrixAxis[];
   vars: Map<string, Located<string>>;
@@ -61,7 +65,7 @@ export interface DraftRow {
 export interface DraftHeader {
   name: string;
   provider: ProviderName | null;
-  defaults: { fields: FieldValues; variants: Located<number> | null };
+  defaults: { fields: FieldValues; variants: Located<number> | null; webhook: Located<string> | null };
   vars: Map<string, Located<string>>;
   renditions: RenditionSpec[];
   thumbnail: ThumbnailSpec;

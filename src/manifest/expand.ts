@@ -8,7 +8,7 @@ import { canonicalJson, deriveRowId, slugify } from "./slug.js";
 import { fillTemplate } from "./template.js";
 import { ItemCap } from "./item-cap.js";
 import { chooseReference, ReferenceResolver } from "./references.js";
-import type { InspectReference, ManifestIssue, PlannedItem, ReferenceFile } from "./types.js";
+import type { InspectReference, ManifestIssue, PlannedItem, ReferenceFile, WebhookPlan } from "./types.js";
 import { MAX_KEY_LENGTH } from "./values.js";
 
 interface RowIdentity {
@@ -37,6 +37,9 @@ export class ItemPlanner {
   private readonly items: PlannedItem[] = [];
   private readonly seenIds = new Map<string, SeenRow>();
   private readonly seenKeys = new Map<string, { key: string; row: SeenRow }>();
+  /** Rows that name their own webhook (one string per distinct URL: a CSV column repeats it). */
+  private readonly webhooks = new Map<string, string>();
+  private readonly urls = new Map<string, string>();
   private readonly issues: IssueList;
   private readonly expandIssues: IssueList;
   private readonly cap: ItemCap;
@@ -66,6 +69,11 @@ export class ItemPlanner {
     if (this.cap.exceeded) return;
     const rowItems = expandRow(this.draft, identity, this.expandIssues, this.references);
     if (identity.duplicate) return;
+    if (row.webhook !== null) {
+      const url = this.urls.get(row.webhook.value) ?? row.webhook.value;
+      this.urls.set(url, url);
+      this.webhooks.set(identity.id, url);
+    }
     const self = this.seenIds.get(identity.id.toLowerCase())!;
     for (const item of rowItems) {
       // Case-insensitive: keys become file names, and `Hero` and `hero` clash on macOS and Windows.
@@ -83,14 +91,15 @@ export class ItemPlanner {
     }
   }
 
-  /** The items and their reference files, and the issues of ids then expansion (or of ids then the one issue of the cap). */
-  finish(): { items: PlannedItem[]; references: ReferenceFile[]; issues: ManifestIssue[] } {
+  /** The items and their reference files, the rows' own webhooks, and the issues of ids then expansion (or of ids then the one issue of the cap). */
+  finish(): { items: PlannedItem[]; references: ReferenceFile[]; issues: ManifestIssue[]; webhooks: WebhookPlan["byRow"] } {
+    const webhooks = this.webhooks;
     const refusal = this.cap.refusal();
     if (refusal !== null) {
       this.issues.add(refusal.at, refusal.message);
-      return { items: [], references: [], issues: this.issues.items };
+      return { items: [], references: [], issues: this.issues.items, webhooks };
     }
-    return { items: this.items, references: this.references.referenceFiles(), issues: [...this.issues.items, ...this.expandIssues.items] };
+    return { items: this.items, references: this.references.referenceFiles(), issues: [...this.issues.items, ...this.expandIssues.items], webhooks };
   }
 
   private assignId(row: DraftRow): RowIdentity | null {

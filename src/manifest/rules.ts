@@ -3,13 +3,14 @@
 import { type DraftHeader, type DraftRow, type FieldValues, type IssueList, isRequestField, type Located, REQUEST_FIELDS, ROW_FIELDS, type Where } from "./draft.js";
 import { slugify } from "./slug.js";
 import { parseTemplate } from "./template.js";
-import { idProblem, requestValueProblem } from "./values.js";
+import { idProblem, requestValueProblem, webhookProblem } from "./values.js";
 
 const RESERVED_VARS: readonly string[] = ROW_FIELDS;
 
 /** The manifest-wide parts (defaults, variables); rows are checked one by one with checkRow. */
 export function checkHeader(draft: DraftHeader, issues: IssueList): void {
   checkFields(draft.defaults.fields, issues);
+  checkWebhook(draft.defaults.webhook, issues);
   checkVarNames(draft.vars, issues);
   const { referenceImage, referenceImageUrl } = draft.defaults.fields;
   if (referenceImage && referenceImageUrl) issues.add(referenceImage.at, BOTH_REFERENCES);
@@ -22,6 +23,11 @@ function checkOneReference(row: DraftRow, issues: IssueList): void {
   const of = (field: "referenceImage" | "referenceImageUrl") => row.fields[field]?.at ?? row.matrix.find((axis) => axis.name === field)?.at;
   const image = of("referenceImage");
   if (image !== undefined && of("referenceImageUrl") !== undefined) issues.add(image, BOTH_REFERENCES);
+}
+
+function checkWebhook(webhook: Located<string> | null, issues: IssueList): void {
+  const problem = webhook === null ? null : webhookProblem(webhook.value);
+  if (problem !== null) issues.add(webhook!.at, problem);
 }
 
 function checkFields(fields: FieldValues, issues: IssueList): void {
@@ -48,6 +54,7 @@ export function checkRow(row: DraftRow, issues: IssueList): void {
   }
   checkFields(row.fields, issues);
   checkOneReference(row, issues);
+  checkWebhook(row.webhook, issues);
   checkVarNames(row.vars, issues);
   if (row.prompt !== null) {
     for (const problem of parseTemplate(row.prompt.value).problems) issues.add(row.prompt.at, problem);

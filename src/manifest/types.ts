@@ -53,6 +53,24 @@ export type ReferenceInspection = { ok: true; sha256: string; contentType: Refer
  */
 export type InspectReference = (absolutePath: string) => ReferenceInspection;
 
+/**
+ * Where each item's finished job is reported (`webhook:` of its row, else of `defaults`). Kept
+ * apart from the request: not hashed, not stored, read from the manifest by each run, so a
+ * changed URL remakes nothing and reaches every item submitted from then on. Per row, not per
+ * item, so a run of 100,000 items holds one entry per row that names its own.
+ */
+export interface WebhookPlan {
+  fallback: string | null;
+  byRow: ReadonlyMap<string, string>;
+}
+
+export const NO_WEBHOOKS: WebhookPlan = { fallback: null, byRow: new Map() };
+
+/** The webhook the manifest gives the items of this row, or null. */
+export function webhookOf(plan: WebhookPlan, rowId: string): string | null {
+  return plan.byRow.get(rowId) ?? plan.fallback;
+}
+
 export interface Manifest {
   /** Names the database and the output folder: `jobs/<name>.sqlite`, `output/<name>/`. */
   name: string;
@@ -66,6 +84,7 @@ export interface Manifest {
   qc: QcSettings;
   /** The local reference images its items use, each file once. */
   references: ReferenceFile[];
+  webhooks: WebhookPlan;
 }
 
 /** One thing wrong with a manifest, located well enough to fix it without searching. */

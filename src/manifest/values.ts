@@ -106,6 +106,11 @@ export function looksLikeUrl(value: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
 }
 
+/** A webhook is an address the service calls, checked like a reference image's. */
+export function webhookProblem(value: string): string | null {
+  return isHttpUrl(value) ? null : `${JSON.stringify(value)} is not an absolute http(s) URL`;
+}
+
 export function variantsProblem(value: number): string | null {
   return Number.isInteger(value) && value >= VARIANTS_MIN && value <= VARIANTS_MAX
     ? null

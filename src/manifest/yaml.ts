@@ -11,8 +11,8 @@ import { parseManifestYaml } from "./yaml-parse.js";
 import { describe, type MapEntry, scalarText, YamlReader } from "./yaml-reader.js";
 
 export const TOP_KEYS = ["name", "provider", "defaults", "vars", "rows", "renditions", "thumbnail", "qc", "maxItems"] as const;
-export const DEFAULTS_KEYS = [...REQUEST_FIELDS, "variants"] as const;
-export const ROW_KEYS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "matrix", "vars"] as const;
+export const DEFAULTS_KEYS = [...REQUEST_FIELDS, "variants", "webhook"] as const;
+export const ROW_KEYS = ["id", "prompt", ...REQUEST_FIELDS, "variants", "webhook", "matrix", "vars"] as const;
 
 export interface SourceNames {
   /** As given by the user, for issues. */
@@ -97,6 +97,7 @@ function readHeader(reader: YamlReader, top: Map<string, MapEntry>, names: Sourc
     defaults: {
       fields: defaultFields ? readFields(reader, defaultFields) : {},
       variants: readVariants(reader, defaultFields?.get("variants")),
+      webhook: readWebhook(reader, defaultFields?.get("webhook")),
     },
     vars: readVars(reader, top.get("vars")),
     renditions: readRenditions(reader, top.get("renditions")),
@@ -169,6 +170,12 @@ function readFields(reader: YamlReader, entries: Map<string, MapEntry>): FieldVa
   return fields;
 }
 
+/** Text, as a request field is; an empty value counts as not set. */
+function readWebhook(reader: YamlReader, entry: MapEntry | undefined): Located<string> | null {
+  const value = reader.text(entry);
+  return entry === undefined || value === undefined || value === "" ? null : { value, at: entry.at };
+}
+
 function readVariants(reader: YamlReader, entry: MapEntry | undefined): Located<number> | null {
   const value = reader.integer(entry, VARIANTS_MIN, VARIANTS_MAX);
   return value === undefined || entry === undefined ? null : { value, at: entry.at };
@@ -234,6 +241,7 @@ function readRow(reader: YamlReader, list: YAMLSeq, item: unknown, index: number
     prompt: prompt === undefined || prompt === "" || promptEntry === undefined ? null : { value: prompt, at: promptEntry.at },
     fields: readFields(reader, entries),
     variants: readVariants(reader, entries.get("variants")),
+    webhook: readWebhook(reader, entries.get("webhook")),
     matrix: readMatrix(reader, entries.get("matrix")),
     vars: readVars(reader, entries.get("vars")),
   };

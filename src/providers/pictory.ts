@@ -9,7 +9,7 @@ import { RETRYABLE_ERROR_CODES } from "../retryable.js";
 import { promptProblem, isHttpUrl } from "./catalog.js";
 import { asObject, createdBefore, imageIdFromUrl, MAX_CREDITS_PER_IMAGE, num, parseRetryAfterMs, safeJson, sameRequest, str, type Json } from "./pictory-json.js";
 import { PictoryUploader } from "./pictory-upload.js";
-import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type ReferenceUploader } from "./provider.js";
+import { INSUFFICIENT_CREDITS, type ClaimedRefs, type ImageRequest, type JobState, type LostJobSearch, type LostJobSearchOptions, type Provider, type ReferenceUploader, type SubmitExtras } from "./provider.js";
 
 export interface PictoryOptions {
   apiKey: string;
@@ -75,11 +75,12 @@ export class PictoryProvider implements Provider {
     }
   }
 
-  async submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }> {
+  async submit(request: ImageRequest, signal?: AbortSignal, extras: SubmitExtras = {}): Promise<{ jobId: string }> {
     PictoryProvider.checkRequest(request);
     const body: Json = { prompt: request.prompt, model: request.model, aspectRatio: request.aspectRatio };
     if (request.style) body.style = request.style;
     if (request.referenceImageUrl) body.referenceImageUrl = request.referenceImageUrl;
+    if (extras.webhook) body.webhook = extras.webhook;
     const json = await this.call("POST", "/v1/aistudio/images", body, signal);
     const jobId = str(asObject(json.data)?.jobId);
     if (json.success !== true || !jobId) {

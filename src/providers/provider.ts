@@ -29,6 +29,14 @@ export interface ImageRequest {
   referenceImage?: ReferenceImage;
 }
 
+/**
+ * What goes with a submit but is no part of the request (not hashed, not stored): the URL the
+ * service POSTs to when the job ends (PICTORY.md §3). The manifest's, or this run's receiver's.
+ */
+export interface SubmitExtras {
+  webhook?: string;
+}
+
 /** A failed-job or refusal code meaning the account is out of credits: stop, resumable. */
 export const INSUFFICIENT_CREDITS = "INSUFFICIENT_AI_CREDITS";
 
@@ -104,7 +112,7 @@ export interface Provider {
   readonly keyId: string;
   /** How long after a submit (and between polls) the first read of a job waits. */
   readonly pollIntervalMs: number;
-  submit(request: ImageRequest, signal?: AbortSignal): Promise<{ jobId: string }>;
+  submit(request: ImageRequest, signal?: AbortSignal, extras?: SubmitExtras): Promise<{ jobId: string }>;
   /** The request rides along so a stateless provider (local) can answer without memory. */
   getJob(job: { jobId: string; request: ImageRequest }, signal?: AbortSignal): Promise<JobState>;
   /**

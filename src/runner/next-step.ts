@@ -150,3 +150,35 @@ export function afterQuality(item: ItemRecord, flags: readonly ItemQcFlag[], set
   const tried = settings.maxRetries === 0 ? "no remake allowed (qc.maxRetries 0)" : `still so after ${item.qcRetries} remake(s)`;
   return { remake: null, flags: flags.map((f) => (f.mode === "retry" ? { ...f, mode: "flag" as const, message: `${f.message}; ${tried}` } : f)) };
 }
+
+/** What this run knows of an item a webhook names (hint-board.ts keeps it while the item is at the service). */
+export interface HintTarget {
+  /** Its current submit carried this run's receiver URL, so a hint for it is expected. */
+  listened: boolean;
+  /** The job being followed; null while its submit is on the wire. */
+  jobId: string | null;
+  /** A hint was already taken for this job (or for the submit on the wire). */
+  hinted: boolean;
+  /** Waiting for its next read (not submitting, not in the middle of a read). */
+  waiting: boolean;
+}
+
+export type HintIgnored = "finished" | "unknown-job" | "repeat";
+
+export type HintStep = { step: "read-now" } | { step: "read-when-waiting" } | { step: "ignore"; reason: HintIgnored };
+
+/**
+ * A webhook is only a hint (PICTORY.md §3: unsigned): it can make the item's next read come at
+ * once, never decide anything itself. At most one hint per job is taken, so a replay, a
+ * duplicate delivery or a flood costs no more than the one read. `target` null: the item is not
+ * at the service in this run (delivered, failed, or never submitted with this run's URL).
+ * `namedJobId`: the job the body names, if any; a body naming another job is ignored.
+ */
+export function afterHint(target: HintTarget | null, namedJobId: string | null): HintStep {
+  if (target === null) return { step: "ignore", reason: "finished" };
+  if (!target.listened) return { step: "ignore", reason: "unknown-job" };
+  if (namedJobId !== null && target.jobId !== null && namedJobId !== target.jobId) return { step: "ignore", reason: "unknown-job" };
+  if (target.hinted) return { step: "ignore", reason: "repeat" };
+  // A hint that beats its submit's answer (a job faster than the round trip) waits for the job id.
+  return target.waiting && target.jobId !== null ? { step: "read-now" } : { step: "read-when-waiting" };
+}

@@ -39,6 +39,8 @@ export interface RunnerOptions {
   renditions: readonly RenditionSpec[];
   /** The quality gates run on each delivered image (the manifest's `qc:`). */
   qc: QcSettings;
+  /** How much later items awaiting a webhook are read (defaults.ts hintStretch); only with a receiver. */
+  hintStretch?: { first: number; later: number };
 }
 
 /** What the runner hands each of its drivers (the service side, the image stage). */

@@ -21,6 +21,7 @@ import { ServiceSideDriver } from "./service-side.js";
 import type { ReferenceLookup } from "./references.js";
 import type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 import { WakeSignal } from "./wake-signal.js";
+import type { WebhookRoutes } from "./webhook-routes.js";
 
 export type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 
@@ -40,6 +41,8 @@ export interface RunnerDeps {
   now?: () => number;
   random?: () => number;
   onTransition?: (event: TransitionEvent) => void;
+  /** The webhook each submit carries, and the hints of this run's receiver (run --listen). */
+  webhooks?: WebhookRoutes;
 }
 
 export class Runner {
@@ -339,7 +342,6 @@ export class Runner {
     this.gate.noted(updated);
     if (to === "done") this.summary.doneThisRun++;
     if (to === "failed") this.summary.failedThisRun++;
-    // Four moves per item: the message is only built when someone reads it.
     if (this.log.isLevelEnabled("debug")) this.log.debug({ item: item.key, from: item.state, to, detail }, `${item.key}: ${item.state} → ${to}${detail ? ` (${detail})` : ""}`);
     this.deps.onTransition?.({ item: updated, from: item.state, to, detail });
     return updated;

@@ -6,6 +6,7 @@
 import { INSUFFICIENT_CREDITS, type ImageRequest, type ImageSource, type JobState } from "../providers/provider.js";
 import type { ItemWrite } from "../store/port.js";
 import type { ItemRecord } from "../store/types.js";
+import { DEFAULTS } from "../defaults.js";
 import { ClaimLostError, FatalRunError, InternalError, errorMessage } from "../errors.js";
 import { nextLostSubmitStep } from "./lost-submit.js";
 import { afterRead, afterSubmit, retryOrFail, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "./next-step.js";
@@ -16,6 +17,7 @@ import { REFERENCE_UPLOAD_FAILED, ReferenceStager, type ReferenceLookup } from "
 import { backoffDelayMs, classifyFailure, originAnswered } from "./retry-policy.js";
 import { sleepMs } from "./sleep.js";
 import { TokenBucket } from "./token-bucket.js";
+import type { WebhookRoutes } from "./webhook-routes.js";
 
 /** What the service side asks of the runner. */
 export interface ServiceSideHost {
@@ -36,6 +38,8 @@ export interface ServiceSideDeps extends DriverDeps {
   hardSignal: AbortSignal;
   /** The bytes of local reference images (the run's copies); none: no item has one. */
   references?: ReferenceLookup;
+  /** Which webhook each submit carries, and the hints of this run's receiver (absent: none). */
+  webhooks?: WebhookRoutes;
 }
 
 export class ServiceSideDriver {
@@ -63,6 +67,16 @@ export class ServiceSideDriver {
 
   /** Drives one item while it is at the service; returns when it leaves (image stage, queue, end). */
   async drive(start: ItemRecord): Promise<void> {
+    const board = this.deps.webhooks?.board;
+    board?.enter(start.key, start.jobId);
+    try {
+      await this.driveSteps(start);
+    } finally {
+      board?.leave(start.key);
+    }
+  }
+
+  private async driveSteps(start: ItemRecord): Promise<void> {
     let item = start;
     for (;;) {
       if (this.deps.hardSignal.aborted) return;
@@ -135,10 +149,19 @@ export class ServiceSideDriver {
     if (this.deps.hardSignal.aborted) return this.host.move(item, { to: "queued", set: { attempts: item.attempts - 1, nextAttemptAt: 0 }, note: "stopped before the submit was sent" });
     let outcome: SubmitOutcome;
     let fatal: FatalRunError | null = null;
+    const route = this.deps.webhooks?.forSubmit(item) ?? null;
+    const board = this.deps.webhooks?.board;
+    board?.submitting(item.key, route?.listened ?? false);
     try {
-      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(request, signal));
-      outcome = { kind: "accepted", jobId, firstReadMs: this.pollSchedule.firstReadMs(item.request.model) };
+      const { jobId } = await this.deps.gate.send(this.deps.provider.submit(request, signal, route === null ? {} : { webhook: route.url }));
+      const estimateMs = this.pollSchedule.delayMs(item.request.model, 0);
+      // Awaiting a hint while hints arrive: read a little after the estimate, without probes (the hint tells sooner).
+      const stretched = route?.listened === true && board?.expectsHints() === true;
+      const firstReadMs = stretched ? Math.round(estimateMs * this.hintStretch.first) : this.pollSchedule.firstReadMs(item.request.model);
+      board?.accepted(item.key, jobId, estimateMs);
+      outcome = { kind: "accepted", jobId, firstReadMs };
     } catch (error) {
+      board?.noJob(item.key);
       const failure = classifyFailure(error);
       // The request may or may not have left: `submitting` stays, the next run reconciles.
       if (failure.kind === "aborted") return item;
@@ -239,11 +262,12 @@ export class ServiceSideDriver {
     const signal = this.deps.hardSignal;
     let outcome: ReadOutcome & { image?: ImageSource };
     try {
-      await sleepMs(item.nextAttemptAt - this.deps.now(), this.deps.softSignal);
-      await this.pollPacer.take(this.deps.softSignal);
+      const hinted = await this.waitForRead(item);
+      // A hinted read is no poll: hints come spread out as jobs finish, at most one per job.
+      if (!hinted) await this.pollPacer.take(this.deps.softSignal);
       await this.deps.gate.take(this.deps.softSignal);
       const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
-      outcome = this.readOutcome(item, job);
+      outcome = this.readOutcome(item, job, hinted);
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
@@ -267,12 +291,40 @@ export class ServiceSideDriver {
     return after;
   }
 
+  private get hintStretch(): { first: number; later: number } {
+    return this.deps.options.hintStretch ?? DEFAULTS.hintStretch;
+  }
+
+  /** Sleeps until the item's next read is due, or until a webhook hints that its job ended (true). */
+  private async waitForRead(item: ItemRecord): Promise<boolean> {
+    const waitMs = item.nextAttemptAt - this.deps.now();
+    const board = this.deps.webhooks?.board;
+    if (!board) {
+      await sleepMs(waitMs, this.deps.softSignal);
+      return false;
+    }
+    return board.wait(item.key, waitMs, this.deps.softSignal);
+  }
+
   /** What a read of the job means; the poll schedule learns from it. */
-  private readOutcome(item: ItemRecord, job: JobState): ReadOutcome & { image?: ImageSource } {
-    this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", this.deps.now() - (item.submittedAt ?? this.deps.now()));
+  private readOutcome(item: ItemRecord, job: JobState, hinted = false): ReadOutcome & { image?: ImageSource } {
+    const elapsedMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
+    const board = this.deps.webhooks?.board;
+    if (job.status !== "in-progress") board?.ended(item.key, hinted);
+    if (!hinted) this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", elapsedMs);
+    else if (job.status === "in-progress") board?.hintWasEarly(item.key);
+    else {
+      // The hint came about when the job ended: whether a first read at the estimate it was
+      // submitted with would have found it done, so the estimate keeps tracking the jobs' times.
+      const estimateMs = board?.estimateOf(item.key) ?? null;
+      if (item.polls === 0 && estimateMs !== null) this.pollSchedule.observe(item.request.model, 0, elapsedMs <= estimateMs, estimateMs);
+    }
     switch (job.status) {
-      case "in-progress":
-        return { kind: "in-progress", nextReadMs: this.pollSchedule.delayMs(item.request.model, item.polls + 1, this.deps.now() - (item.submittedAt ?? this.deps.now())) };
+      case "in-progress": {
+        const delayMs = this.pollSchedule.delayMs(item.request.model, item.polls + 1, elapsedMs);
+        const stretched = board !== undefined && board.awaitingHint(item.key) && board.expectsHints();
+        return { kind: "in-progress", nextReadMs: stretched ? Math.round(delayMs * this.hintStretch.later) : delayMs };
+      }
       case "completed":
         // Charged once per job: a job read completed again is not paid again (credits already set).
         return { kind: "completed", credits: job.credits, imageRef: job.imageRef ?? null, url: job.image.kind === "url" ? job.image.url : null, width: job.width, height: job.height, image: job.image };

@@ -10,6 +10,8 @@ export interface SimLedger extends WebhookStats {
   jobsFailed: number;
   /** sha256 of canonical {prompt, model, aspectRatio, style, referenceImageUrl} → jobs created. */
   jobsByRequestHash: Record<string, number>;
+  /** Job id → the `webhook` its create carried (null: none), in creation order. */
+  webhookByJob: Record<string, string | null>;
   /** "POST /v1/aistudio/images", "GET /v1/jobs/:id", "GET /v1/jobs", "GET /v1/aistudio/images", "GET /v1/quota", "GET /files", ... */
   requestsByRoute: Record<string, number>;
   /** Final HTTP status → count; a dropped socket counts under "reset". */
@@ -46,6 +48,7 @@ export class LedgerRecorder {
   private jobsCompleted = 0;
   private jobsFailed = 0;
   private jobsByRequestHash: Record<string, number> = {};
+  private webhookByJob: Record<string, string | null> = {};
   private requestsByRoute: Record<string, number> = {};
   private responsesByStatus: Record<string, number> = {};
   private faultsInjected: Record<string, number> = {};
@@ -62,6 +65,7 @@ export class LedgerRecorder {
   reset(): void {
     this.jobsCreated = this.jobsCompleted = this.jobsFailed = 0;
     this.jobsByRequestHash = {};
+    this.webhookByJob = {};
     this.requestsByRoute = {};
     this.responsesByStatus = {};
     this.faultsInjected = {};
@@ -117,6 +121,7 @@ export class LedgerRecorder {
   jobCreated(job: SimJob, inFlightNow: number): void {
     this.jobsCreated++;
     bump(this.jobsByRequestHash, job.requestHash);
+    this.webhookByJob[job.id] = job.request.webhook ?? null;
     this.maxInFlight = Math.max(this.maxInFlight, inFlightNow);
   }
 
@@ -131,6 +136,7 @@ export class LedgerRecorder {
       jobsCompleted: this.jobsCompleted,
       jobsFailed: this.jobsFailed,
       jobsByRequestHash: { ...this.jobsByRequestHash },
+      webhookByJob: { ...this.webhookByJob },
       requestsByRoute: { ...this.requestsByRoute },
       responsesByStatus: { ...this.responsesByStatus },
       faultsInjected: { ...this.faultsInjected },

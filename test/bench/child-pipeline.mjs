@@ -45,6 +45,8 @@ try {
       maxRuntimeMs: input.maxRuntimeMs,
       quiet: true,
       tuning: input.tuning,
+      listen: input.listen,
+      publicUrl: input.publicUrl,
     },
     ctx,
   );

@@ -17,6 +17,7 @@ const SCENARIOS = [
   { id: "5", title: "Thumbnails and renditions", module: "./s5-images.mjs" },
   { id: "6", title: "Resume start-up", module: "./s6-resume.mjs" },
   { id: "7", title: "Workers on PostgreSQL", module: "./s7-workers.mjs" },
+  { id: "8", title: "Webhooks (--listen) against polling", module: "./s8-webhooks.mjs" },
 ];
 
 const RESULTS = join(BENCH_DIR, "results.json");
@@ -122,7 +123,7 @@ function readmeSection(results) {
       "Figures are ratios where a ratio is the point; `results.json` beside the benchmark holds every raw number.",
     "",
     "How: each scenario runs the pipeline in a child process of its own against the simulator on loopback, with " +
-      "latencies (and backoffs) scaled down about tenfold and, in scenarios 1–4, 64×64 images; a ratio compares runs " +
+      "latencies (and backoffs) scaled down about tenfold and, in scenarios 1–4 and 7, 64×64 images; a ratio compares runs " +
       "made side by side on the same machine. Each scenario's method and caveats are in `test/bench/METHOD.md`, every " +
       "raw number in `test/bench/results.json`.",
     "",
@@ -159,14 +160,14 @@ function readmeSection(results) {
 function methodText(results) {
   const out = ["# How the benchmark measures", "", "<!-- Written by `npm run bench` (test/bench/run.mjs): edit the benchmark, not this file. -->", ""];
   out.push(
-      "The pipeline runs through `runCommand` (scenarios 1–4) or the CLI (scenario 6) in a child " +
+      "The pipeline runs through `runCommand` (scenarios 1–4 and 7) or the CLI (scenario 6) in a child " +
       "process of its own, against the simulator on loopback in the benchmark's process, so runs never share a heap " +
       "and the simulator's CPU is not the pipeline's. Those children start node with the bin's flags (`src/heap.ts`), " +
       "as `imgbatch` and `npm start` do, and so do the bare sharp loops that scenarios 3 and 5 set the pipeline against; " +
       "the loops a user might write instead (scenario 1's baselines, scenario 3's p-limit loop) run under plain `node`, " +
       "and scenarios 3, 4 and 6 also run the pipeline under plain `node`, side by side. Latencies are scaled down about tenfold (a 10 s job polled every " +
       "10 s becomes L = 1 s polled every 1 s), and so are the backoffs (`tuning`: 100 ms base, 6 s cap, 500 ms " +
-      "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 so that sharp does not stand in " +
+      "429 fallback); the simulator's images are shrunk to 64×64 for scenarios 1–4 and 7 so that sharp does not stand in " +
       "for the scheduler on a small machine (scenario 5 measures the image stage on full-size images). Every run " +
       "writes into a new folder and the benchmark deletes nothing until it has finished measuring: on ext4 without a " +
       "journal (this machine), files created within minutes of a mass delete nearby cost extra kernel CPU each " +

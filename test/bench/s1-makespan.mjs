@@ -57,7 +57,7 @@ function stateCounts(dbPath) {
   }
 }
 
-export async function pipelineRun(sim, { n, concurrency, latencyMs, pollIntervalMs, rpm, tuning, maxRuntimeMs, whatIf, name }) {
+export async function pipelineRun(sim, { n, concurrency, latencyMs, pollIntervalMs, rpm, tuning, maxRuntimeMs, whatIf, name, listen, publicUrl }) {
   const dir = scratch(name);
   const manifest = writeCsvManifest(dir, n);
   const dbPath = join(dir, "state.sqlite");
@@ -72,6 +72,8 @@ export async function pipelineRun(sim, { n, concurrency, latencyMs, pollInterval
     tuning,
     maxRuntimeMs,
     whatIf,
+    listen,
+    publicUrl,
     apiKey: sim.apiKey,
     simUrl: sim.url,
     countCommits: true,
