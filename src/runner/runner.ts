@@ -1,8 +1,6 @@
-// The scheduler: walks items through queued → submitting → running → downloading → done
-// with at most `concurrency` of them at the service, retries as data, and a stop that always
-// leaves the database consistent. Here: the slots, the stops and the bookkeeping. Each item's
-// submit, polls and lost-submit looks are service-side.ts's; the key's rate, throttling and
-// lost-submit searches service-gate.ts's; downloads and image work image-stage-driver.ts's.
+// The scheduler: items from queued to done with at most `concurrency` at the service, and a stop
+// that leaves the database consistent. Here: slots, stops, claims, bookkeeping; each item's submit
+// and polls in service-side.ts, the key's limits in service-gate.ts, images in image-stage-driver.ts.
 import { setMaxListeners } from "node:events";
 import { ClaimLostError, FatalRunError, errorMessage } from "../errors.js";
 import type { Downloader } from "../assets/download.js";
@@ -24,6 +22,8 @@ import { WakeSignal } from "./wake-signal.js";
 import type { WebhookRoutes } from "./webhook-routes.js";
 
 export type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
+
+const SHARED_CLAIM_RETRY_MS = 250;
 
 export interface RunnerDeps {
   store: Store;
@@ -59,10 +59,7 @@ export class Runner {
   private readonly held = new Set<Promise<void>>();
   /** Aborted by a hard stop (signal): sleeps and requests end at once. */
   private readonly hardStop = new AbortController();
-  /**
-   * Aborted by any stop: waits before a submit, poll or reconcile end, requests already
-   * sent finish. The image stage goes on (those images are paid for), unless hard-stopped.
-   */
+  /** Aborted by any stop: waits end, requests sent finish; the image stage goes on (paid images) unless hard-stopped. */
   private readonly softStop = new AbortController();
   private stopReason: StopReason | null = null;
   private fatal: FatalRunError | null = null;
@@ -141,16 +138,16 @@ export class Runner {
           if (next === null) {
             // A shared run's worker stays while others still work: it takes over a dead one's items.
             if (!(await this.othersAtWork())) break;
-            // A worker that only delivers looks for finished jobs often; others sweep at a quarter lease.
-            await this.waitForChange(this.options.roles.submit ? this.options.leaseMs / 4 : Math.min(1_000, this.options.leaseMs / 4));
+            // Looks again soon: it ends with the others, or takes up what they hand on or leave.
+            await this.waitForChange(Math.min(1_000, this.options.leaseMs / 4));
             await this.resumeInFlight();
             continue;
           }
-          await this.waitForChange(next - this.now());
+          await this.waitForChange(this.untilDue(next));
           continue;
         }
         const next = this.slotsFree() > 0 ? await this.store.earliestQueuedAt() : null;
-        await this.waitForChange(next === null ? null : next - this.now());
+        await this.waitForChange(next === null ? null : this.untilDue(next));
       }
     } catch (error) {
       this.onDriverCrash(null, error);
@@ -182,11 +179,7 @@ export class Runner {
     this.held.add(held);
   }
 
-  /**
-   * Done items whose image is gone from disk (or changed), and missing ones (tried again each
-   * run, as the service may only have been down): each goes back to `downloading` and to the
-   * image stage, which reads its job again. No submit. Nothing once the run is stopping.
-   */
+  /** Done items whose image is gone (or changed), and missing ones: each read from its job again, no submit. */
   async deliverAgain(items: readonly { id: number; detail: string }[]): Promise<void> {
     if (!this.options.roles.deliver) return;
     for (const { id, detail } of items) {
@@ -203,6 +196,11 @@ export class Runner {
     const counts = await this.store.counts();
     // One that only submits leaves finished jobs to the delivering workers, and does not wait for them.
     return counts.submitting + counts.running + (this.options.roles.deliver ? counts.downloading : 0) > 0;
+  }
+
+  /** Until a queued item is due; in a shared run a due one another worker holds (or the shared cap) is asked for again after a pause, not at once. */
+  private untilDue(next: number): number {
+    return Math.max(next - this.now(), this.store.sharesRuns ? SHARED_CLAIM_RETRY_MS : 0);
   }
 
   private leaseUntil(): number {
@@ -223,8 +221,7 @@ export class Runner {
         continue;
       }
       this.log.debug({ item: item.key, state: item.state }, `resuming ${item.key} (${item.state}${item.jobId ? `, job ${item.jobId}` : ""})`);
-      // Its next read when the row says, but no later than this run's own poll interval (the
-      // stopped run may have polled more slowly).
+      // Its next read when the row says, but no later than this run's own poll interval.
       this.startAtService(item.state === "running" ? { ...item, nextAttemptAt: Math.min(item.nextAttemptAt, this.now() + this.options.pollIntervalMs) } : item);
     }
   }
