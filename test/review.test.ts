@@ -5,6 +5,7 @@ import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import sharp from "sharp";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { openStore } from "../src/store/index.js";
@@ -330,6 +331,28 @@ describe("imgbatch review's server", () => {
       const end = await review.stop();
       expect(end.code, end.stderr).toBe(0);
       expect(end.stdout.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("shows a row's local reference image beside the result, served by the item's key", { timeout: 60_000 }, async () => {
+    const cwd = tempDir();
+    await sharp({ create: { width: 96, height: 96, channels: 3, background: "#000000", noise: { type: "gaussian", mean: 128, sigma: 50 } } }).png().toFile(join(cwd, "earbuds.png"));
+    writeFileSync(join(cwd, "m.yaml"), ["name: refs", "provider: local", "rows:", "  - id: hero", '    prompt: "Aurora Pro earbuds on a marble table"', "    referenceImage: ./earbuds.png", "  - id: plain", '    prompt: "A launch banner with open sky"', ""].join("\n"));
+    const run = await runCli(["run", "m.yaml"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const review = await startReview(cwd);
+    try {
+      const { cookie } = await session(review);
+      const items = (JSON.parse((await raw(review.origin, "GET", "/api/items", { Cookie: cookie })).body) as { rows: { items: { key: string; hasReference: boolean }[] }[] }).rows.flatMap((r) => r.items);
+      expect(items.map((i) => [i.key, i.hasReference])).toEqual([["hero", true], ["plain", false]]);
+      const reference = await raw(review.origin, "GET", "/reference/hero", { Cookie: cookie });
+      expect(reference.status).toBe(200);
+      expect(reference.headers["content-type"]).toBe("image/png");
+      expect(Buffer.from(reference.body, "latin1").equals(readFileSync(join(cwd, "earbuds.png")))).toBe(true);
+      expect((await raw(review.origin, "GET", "/reference/plain", { Cookie: cookie })).status).toBe(404);
+      expect((await raw(review.origin, "GET", "/reference/hero")).status).toBe(401);
+    } finally {
+      await review.stop();
     }
   });
 

@@ -199,6 +199,9 @@ export const PAGE_SCRIPT = `
     $("prompt").textContent = it.prompt;
     const settings = [["model", it.model], ["ratio", it.aspectRatio], ["style", it.style || "—"], ["provider", it.provider], ["size", it.width && it.height ? it.width + " × " + it.height : "—"], ["state", it.state]];
     $("settings").replaceChildren(...settings.flatMap(([name, value]) => [el("dt", "", name), el("dd", "", value)]));
+    // The row's local reference image beside the result (served by key, like the images).
+    $("reference").hidden = !it.hasReference;
+    if (it.hasReference) $("reference-img").src = "/reference/" + encodeURIComponent(it.key);
     $("flags").replaceChildren(...it.qcFlags.map((f) => el("li", "", "⚑ " + f.gate + " (" + f.mode + "): " + f.message)));
     $("error").hidden = !it.error;
     $("error").textContent = it.error ? it.error.code + (it.error.message ? ": " + it.error.message : "") : "";

@@ -70,6 +70,7 @@ export function pageHtml(o: { name: string; csrfToken: string }): string {
       <p id="note-view" class="note" hidden></p>
       <p id="prompt" class="prompt"></p>
       <dl id="settings" class="settings"></dl>
+      <figure id="reference" class="reference" hidden><img id="reference-img" alt="the reference image"><figcaption>reference</figcaption></figure>
       <ul id="flags" class="flags" aria-label="Quality flags"></ul>
       <p id="error" class="error" hidden></p>
       <h3>Decisions</h3>
@@ -85,6 +86,7 @@ export function pageHtml(o: { name: string; csrfToken: string }): string {
 }
 
 export const PAGE_CSS = `
+.reference{margin:8px 0}.reference img{max-width:160px;max-height:160px;border:1px solid #d6dae1;border-radius:4px}.reference figcaption{font-size:12px;color:#6b7380}
 *{box-sizing:border-box}[hidden]{display:none!important}
 html,body{height:100%}
 body{margin:0;display:flex;flex-direction:column;background:#f4f5f7;color:#1d2330;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}

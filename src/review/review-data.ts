@@ -33,6 +33,8 @@ export interface ReviewItem {
   sha256: string | null;
   /** Delivered and on record: it can be approved or rejected. */
   hasImage: boolean;
+  /** The row names a local reference image: `/reference/<key>` serves its copy. */
+  hasReference: boolean;
   hasThumb: boolean;
   qcFlags: ItemQcFlag[];
   /** The latest decision on the current image (null: none yet); "undecided" after an undo. */
@@ -97,6 +99,7 @@ export function reviewItem(item: ItemRecord, decision: DecisionRecord | undefine
     height: item.height,
     sha256: item.sha256,
     hasImage: isDecidable(item) && item.filePath !== null,
+    hasReference: item.request.referenceImage !== undefined,
     hasThumb: item.thumbPath !== null,
     qcFlags: item.qcFlags,
     decision: decision && isDecidable(item) && decision.sha256 === item.sha256 ? decisionView(decision) : null,

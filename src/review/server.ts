@@ -1,6 +1,7 @@
 // The review app's HTTP server (node:http): a token in the first URL, then an HttpOnly cookie;
 // POSTs also need the same origin and a CSRF header; images only by item key from the store's
 // records. Live updates go out as server-sent events when the store's change mark moves.
+import { referencePaths } from "../assets/reference-copies.js";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -132,7 +133,8 @@ export async function startReviewServer(o: ReviewServerOptions): Promise<ReviewS
     }
     // The key names a record; its file comes from the record, never from the request.
     const item = KEY_PATTERN.test(key) ? await o.store.byKey(key) : undefined;
-    const stored = kind === "image" ? item?.filePath : item?.thumbPath;
+    const reference = item?.request.referenceImage;
+    const stored = kind === "image" ? item?.filePath : kind === "thumb" ? item?.thumbPath : reference ? referencePaths(reference).image : undefined;
     const type = stored ? IMAGE_TYPES[stored.slice(stored.lastIndexOf(".") + 1).toLowerCase()] : undefined;
     if (!item || !stored || !type) return text(res, 404, "no such image");
     const file = pathOnDisk(o.layout, stored);
@@ -209,7 +211,7 @@ export async function startReviewServer(o: ReviewServerOptions): Promise<ReviewS
       const entries = KEY_PATTERN.test(key) ? await readHistory(o.store, key) : null;
       return entries ? json(res, 200, { key, history: entries }) : json(res, 404, { error: "no such item" });
     }
-    const image = /^\/(image|thumb)\/([^/]+)$/.exec(path);
+    const image = /^\/(image|thumb|reference)\/([^/]+)$/.exec(path);
     if (image) return serveImage(req, res, image[1]!, image[2]!, query.get("v"));
     return text(res, 404, "not found");
   }

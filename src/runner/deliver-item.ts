@@ -27,7 +27,7 @@ export interface DeliveredPatch extends ItemPatch {
 export interface DeliveredItem {
   patch: DeliveredPatch;
   /** The blank and size gates' verdict, and the image's perceptual hash (assets/qc.ts). */
-  qc: { flags: QcFlag[]; phash: string };
+  qc: { flags: QcFlag[]; phash: string | null };
   /**
    * The folders its files went to. With batched file sync they are not yet durable: the item
    * may be `done` only once `fileSync.durable(folders)` resolves.
@@ -65,7 +65,9 @@ export async function deliverItemImage(input: {
       }
     },
   });
-  const qc = await checkImage(image.pixels, { width: item.resultWidth, height: item.resultHeight, aspectRatio: item.request.aspectRatio }, options.qc);
+  // Local previews of one request are identical by design: no duplicate gate (nor its hash) for them.
+  const qcSettings = item.provider === "local" ? { ...options.qc, duplicates: "off" as const } : options.qc;
+  const qc = await checkImage(image.pixels, { width: item.resultWidth, height: item.resultHeight, aspectRatio: item.request.aspectRatio }, qcSettings);
   const thumbPath = await makeThumbnail({ layout, key: item.key, image: image.pixels, spec: options.thumbnail, maxInputPixels: options.maxInputPixels, sync: lastInFolder });
   const renditions = await ensureRenditions({ item, image: image.pixels, layout, store: input.store, options, force: true, sync: lastInFolder });
   const deliveredAt = Date.now();

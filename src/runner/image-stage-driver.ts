@@ -175,8 +175,8 @@ export class ImageStageDriver {
    * ones left out (flat frames all hash alike). Not for local previews: the renderer draws one
    * request the same every time, so its variants are identical by design.
    */
-  private async duplicateFlags(item: ItemRecord, qc: { flags: readonly { gate: string }[]; phash: string }): Promise<ItemQcFlag[]> {
-    if (this.deps.options.qc.duplicates === "off" || item.provider === "local" || qc.flags.some((f) => f.gate === "blank")) return [];
+  private async duplicateFlags(item: ItemRecord, qc: { flags: readonly { gate: string }[]; phash: string | null }): Promise<ItemQcFlag[]> {
+    if (qc.phash === null || qc.flags.some((f) => f.gate === "blank")) return [];
     const rowmates = (await this.deps.store.rowImages(item.rowId)).filter((r) => r.key !== item.key && !r.qcFlags.some((f) => f.gate === "blank"));
     const finding = duplicatesWithinRow([...rowmates, { key: item.key, phash: qc.phash }], this.deps.options.qc).find((f) => f.key === item.key);
     return finding ? [finding.flag] : [];
