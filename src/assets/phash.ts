@@ -54,21 +54,48 @@ function hashOfCoefficients(block: Float64Array): string {
   return bits.toString(16).padStart(16, "0");
 }
 
+/** Luminance of 8-bit sRGB (linear light, libvips' B_W), as 0–255. */
+const LINEAR = Float64Array.from({ length: 256 }, (_, v) => {
+  const c = v / 255;
+  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+});
+
 /**
- * The 64-bit perceptual hash of decoded pixels as 16 hex digits. A flat image has no frequencies
- * above DC, so every one hashes to 0000000000000000 (hence the blank gate first); so does a plain
- * linear gradient, whose few frequencies all lie at or below the median (the simulator's images).
+ * The 64-bit perceptual hash of raw pixels (alpha, if any, left out: flatten first) as 16 hex
+ * digits: grey, averaged down to SAMPLE×SAMPLE cells, then the DCT's low corner. A flat image has
+ * no frequencies above DC, so every one hashes to 0000000000000000 (hence the blank gate first).
  */
+export function perceptualHashOfPixels(data: Uint8Array, width: number, height: number, channels: number): string {
+  const grey = new Uint8Array(SAMPLE * SAMPLE);
+  for (let ty = 0; ty < SAMPLE; ty++) {
+    const y0 = Math.floor((ty * height) / SAMPLE);
+    const y1 = Math.max(y0 + 1, Math.floor(((ty + 1) * height) / SAMPLE));
+    for (let tx = 0; tx < SAMPLE; tx++) {
+      const x0 = Math.floor((tx * width) / SAMPLE);
+      const x1 = Math.max(x0 + 1, Math.floor(((tx + 1) * width) / SAMPLE));
+      let sum = 0;
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) {
+          const at = (y * width + x) * channels;
+          sum += channels >= 3 ? 0.2126 * LINEAR[data[at]!]! + 0.7152 * LINEAR[data[at + 1]!]! + 0.0722 * LINEAR[data[at + 2]!]! : LINEAR[data[at]!]!;
+        }
+      }
+      const linear = sum / ((y1 - y0) * (x1 - x0));
+      const encoded = linear <= 0.0031308 ? linear * 12.92 : 1.055 * linear ** (1 / 2.4) - 0.055;
+      grey[ty * SAMPLE + tx] = Math.round(Math.min(1, Math.max(0, encoded)) * 255);
+    }
+  }
+  return hashOfCoefficients(lowFrequencies(grey));
+}
+
+/** The perceptual hash of decoded pixels, transparent ones counted as white. */
 export async function perceptualHash(pixels: DecodedPixels): Promise<string> {
+  if (pixels.channels === 1 || pixels.channels === 3) return perceptualHashOfPixels(pixels.data, pixels.width, pixels.height, pixels.channels);
   const { data, info } = await sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
-    .flatten({ background: "#ffffff" }) // transparent pixels count as white, whatever colour they hold
-    .greyscale()
-    .resize(SAMPLE, SAMPLE, { fit: "fill", kernel: "lanczos3" })
+    .flatten({ background: "#ffffff" })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  const grey = new Uint8Array(SAMPLE * SAMPLE);
-  for (let i = 0; i < grey.length; i++) grey[i] = data[i * info.channels]!;
-  return hashOfCoefficients(lowFrequencies(grey));
+  return perceptualHashOfPixels(data, info.width, info.height, info.channels);
 }
 
 const HASH_PATTERN = /^[0-9a-f]{16}$/;

@@ -3,7 +3,7 @@
 import sharp from "sharp";
 import type { QcMode, QcSettings } from "../manifest/qc.js";
 import type { DecodedPixels } from "./image-stage.js";
-import { hammingDistance, perceptualHash } from "./phash.js";
+import { hammingDistance, perceptualHashOfPixels } from "./phash.js";
 
 export type { QcMode, QcSettings } from "../manifest/qc.js";
 
@@ -63,7 +63,7 @@ function encoded(linear: number): number {
  * computed here: stats() costs about 8 ms a call whatever the image's size (it also finds the
  * dominant colour), more than the rest of an item's work.
  */
-async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; sharpness: number }> {
+async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; sharpness: number; phash: string }> {
   const { data, info } = await sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
     .flatten({ background: "#ffffff" })
     .resize(STATS_MAX_SIDE, STATS_MAX_SIDE, { fit: "inside", withoutEnlargement: true })
@@ -102,7 +102,8 @@ async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; s
     }
   }
   const sharpness = count > 1 ? Math.sqrt(Math.max(0, (sum2 - (sum * sum) / count) / (count - 1))) : 0;
-  return { maxDeviation, sharpness };
+  // The same small pixels serve the duplicate gate's hash: no second decode.
+  return { maxDeviation, sharpness, phash: perceptualHashOfPixels(data, width, height, channels) };
 }
 
 /**
@@ -153,16 +154,17 @@ function sizeProblem(width: number, height: number, expect: QcExpectation, setti
  */
 export async function checkImage(input: DecodedPixels, expect: QcExpectation, settings: QcSettings): Promise<{ flags: QcFlag[]; phash: string | null }> {
   const flags: QcFlag[] = [];
-  if (settings.blank !== "off") {
-    const problem = blankProblem(await measure(input), settings);
+  const measured = settings.blank !== "off" || settings.duplicates !== "off" ? await measure(input) : null;
+  if (settings.blank !== "off" && measured) {
+    const problem = blankProblem(measured, settings);
     const raised = problem === null ? null : flag(settings, "blank", problem);
     if (raised !== null) flags.push(raised);
   }
   const size = settings.size === "off" ? null : sizeProblem(input.width, input.height, expect, settings);
   const raised = size === null ? null : flag(settings, "size", size);
   if (raised !== null) flags.push(raised);
-  // The hash only serves the duplicate gate: an image sharp would decode again for nothing otherwise.
-  return { flags, phash: settings.duplicates === "off" ? null : await perceptualHash(input) };
+  // The hash only serves the duplicate gate.
+  return { flags, phash: settings.duplicates === "off" || !measured ? null : measured.phash };
 }
 
 export interface DuplicateFinding {
