@@ -161,7 +161,7 @@ describe("imgbatch review in headless Chromium", () => {
       await expect.poll(() => page.locator("#history li").count()).toBe(2); // rejected, then the note
       // A prompt is text, never markup.
       expect(await page.locator("#prompt").textContent()).toBe("Launch banner <img src=x onerror=alert(1)> & <b>bold</b> claims");
-      expect(await count(page, "#prompt *, .detail img, .strip b")).toBe(0);
+      expect(await count(page, "#prompt *, .detail img:not(#reference-img), .strip b")).toBe(0);
 
       // The filters and the search narrow the strip.
       await page.click(`[data-filter="approved"]`);
