@@ -2,15 +2,17 @@
 // whatever their size, format or small edits. Made with sharp; no other dependency.
 import sharp from "sharp";
 import type { DecodedPixels } from "./image-stage.js";
+import { encode8, LINEAR, luminance } from "./srgb.js";
 
 /** The image is shrunk to SAMPLE×SAMPLE grey and its BLOCK×BLOCK lowest frequencies kept: 64 bits. */
 const SAMPLE = 32;
 const BLOCK = 8;
 
-/** cos((2x+1)uπ / 2N) for u < BLOCK, x < SAMPLE, with the orthonormal DCT-II scale folded in. */
-const BASIS: Float64Array[] = Array.from({ length: BLOCK }, (_, u) => {
-  const scale = Math.sqrt((u === 0 ? 1 : 2) / SAMPLE);
-  return Float64Array.from({ length: SAMPLE }, (_, x) => scale * Math.cos(((2 * x + 1) * u * Math.PI) / (2 * SAMPLE)));
+/** cos((2x+1)uπ / 2N) at [u·SAMPLE + x] for u < BLOCK, x < SAMPLE, with the orthonormal DCT-II scale folded in. */
+const BASIS = Float64Array.from({ length: BLOCK * SAMPLE }, (_, i) => {
+  const u = Math.floor(i / SAMPLE);
+  const x = i % SAMPLE;
+  return Math.sqrt((u === 0 ? 1 : 2) / SAMPLE) * Math.cos(((2 * x + 1) * u * Math.PI) / (2 * SAMPLE));
 });
 
 /** The BLOCK×BLOCK low-frequency corner of the 2-D DCT of a SAMPLE×SAMPLE grey image, row-major ([v][u]). */
@@ -20,7 +22,7 @@ function lowFrequencies(grey: Uint8Array): Float64Array {
   for (let y = 0; y < SAMPLE; y++) {
     for (let u = 0; u < BLOCK; u++) {
       let sum = 0;
-      for (let x = 0; x < SAMPLE; x++) sum += grey[y * SAMPLE + x]! * BASIS[u]![x]!;
+      for (let x = 0; x < SAMPLE; x++) sum += grey[y * SAMPLE + x]! * BASIS[u * SAMPLE + x]!;
       rows[y * BLOCK + u] = sum;
     }
   }
@@ -28,15 +30,15 @@ function lowFrequencies(grey: Uint8Array): Float64Array {
   for (let v = 0; v < BLOCK; v++) {
     for (let u = 0; u < BLOCK; u++) {
       let sum = 0;
-      for (let y = 0; y < SAMPLE; y++) sum += rows[y * BLOCK + u]! * BASIS[v]![y]!;
+      for (let y = 0; y < SAMPLE; y++) sum += rows[y * BLOCK + u]! * BASIS[v * SAMPLE + y]!;
       block[v * BLOCK + u] = sum;
     }
   }
   return block;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
+function median(values: Float64Array): number {
+  const sorted = Float64Array.from(values).sort();
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
@@ -48,24 +50,24 @@ const EPSILON = 1e-9;
 function hashOfCoefficients(block: Float64Array): string {
   // The DC term (mean brightness) is left out of the median and its bit is always 0: it would
   // be 1 for every image, and brightness alone must not tell two images apart.
-  const threshold = median(Array.from(block.subarray(1)));
-  let bits = 0n;
-  for (let i = 1; i < block.length; i++) if (block[i]! > threshold + EPSILON) bits |= 1n << BigInt(block.length - 1 - i);
-  return bits.toString(16).padStart(16, "0");
+  const threshold = median(block.subarray(1));
+  const halves = new Uint32Array(2); // bits 63–32, then 31–0
+  for (let i = 1; i < block.length; i++) {
+    if (!(block[i]! > threshold + EPSILON)) continue;
+    const bit = block.length - 1 - i;
+    const half = bit >= 32 ? 0 : 1;
+    halves[half] = halves[half]! | (1 << (bit % 32));
+  }
+  return halves[0]!.toString(16).padStart(8, "0") + halves[1]!.toString(16).padStart(8, "0");
 }
 
-/** Luminance of 8-bit sRGB (linear light, libvips' B_W), as 0–255. */
-const LINEAR = Float64Array.from({ length: 256 }, (_, v) => {
-  const c = v / 255;
-  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-});
-
 /**
- * The 64-bit perceptual hash of raw pixels (alpha, if any, left out: flatten first) as 16 hex
- * digits: grey, averaged down to SAMPLE×SAMPLE cells, then the DCT's low corner. A flat image has
- * no frequencies above DC, so every one hashes to 0000000000000000 (hence the blank gate first).
+ * The 64-bit perceptual hash of an image's luminance in linear light (one value a pixel, row by
+ * row) as 16 hex digits: averaged down to SAMPLE×SAMPLE cells, encoded as 8-bit grey, then the
+ * DCT's low corner. A flat image has no frequencies above DC, so every one hashes to
+ * 0000000000000000 (hence the blank gate first).
  */
-export function perceptualHashOfPixels(data: Uint8Array, width: number, height: number, channels: number): string {
+export function perceptualHashOfLuminance(light: Float64Array, width: number, height: number): string {
   const grey = new Uint8Array(SAMPLE * SAMPLE);
   for (let ty = 0; ty < SAMPLE; ty++) {
     const y0 = Math.floor((ty * height) / SAMPLE);
@@ -74,18 +76,18 @@ export function perceptualHashOfPixels(data: Uint8Array, width: number, height: 
       const x0 = Math.floor((tx * width) / SAMPLE);
       const x1 = Math.max(x0 + 1, Math.floor(((tx + 1) * width) / SAMPLE));
       let sum = 0;
-      for (let y = y0; y < y1; y++) {
-        for (let x = x0; x < x1; x++) {
-          const at = (y * width + x) * channels;
-          sum += channels >= 3 ? 0.2126 * LINEAR[data[at]!]! + 0.7152 * LINEAR[data[at + 1]!]! + 0.0722 * LINEAR[data[at + 2]!]! : LINEAR[data[at]!]!;
-        }
-      }
-      const linear = sum / ((y1 - y0) * (x1 - x0));
-      const encoded = linear <= 0.0031308 ? linear * 12.92 : 1.055 * linear ** (1 / 2.4) - 0.055;
-      grey[ty * SAMPLE + tx] = Math.round(Math.min(1, Math.max(0, encoded)) * 255);
+      for (let y = y0; y < y1; y++) for (let x = x0, p = y * width + x0; x < x1; x++, p++) sum += light[p]!;
+      grey[ty * SAMPLE + tx] = encode8(sum / ((y1 - y0) * (x1 - x0)));
     }
   }
   return hashOfCoefficients(lowFrequencies(grey));
+}
+
+/** The same of raw pixels without alpha (flatten first). */
+export function perceptualHashOfPixels(data: Uint8Array, width: number, height: number, channels: number): string {
+  const light = new Float64Array(width * height);
+  for (let p = 0, at = 0; p < light.length; p++, at += channels) light[p] = channels >= 3 ? luminance(data[at]!, data[at + 1]!, data[at + 2]!) : LINEAR[data[at]!]!;
+  return perceptualHashOfLuminance(light, width, height);
 }
 
 /** The perceptual hash of decoded pixels, transparent ones counted as white. */

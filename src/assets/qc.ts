@@ -3,7 +3,8 @@
 import sharp from "sharp";
 import type { QcMode, QcSettings } from "../manifest/qc.js";
 import type { DecodedPixels } from "./image-stage.js";
-import { hammingDistance, perceptualHashOfPixels } from "./phash.js";
+import { hammingDistance, perceptualHashOfLuminance } from "./phash.js";
+import { encode8, LINEAR, luminance } from "./srgb.js";
 
 export type { QcMode, QcSettings } from "../manifest/qc.js";
 
@@ -45,16 +46,27 @@ function flag(settings: QcSettings, gate: QcGate, message: string): QcFlag | nul
   return mode === "off" ? null : { gate, mode, message };
 }
 
-/** sRGB's 8-bit values to linear light, once. */
-const LINEAR = Float64Array.from({ length: 256 }, (_, v) => {
-  const c = v / 255;
-  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-});
-
-/** Linear light back to an 8-bit sRGB value. */
-function encoded(linear: number): number {
-  const c = linear <= 0.0031308 ? linear * 12.92 : 1.055 * linear ** (1 / 2.4) - 0.055;
-  return Math.round(Math.min(1, Math.max(0, c)) * 255);
+/** The pixels the statistics are taken on: at most STATS_MAX_SIDE a side, alpha over white. */
+async function statsPixels(pixels: DecodedPixels): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
+  const { width, height, channels } = pixels;
+  if (width <= STATS_MAX_SIDE && height <= STATS_MAX_SIDE) {
+    // Small enough already (a sharp pipeline would cost more than the statistics themselves).
+    if (channels === 1 || channels === 3) return pixels;
+    const colours = channels - 1;
+    const data = new Uint8Array(width * height * colours);
+    for (let p = 0, out = 0; p < pixels.data.length; p += channels) {
+      const alpha = pixels.data[p + colours]!;
+      for (let c = 0; c < colours; c++) data[out++] = Math.floor((pixels.data[p + c]! * alpha + 255 * (255 - alpha)) / 255); // as sharp rounds
+    }
+    return { data, width, height, channels: colours };
+  }
+  const { data, info } = await sharp(pixels.data, { raw: { width, height, channels } })
+    .flatten({ background: "#ffffff" })
+    .resize(STATS_MAX_SIDE, STATS_MAX_SIDE, { fit: "inside", withoutEnlargement: true })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
 /**
@@ -64,37 +76,41 @@ function encoded(linear: number): number {
  * dominant colour), more than the rest of an item's work.
  */
 async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; sharpness: number; phash: string }> {
-  const { data, info } = await sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
-    .flatten({ background: "#ffffff" })
-    .resize(STATS_MAX_SIDE, STATS_MAX_SIDE, { fit: "inside", withoutEnlargement: true })
-    .removeAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const { width, height, channels } = info;
+  const { data, width, height, channels } = await statsPixels(pixels);
   const n = width * height;
+  // One pass: each channel's sums, and the luminance in linear light (libvips' B_W).
+  const light = new Float64Array(n);
+  const grey = new Uint8Array(n);
   let maxDeviation = 0;
-  for (let c = 0; c < channels; c++) {
-    let sum = 0;
-    let sum2 = 0;
-    for (let i = c; i < data.length; i += channels) {
-      const v = data[i]!;
-      sum += v;
-      sum2 += v * v;
+  const deviation = (sum: number, squares: number): number => (n > 1 ? Math.sqrt(Math.max(0, (squares - (sum * sum) / n) / (n - 1))) : 0);
+  if (channels >= 3) {
+    let r0 = 0, g0 = 0, b0 = 0, r2 = 0, g2 = 0, b2 = 0;
+    for (let p = 0, at = 0; p < n; p++, at += channels) {
+      const r = data[at]!, g = data[at + 1]!, b = data[at + 2]!;
+      r0 += r; g0 += g; b0 += b;
+      r2 += r * r; g2 += g * g; b2 += b * b;
+      const y = luminance(r, g, b);
+      light[p] = y;
+      grey[p] = encode8(y);
     }
-    maxDeviation = Math.max(maxDeviation, n > 1 ? Math.sqrt(Math.max(0, (sum2 - (sum * sum) / n) / (n - 1))) : 0);
+    maxDeviation = Math.max(deviation(r0, r2), deviation(g0, g2), deviation(b0, b2));
+  } else {
+    let v0 = 0, v2 = 0;
+    for (let p = 0, at = 0; p < n; p++, at += channels) {
+      const v = data[at]!;
+      v0 += v;
+      v2 += v * v;
+      light[p] = LINEAR[v]!;
+      grey[p] = v;
+    }
+    maxDeviation = deviation(v0, v2);
   }
-  // Greyscale as luminance in linear light (libvips' B_W), then the Laplacian of its interior.
-  const grey = new Float64Array(n);
-  for (let p = 0; p < n; p++) {
-    const at = p * channels;
-    grey[p] = channels >= 3 ? encoded(0.2126 * LINEAR[data[at]!]! + 0.7152 * LINEAR[data[at + 1]!]! + 0.0722 * LINEAR[data[at + 2]!]!) : data[at]!;
-  }
+  // The Laplacian of the greyscale's interior.
   let count = 0;
   let sum = 0;
   let sum2 = 0;
   for (let y = 1; y < height - 1; y++) {
-    for (let x = 1; x < width - 1; x++) {
-      const p = y * width + x;
+    for (let x = 1, p = y * width + 1; x < width - 1; x++, p++) {
       const v = Math.round((grey[p - width]! + grey[p + width]! + grey[p - 1]! + grey[p + 1]! - 4 * grey[p]!) / 9);
       count++;
       sum += v;
@@ -102,8 +118,8 @@ async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; s
     }
   }
   const sharpness = count > 1 ? Math.sqrt(Math.max(0, (sum2 - (sum * sum) / count) / (count - 1))) : 0;
-  // The same small pixels serve the duplicate gate's hash: no second decode.
-  return { maxDeviation, sharpness, phash: perceptualHashOfPixels(data, width, height, channels) };
+  // The same luminance serves the duplicate gate's hash: no second decode.
+  return { maxDeviation, sharpness, phash: perceptualHashOfLuminance(light, width, height) };
 }
 
 /**
