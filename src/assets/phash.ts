@@ -16,7 +16,7 @@ const BASIS = Float64Array.from({ length: BLOCK * SAMPLE }, (_, i) => {
 });
 
 /** The BLOCK×BLOCK low-frequency corner of the 2-D DCT of a SAMPLE×SAMPLE grey image, row-major ([v][u]). */
-function lowFrequencies(grey: Uint8Array): Float64Array {
+function lowFrequencies(grey: Float64Array): Float64Array {
   // Separable: 1-D DCT along each row (only the BLOCK lowest u), then down each column.
   const rows = new Float64Array(SAMPLE * BLOCK);
   for (let y = 0; y < SAMPLE; y++) {
@@ -68,19 +68,32 @@ function hashOfCoefficients(block: Float64Array): string {
  * 0000000000000000 (hence the blank gate first).
  */
 export function perceptualHashOfLuminance(light: Float64Array, width: number, height: number): string {
-  const grey = new Uint8Array(SAMPLE * SAMPLE);
+  const columns = cellBounds(width);
+  const rows = cellBounds(height);
+  const grey = new Float64Array(SAMPLE * SAMPLE);
   for (let ty = 0; ty < SAMPLE; ty++) {
-    const y0 = Math.floor((ty * height) / SAMPLE);
-    const y1 = Math.max(y0 + 1, Math.floor(((ty + 1) * height) / SAMPLE));
+    const y0 = rows[2 * ty]!;
+    const y1 = rows[2 * ty + 1]!;
     for (let tx = 0; tx < SAMPLE; tx++) {
-      const x0 = Math.floor((tx * width) / SAMPLE);
-      const x1 = Math.max(x0 + 1, Math.floor(((tx + 1) * width) / SAMPLE));
+      const x0 = columns[2 * tx]!;
+      const x1 = columns[2 * tx + 1]!;
       let sum = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0, p = y * width + x0; x < x1; x++, p++) sum += light[p]!;
+      for (let y = y0; y < y1; y++) for (let p = y * width + x0, end = y * width + x1; p < end; p++) sum += light[p]!;
       grey[ty * SAMPLE + tx] = encode8(sum / ((y1 - y0) * (x1 - x0)));
     }
   }
   return hashOfCoefficients(lowFrequencies(grey));
+}
+
+/** Where each of the SAMPLE cells along a side of `size` pixels starts and ends: [start, end) pairs. */
+function cellBounds(size: number): Int32Array {
+  const bounds = new Int32Array(2 * SAMPLE);
+  for (let t = 0; t < SAMPLE; t++) {
+    const start = Math.floor((t * size) / SAMPLE);
+    bounds[2 * t] = start;
+    bounds[2 * t + 1] = Math.max(start + 1, Math.floor(((t + 1) * size) / SAMPLE));
+  }
+  return bounds;
 }
 
 /** The same of raw pixels without alpha (flatten first). */

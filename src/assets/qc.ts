@@ -69,18 +69,24 @@ async function statsPixels(pixels: DecodedPixels): Promise<{ data: Uint8Array; w
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
+/** Buffers for one image's luminance and grey, reused: measure() fills and reads them without an await between. */
+let scratchBuffers = { light: new Float64Array(0), grey: new Uint8Array(0) };
+function scratch(pixels: number): { light: Float64Array; grey: Uint8Array } {
+  if (scratchBuffers.light.length < pixels) scratchBuffers = { light: new Float64Array(pixels), grey: new Uint8Array(pixels) };
+  return scratchBuffers;
+}
+
 /**
  * The largest colour-channel stdev and the sharpness, at most STATS_MAX_SIDE on a side, alpha over
  * white, as sharp's stats() defines them (sample stdev; stdev of the greyscale's Laplacian ÷ 9),
  * computed here: stats() costs about 8 ms a call whatever the image's size (it also finds the
  * dominant colour), more than the rest of an item's work.
  */
-async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; sharpness: number; phash: string }> {
+async function measure(pixels: DecodedPixels, withHash: boolean): Promise<{ maxDeviation: number; sharpness: number; phash: string | null }> {
   const { data, width, height, channels } = await statsPixels(pixels);
   const n = width * height;
   // One pass: each channel's sums, and the luminance in linear light (libvips' B_W).
-  const light = new Float64Array(n);
-  const grey = new Uint8Array(n);
+  const { light, grey } = scratch(n);
   let maxDeviation = 0;
   const deviation = (sum: number, squares: number): number => (n > 1 ? Math.sqrt(Math.max(0, (squares - (sum * sum) / n) / (n - 1))) : 0);
   if (channels >= 3) {
@@ -119,7 +125,7 @@ async function measure(pixels: DecodedPixels): Promise<{ maxDeviation: number; s
   }
   const sharpness = count > 1 ? Math.sqrt(Math.max(0, (sum2 - (sum * sum) / count) / (count - 1))) : 0;
   // The same luminance serves the duplicate gate's hash: no second decode.
-  return { maxDeviation, sharpness, phash: perceptualHashOfLuminance(light, width, height) };
+  return { maxDeviation, sharpness, phash: withHash ? perceptualHashOfLuminance(light, width, height) : null };
 }
 
 /**
@@ -170,7 +176,7 @@ function sizeProblem(width: number, height: number, expect: QcExpectation, setti
  */
 export async function checkImage(input: DecodedPixels, expect: QcExpectation, settings: QcSettings): Promise<{ flags: QcFlag[]; phash: string | null }> {
   const flags: QcFlag[] = [];
-  const measured = settings.blank !== "off" || settings.duplicates !== "off" ? await measure(input) : null;
+  const measured = settings.blank !== "off" || settings.duplicates !== "off" ? await measure(input, settings.duplicates !== "off") : null;
   if (settings.blank !== "off" && measured) {
     const problem = blankProblem(measured, settings);
     const raised = problem === null ? null : flag(settings, "blank", problem);
@@ -180,7 +186,7 @@ export async function checkImage(input: DecodedPixels, expect: QcExpectation, se
   const raised = size === null ? null : flag(settings, "size", size);
   if (raised !== null) flags.push(raised);
   // The hash only serves the duplicate gate.
-  return { flags, phash: settings.duplicates === "off" || !measured ? null : measured.phash };
+  return { flags, phash: measured?.phash ?? null };
 }
 
 export interface DuplicateFinding {

@@ -19,12 +19,12 @@ const ROUNDS_UP_AT = Float64Array.from({ length: 255 }, (_, k) => {
 });
 
 /** For each of STEPS equal slices of [0, 1], the encoded value at its lower end: a search starts there. */
-const STEPS = 4096;
-const START = Uint8Array.from({ length: STEPS }, (_, i) => {
-  let k = 0;
+const STEPS = 65536;
+const START = new Uint8Array(STEPS);
+for (let i = 0, k = 0; i < STEPS; i++) {
   while (k < 255 && ROUNDS_UP_AT[k]! <= i / STEPS) k++;
-  return k;
-});
+  START[i] = k;
+}
 
 /** Linear light back to an 8-bit sRGB value, as Math.round(encode(linear) × 255) gives it. */
 export function encode8(linear: number): number {

@@ -11,7 +11,7 @@ import type { ImageSource } from "../providers/provider.js";
 import type { ItemWrite } from "../store/port.js";
 import type { ItemQcFlag, ItemRecord } from "../store/types.js";
 import { deliverItemImage, type DeliveredItem } from "./deliver-item.js";
-import { afterDeliveryFailed, afterQuality, afterReread } from "./next-step.js";
+import { afterDeliveryFailed, afterQuality, afterReread, stepPolicy } from "./next-step.js";
 import { duplicatesWithinRow } from "../assets/qc.js";
 import type { DriverDeps } from "./options.js";
 import { backoffDelayMs, classifyFailure } from "./retry-policy.js";
@@ -233,7 +233,7 @@ export class ImageStageDriver {
       case "failed":
       case "gone": {
         const outcome = job.status === "in-progress" ? { kind: "in-progress" as const, nextReadMs: this.deps.options.pollIntervalMs } : { kind: job.status === "gone" ? ("gone" as const) : ("job-failed" as const), retryable: true, code: job.code, message: job.message };
-        const after = await this.host.move(item, afterReread(item, outcome, { ...this.deps.options, now: this.deps.now(), random: this.deps.random }));
+        const after = await this.host.move(item, afterReread(item, outcome, { ...stepPolicy(this.deps.options, this.deps.now(), this.deps.random), pollIntervalMs: this.deps.options.pollIntervalMs }));
         // A job that reads in progress again goes back to the service side.
         if (after.state === "running") this.host.backToService(after);
         return null;

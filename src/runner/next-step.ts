@@ -12,6 +12,11 @@ export interface StepPolicy extends BackoffPolicy {
   random: () => number;
 }
 
+/** The policy of a step taken now: the few options it reads, not a copy of them all. */
+export function stepPolicy(options: BackoffPolicy & { jobTimeoutMs: number }, now: number, random: () => number): StepPolicy {
+  return { backoffBaseMs: options.backoffBaseMs, backoffCapMs: options.backoffCapMs, maxAttempts: options.maxAttempts, jobTimeoutMs: options.jobTimeoutMs, now, random };
+}
+
 /** What happened to a submit. */
 export type SubmitOutcome =
   | { kind: "accepted"; jobId: string; firstReadMs: number }

@@ -9,7 +9,7 @@ import type { ItemRecord } from "../store/types.js";
 import { DEFAULTS } from "../defaults.js";
 import { ClaimLostError, FatalRunError, InternalError, errorMessage } from "../errors.js";
 import { nextLostSubmitStep } from "./lost-submit.js";
-import { afterRead, afterSubmit, retryOrFail, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "./next-step.js";
+import { afterRead, afterSubmit, retryOrFail, stepPolicy, type ReadOutcome, type StepPolicy, type SubmitOutcome } from "./next-step.js";
 import type { DriverDeps } from "./options.js";
 import { PollSchedule } from "./poll-schedule.js";
 import { priceOf } from "./price.js";
@@ -62,7 +62,7 @@ export class ServiceSideDriver {
   }
 
   private policy(): StepPolicy {
-    return { ...this.deps.options, now: this.deps.now(), random: this.deps.random };
+    return stepPolicy(this.deps.options, this.deps.now(), this.deps.random);
   }
 
   /** Drives one item while it is at the service; returns when it leaves (image stage, queue, end). */
