@@ -184,6 +184,24 @@ describe("Store (SQLite adapter)", () => {
     await store.close().catch(() => {});
   });
 
+  it("a write that fails half-way (its row changed, its event refused) takes its whole group back: no row without its event", async () => {
+    const store = openStore();
+    const db = sqliteConnectionOf(store);
+    await store.syncManifest([planned("a"), planned("b")], "local");
+    // The event's insert fails after the row's update has gone through, as a full disk might.
+    db.exec(`CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN NEW.detail = 'boom' BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    const [a, b] = [(await store.byKey("a"))!, (await store.byKey("b"))!];
+    await store.write(a, { to: "submitting", set: { attempts: 1 } }); // the same turn's group as b's
+    await expect(store.write(b, { to: "submitting", set: { attempts: 1 }, note: "boom" })).rejects.toMatchObject({ code: "DB_COMMIT_FAILED" });
+    const other = new Database(db.name, { readonly: true });
+    const states = other.prepare("SELECT key, state FROM items ORDER BY key").all();
+    expect(states).toEqual([{ key: "a", state: "queued" }, { key: "b", state: "queued" }]);
+    expect((other.prepare("SELECT COUNT(*) AS n FROM events WHERE to_state = 'submitting'").get() as { n: number }).n).toBe(0);
+    await expect(move(store, b, "submitting", { attempts: 1 })).rejects.toThrow(/could not commit/);
+    other.close();
+    await store.close().catch(() => {});
+  });
+
   it("supersedes an item whose request changed and never touches an unchanged done item", async () => {
     const store = openStore();
     await store.syncManifest([planned("a"), planned("b")], "local");

@@ -90,6 +90,22 @@ export class CommitGroups {
     });
   }
 
+  /**
+   * Runs one write's statements in the open group without a savepoint of their own (two more
+   * statements each): should SQLite fail half-way, the whole group is rolled back and the store
+   * refuses every later write, as when a commit fails, so no row stands without its event.
+   * Outside a group, `alone` makes the write atomic by itself.
+   */
+  writeInGroup<T>(work: () => T, alone: (work: () => T) => T): T {
+    if (!this.group || !this.db.inTransaction) return alone(work);
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof Error && error.name === "SqliteError") this.failGroup(error);
+      throw error;
+    }
+  }
+
   /** Commits the open group of state changes now, if there is one. */
   commitGroup(): void {
     const group = this.group;

@@ -27,6 +27,8 @@ export interface ItemWriteContext {
   statement: Statement;
   beforeWrite: (commit: WriteCommit) => void;
   atomically: <T>(work: () => T) => T;
+  /** A write of the turn's commit group: atomic with its group (commit-groups.ts writeInGroup). */
+  inGroup: <T>(work: () => T) => T;
   now: () => number;
   runId: () => number | null;
   inStates: (states: readonly ItemState[]) => ItemRecord[];
@@ -49,7 +51,7 @@ export class ItemWrites {
     const patch = redactedPatch(change.set ?? {});
     if (!moves && change.note == null && Object.keys(patch).length === 0) return item;
     this.ctx.beforeWrite(change.durable ? "grouped-fsync" : "grouped");
-    return this.ctx.atomically(() => {
+    return this.ctx.inGroup(() => {
       const now = this.ctx.now();
       const releases = moves && AT_REST.has(to);
       const { sql, values } = patchSql(patch);

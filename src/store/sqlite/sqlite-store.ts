@@ -55,7 +55,8 @@ export class SqliteStore implements Store {
     const beforeWrite = this.groups.beforeWrite.bind(this.groups);
     this.decisions = new DecisionBook(this.statement, beforeWrite, now);
     const rejectedKeys = () => new Set([...this.decisions.current().values()].filter((d) => d.decision === "rejected").map((d) => d.key));
-    this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states), rejectedKeys });
+    const inGroup = <T>(work: () => T): T => this.groups.writeInGroup(work, atomically);
+    this.items = new ItemWrites({ statement: this.statement, beforeWrite, atomically, inGroup, now, runId: () => this.runId, inStates: (states) => this.reads.inStates(states), rejectedKeys });
     this.runBook = new RunBook(db, this.statement, beforeWrite, now);
     this.uploads = new UploadBook(this.statement, beforeWrite);
   }
