@@ -1,7 +1,8 @@
 // Scenario 3: CPU per item spent by the pipeline itself (scheduling, HTTP, SQLite, files,
 // logs, report), at zero latency with a tiny image, and SQLite commits per item.
+import { execFileSync } from "node:child_process";
 import { renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { binNodeFlags, DIST, machineCpuMs, round, runChild, scratch, settleWriteback, startSim, writeCsvManifest } from "./lib.mjs";
 
 export const PARAMS = { n: 10_000, repeats: 3, concurrency: 50, latencyMs: 0, pollIntervalMs: 0, imagePx: 64, sharpIterations: 2_000, imagePool: 2, baselineN: 2_000 };
@@ -12,7 +13,7 @@ const THUMBNAIL = { size: 256, format: "webp", quality: 80 }; // the default a C
  * `plainNode`. `fsyncEachFile`: as with IMGBATCH_FSYNC_EACH_FILE=1. Also measures the whole
  * machine's CPU over the run, less this process's (the simulator).
  */
-export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name, execArgv = [], traceRss, plainNode = false, fsyncEachFile = false }) {
+export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name, execArgv = [], traceRss, plainNode = false, fsyncEachFile = false, dist }) {
   const dir = scratch(name);
   const manifest = writeCsvManifest(dir, n);
   const dbPath = join(dir, "state.sqlite");
@@ -23,12 +24,21 @@ export async function pipelineChild(sim, { n, concurrency, pollIntervalMs, name,
   const result = await runChild(
     "child-pipeline.mjs",
     { manifest, db: dbPath, out: join(dir, "out"), concurrency, pollIntervalMs, apiKey: sim.apiKey, simUrl: sim.url, countCommits: true, traceRss, fsyncEachFile },
-    { execArgv: [...(plainNode ? [] : binNodeFlags()), ...execArgv] },
+    { execArgv: [...(plainNode ? [] : binNodeFlags()), ...execArgv], env: dist ? { IMGBATCH_DIST: dist } : {} },
   );
   const simCpu = process.cpuUsage(simBefore);
   const machineLessSimMs = machineCpuMs() - machineBefore - (simCpu.user + simCpu.system) / 1000;
   // Its own CPU and that of the `sync -f` it ran (batched file sync).
   return { ...result, dbPath, ownCpuMs: result.cpuMs + (result.childrenCpuMs ?? 0), machineLessSimMs };
+}
+
+/** The commit a build's checkout is at (its dist/ is inside it), or the folder when it is not a git checkout. */
+function baselineCommit(dist) {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dirname(dist), encoding: "utf8" }).trim();
+  } catch {
+    return dist;
+  }
 }
 
 /** The bare p-limit loop of scenario 1 at the same settings: the CPU floor of HTTP + a file per item in Node. */
@@ -87,6 +97,9 @@ export async function run({ log }) {
     const plainRuns = [];
     const eachFileRuns = [];
     const sharpRuns = [];
+    // IMGBATCH_BASELINE_DIST: another build (an earlier commit's dist/) run in the same rounds, for a before/after side by side.
+    const baselineDist = process.env.IMGBATCH_BASELINE_DIST ?? null;
+    const baselineRuns = [];
     const perItem = (run) => `${round(run.ownCpuMs / p.n)} ms, machine ${round(run.machineLessSimMs / p.n)} ms`;
     for (let i = 0; i < p.repeats; i++) {
       const run = await pipelineChild(sim, { ...p, name: "s3-pipeline" });
@@ -98,12 +111,17 @@ export async function run({ log }) {
       const eachFile = await pipelineChild(sim, { ...p, name: "s3-pipeline-each-file", fsyncEachFile: true });
       log(`    each file fsynced: ${(eachFile.wallMs / 1000).toFixed(1)} s, exit ${eachFile.exitCode}, ${Math.round(eachFile.ownCpuMs)} ms CPU`);
       eachFileRuns.push(eachFile);
+      if (baselineDist) {
+        const before = await pipelineChild(sim, { ...p, name: "s3-pipeline-baseline", dist: baselineDist });
+        log(`    baseline build: ${(before.wallMs / 1000).toFixed(1)} s, exit ${before.exitCode}, ${Math.round(before.ownCpuMs)} ms CPU`);
+        baselineRuns.push(before);
+      }
       // Between the runs, so that it meets the same state of the machine: its median is subtracted.
       const image = await runChild("child-sharp-cost.mjs", { imagePx: p.imagePx, thumbnail: THUMBNAIL, iterations: p.sharpIterations, parallel: p.imagePool }, { execArgv: binNodeFlags() });
       log(`    bare sharp decode + thumbnail of the same image, ${p.imagePool} at a time: ${image.cpuMsPerImage.toFixed(3)} ms CPU`);
       sharpRuns.push(image);
     }
-    const failed = [...runs, ...plainRuns, ...eachFileRuns].filter((run) => run.exitCode !== 0);
+    const failed = [...runs, ...plainRuns, ...eachFileRuns, ...baselineRuns].filter((run) => run.exitCode !== 0);
     if (failed.length) throw new Error(`scenario 3: ${failed.length} of ${runs.length + plainRuns.length + eachFileRuns.length} runs exited ${failed.map((run) => run.exitCode).join(", ")}: ${failed[0].error ?? ""}`);
     const median = (list) => [...list].sort((a, b) => a.ownCpuMs - b.ownCpuMs)[Math.floor(list.length / 2)];
     const r = median(runs);
@@ -135,14 +153,24 @@ export async function run({ log }) {
       { figure: "  of which fsynced (synchronous = FULL)", value: round(r.sqlite.fsynced / p.n, 2), note: "the groups holding a submit and the run's bookkeeping; the others commit with NORMAL: durable once the next FULL commit syncs the WAL" },
       { figure: "throughput at zero latency", value: round(p.n / (r.wallMs / 1000), 0), unit: "items/s" },
     ];
+    if (baselineRuns.length) {
+      const before = median(baselineRuns);
+      const beforeOverhead = before.ownCpuMs / p.n - image.cpuMsPerImage;
+      const commit = baselineCommit(baselineDist);
+      rows.splice(1, 0,
+        { figure: `  the build before the store port (${commit}), in the same rounds`, value: round(beforeOverhead), unit: "ms", note: `whole process ${round(before.ownCpuMs / p.n)} ms (runs: ${baselineRuns.map((run) => round(run.ownCpuMs / p.n)).join(", ")} ms) − the same sharp` },
+        { figure: "  this build ÷ that one, CPU per item excluding image decode/encode", value: round(overhead / beforeOverhead), unit: "×", target: "≤ 1.10", pass: overhead / beforeOverhead <= 1.1, note: `whole process ${round(total / (before.ownCpuMs / p.n))} ×; quality gates and the check for an earlier image under the key run here only (issues 16 and 13)` },
+      );
+    }
     return {
       params: { ...p, thumbnail: THUMBNAIL },
       rows,
       notes: [
         "The pipeline runs with the node flags of the bin's launcher (src/heap.ts), as `imgbatch` and `npm start` start it; the plain-`node` runs and the runs that fsync each delivered file (IMGBATCH_FSYNC_EACH_FILE=1) alternate with them. CPU is the pipeline process's own (`process.cpuUsage()`, all threads) plus its `sync -f` children's (/proc/self/stat), from the call of `runCommand` to its return (manifest, sync, run, report), minus the CPU of a bare sharp loop decoding and thumbnailing the same 64×64 PNG two at a time (as the runner's image pool does), measured after each round of runs (the median of those is subtracted: it moved by a quarter from one measurement to the next); the main-thread share comes from `/proc/self/task/*/stat`.",
         "SQLite commits are counted by wrapping better-sqlite3 in the child: each COMMIT of the store's group of a turn's state changes, each outermost `db.transaction()` call, and each write statement run outside a transaction (autocommit). A group holding a `submitting` commits with `synchronous = FULL` (an fsync of the WAL), as does the run's bookkeeping; other groups with NORMAL; the PRAGMA switches between them are not commits.",
+        ...(baselineDist ? ["Before/after: `IMGBATCH_BASELINE_DIST=<an earlier checkout>/dist` runs that build's pipeline once in each round, between this build's runs, on the same manifest (10,000 items, so no `maxItems` line an older reader would refuse); the same sharp median is subtracted from both. That build predates the store port (issue 15), the quality gates (16) and the check for an earlier image under a key before one is written (13): the ratio holds all three."] : []),
       ],
-      details: { cpuMsPerItemByRun: runs.map((run) => run.ownCpuMs / p.n), plainNodeCpuMsPerItemByRun: plainRuns.map((run) => run.ownCpuMs / p.n), eachFileCpuMsPerItemByRun: eachFileRuns.map((run) => run.ownCpuMs / p.n), machineLessSimMsPerItem: { batched: r.machineLessSimMs / p.n, eachFile: eachFileMedian.machineLessSimMs / p.n }, childrenCpuMs: r.childrenCpuMs, baselineCpuMsPerItem: floor, fileCpuMs: files, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, sharpCpuMsPerImageByRun: sharpRuns.map((run) => run.cpuMsPerImage), ledger: sim.ledger().requestsByRoute },
+      details: { cpuMsPerItemByRun: runs.map((run) => run.ownCpuMs / p.n), baselineCpuMsPerItemByRun: baselineRuns.map((run) => run.ownCpuMs / p.n), baselineDist, plainNodeCpuMsPerItemByRun: plainRuns.map((run) => run.ownCpuMs / p.n), eachFileCpuMsPerItemByRun: eachFileRuns.map((run) => run.ownCpuMs / p.n), machineLessSimMsPerItem: { batched: r.machineLessSimMs / p.n, eachFile: eachFileMedian.machineLessSimMs / p.n }, childrenCpuMs: r.childrenCpuMs, baselineCpuMsPerItem: floor, fileCpuMs: files, exitCode: r.exitCode, wallMs: r.wallMs, cpuMs: r.cpuMs, cpuUserMs: r.cpuUserMs, cpuSystemMs: r.cpuSystemMs, threadsMs: r.threadsMs, sqlite: r.sqlite, sharp: image, sharpCpuMsPerImageByRun: sharpRuns.map((run) => run.cpuMsPerImage), ledger: sim.ledger().requestsByRoute },
     };
   } finally {
     await sim.stop();
