@@ -55,3 +55,12 @@ describe("the import graph", () => {
     expect(importsOf(join(SRC, "cli.ts")).some((target) => target.includes(`${join("src", "commands")}`))).toBe(true);
   });
 });
+
+describe("module size", () => {
+  it("keeps every module of src/ at 350 lines or fewer, so each reads in one pass", () => {
+    const long = sourceFiles(SRC)
+      .map((file) => ({ file: `src/${relative(SRC, file)}`, lines: readFileSync(file, "utf8").split("\n").length - 1 }))
+      .filter((m) => m.lines > 350);
+    expect(long).toEqual([]);
+  });
+});

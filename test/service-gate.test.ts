@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ThrottledError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
 import type { ClaimedRefs, ImageRequest, LostJobSearch, LostJobSearchOptions, Provider } from "../src/providers/provider.js";
-import { ServiceGate, type GiveUp } from "../src/runner/service-gate.js";
+import { SHARED_PAUSE_READ_MS, ServiceGate, type GiveUp } from "../src/runner/service-gate.js";
 import type { Store } from "../src/store/port.js";
 import type { ItemRecord } from "../src/store/types.js";
 
@@ -99,5 +99,53 @@ describe("ServiceGate", () => {
     await expect(throttled()).rejects.toBeInstanceOf(ThrottledError); // the sixth of the latest answers
     await expect(Promise.race([gate.take().then(() => "token"), new Promise((r) => setTimeout(() => r("waiting"), 20))])).resolves.toBe("waiting");
     expect(gate.retryAfterMs(null)).toBe(5_000);
+  });
+});
+
+/** A gate of a shared run (a store other workers share) whose key pause the store answers with `pausedForMs`. */
+function sharedGate(rpm: number, clock: () => number, pausedForMs: { ms: number }) {
+  const asked: { perMinute: number; burst: number }[] = [];
+  const provider = { keyId: "key-hash" } as unknown as Provider;
+  const store = {
+    sharesRuns: true,
+    takeRequestToken: async (_key: string, perMinute: number, burst: number) => {
+      asked.push({ perMinute, burst });
+      return pausedForMs.ms;
+    },
+    pauseKey: async () => {},
+  } as unknown as Store;
+  return { gate: new ServiceGate(provider, store, { rpm, throttleFallbackMs: 5_000, retryAfterCapMs: 600_000, serviceDownMs: 60_000 }, silent, clock), asked };
+}
+
+describe("ServiceGate in a shared run", () => {
+  it("with --rpm: every request takes a token of the key's bucket in the database", async () => {
+    const { gate, asked } = sharedGate(600, () => 0, { ms: 0 });
+    for (let i = 0; i < 5; i++) await gate.take();
+    expect(asked).toHaveLength(5);
+    expect(asked.every((a) => a.perMinute < 1e9)).toBe(true);
+  });
+
+  it("without --rpm: the key's pause is read at most once per SHARED_PAUSE_READ_MS, not per request", async () => {
+    const clock = { t: 10_000 };
+    const { gate, asked } = sharedGate(0, () => clock.t, { ms: 0 });
+    await Promise.all(Array.from({ length: 20 }, () => gate.take()));
+    for (let i = 0; i < 20; i++) await gate.take();
+    expect(asked).toHaveLength(1);
+    clock.t += SHARED_PAUSE_READ_MS;
+    await gate.take();
+    expect(asked).toHaveLength(2);
+  });
+
+  it("without --rpm: a pause another worker wrote holds this worker's requests until it ends", async () => {
+    const paused = { ms: 150 };
+    const { gate } = sharedGate(0, Date.now, paused);
+    const started = Date.now();
+    await gate.take();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    paused.ms = 0;
+    // Within the read interval the bucket goes on from what it read: no wait now.
+    const again = Date.now();
+    await gate.take();
+    expect(Date.now() - again).toBeLessThan(50);
   });
 });

@@ -11,7 +11,7 @@ import { DEFAULTS } from "../defaults.js";
 import { checkImage, type QcFlag } from "../assets/qc.js";
 import type { ImageSource } from "../providers/provider.js";
 import type { Store } from "../store/port.js";
-import type { ItemPatch, ItemRecord } from "../store/types.js";
+import type { ItemPatch, ItemRecord, RenditionRecord } from "../store/types.js";
 import type { RunnerOptions } from "./options.js";
 
 export interface DeliveredPatch extends ItemPatch {
@@ -120,7 +120,8 @@ export async function ensureRenditions(input: {
   sync?: WriteSync;
 }): Promise<{ name: string; path: string }[]> {
   const { item, store } = input;
-  const made = new Map((await store.renditionsOf(item.id)).map((r) => [r.name, r]));
+  // Read only when a made one may be kept: a newly delivered image remakes them all.
+  const made = input.force || input.options.renditions.length === 0 ? new Map<string, RenditionRecord>() : new Map((await store.renditionsOf(item.id)).map((r) => [r.name, r]));
   const result: { name: string; path: string }[] = [];
   for (const spec of input.options.renditions) {
     const settingsHash = renditionSettingsHash(spec);

@@ -24,6 +24,7 @@ import type { WebhookRoutes } from "./webhook-routes.js";
 export type { RunSummary, StopReason, TransitionEvent } from "./run-summary.js";
 
 const SHARED_CLAIM_RETRY_MS = 250;
+const SHARED_BUSY_CLAIM_RETRY_MS = 1_000;
 
 export interface RunnerDeps {
   store: Store;
@@ -139,7 +140,7 @@ export class Runner {
             // A shared run's worker stays while others still work: it takes over a dead one's items.
             if (!(await this.othersAtWork())) break;
             // Looks again soon: it ends with the others, or takes up what they hand on or leave.
-            await this.waitForChange(Math.min(1_000, this.options.leaseMs / 4));
+            await this.waitForChange(Math.min(SHARED_CLAIM_RETRY_MS, this.options.leaseMs / 4));
             await this.resumeInFlight();
             continue;
           }
@@ -198,9 +199,10 @@ export class Runner {
     return counts.submitting + counts.running + (this.options.roles.deliver ? counts.downloading : 0) > 0;
   }
 
-  /** Until a queued item is due; in a shared run a due one another worker holds (or the shared cap) is asked for again after a pause, not at once. */
+  /** Until a queued item is due. In a shared run, a due one this worker could not claim (another's, the cap full) is asked for after a pause: longer while its own items at the service wake it as they leave. */
   private untilDue(next: number): number {
-    return Math.max(next - this.now(), this.store.sharesRuns ? SHARED_CLAIM_RETRY_MS : 0);
+    if (!this.store.sharesRuns) return Math.max(next - this.now(), 0);
+    return Math.max(next - this.now(), this.atService.size > 0 ? SHARED_BUSY_CLAIM_RETRY_MS : SHARED_CLAIM_RETRY_MS);
   }
 
   private leaseUntil(): number {
@@ -230,8 +232,8 @@ export class Runner {
     if (!this.options.roles.submit) return;
     while (this.slotsFree() > 0 && !this.stopReason) {
       // A shared run's --concurrency bounds every worker's items at the service together.
-      const batch = await this.store.claimQueued(this.deps.worker, this.now(), this.slotsFree(), this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
-      if (batch.length === 0) return;
+      const asked = this.slotsFree();
+      const batch = await this.store.claimQueued(this.deps.worker, this.now(), asked, this.leaseUntil(), this.store.sharesRuns ? this.options.concurrency : undefined);
       for (const item of batch) {
         if (this.atService.has(item.id)) continue;
         if (this.wouldPassCreditCap(item)) {
@@ -240,6 +242,8 @@ export class Runner {
         }
         this.startAtService(item);
       }
+      // Fewer than asked: none more is due now, or the shared cap is full; asking again at once finds none.
+      if (batch.length < asked) return;
     }
   }
 
@@ -343,5 +347,4 @@ export class Runner {
     this.deps.onTransition?.({ item: updated, from: item.state, to, detail });
     return updated;
   }
-
 }

@@ -28,6 +28,10 @@ export interface GiveUp {
   message: string;
 }
 
+/** With no --rpm, how stale a shared run's view of the key's pause may be: another worker's 429 pauses this one within it. */
+export const SHARED_PAUSE_READ_MS = 1_000;
+const UNLIMITED = 1e9;
+
 export class ServiceGate {
   private readonly bucket: TokenBucket;
   private readonly throttle = new ThrottleWatch();
@@ -52,13 +56,36 @@ export class ServiceGate {
   /** Resolves when one more request may be sent (--rpm, or a throttled key's pause). */
   async take(signal?: AbortSignal): Promise<void> {
     if (!this.store.sharesRuns) return this.bucket.take(signal);
-    // A shared run: one bucket and one pause per key, in the database, for every worker.
-    const { perMinute, burst } = this.options.rpm > 0 ? rpmBucketShape(this.options.rpm) : { perMinute: 1e9, burst: 1e9 };
+    if (this.options.rpm <= 0) {
+      // No --rpm: the database holds only the key's pause, read now and then rather than per request.
+      await this.readSharedPause();
+      return this.bucket.take(signal);
+    }
+    // A shared run with --rpm: one bucket and one pause per key, in the database, for every worker.
+    const { perMinute, burst } = rpmBucketShape(this.options.rpm);
     for (;;) {
       const waitMs = await this.store.takeRequestToken(this.provider.keyId, perMinute, burst);
       if (waitMs === 0) return;
       await sleepMs(waitMs, signal);
     }
+  }
+
+  private pauseReadAt = Number.NEGATIVE_INFINITY;
+  private pauseRead: Promise<void> | null = null;
+
+  /** The pause another worker of the key wrote, taken into this worker's bucket: read at most every SHARED_PAUSE_READ_MS. */
+  private readSharedPause(): Promise<void> {
+    if (this.pauseRead) return this.pauseRead;
+    if (this.now() - this.pauseReadAt < SHARED_PAUSE_READ_MS) return Promise.resolve();
+    this.pauseReadAt = this.now();
+    // An unlimited bucket's token: it answers 0, or how long the key is still paused.
+    this.pauseRead = this.store
+      .takeRequestToken(this.provider.keyId, UNLIMITED, UNLIMITED)
+      .then((waitMs) => {
+        if (waitMs > 0) this.bucket.pauseUntil(this.now() + waitMs);
+      })
+      .finally(() => (this.pauseRead = null));
+    return this.pauseRead;
   }
 
   /**

@@ -4,7 +4,7 @@
 // and claims/s. Each worker is a real `dist/cli.js run … --db postgres://… --worker wN` child
 // started with the bin's node flags; all of a run's workers start at once.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -16,13 +16,21 @@ export const PARAMS = {
   n: 300,
   latencyMs: 1_000,
   pollInterval: "1s",
-  /** The zero-latency runs: items/s, CPU per item, claims/s. */
-  zeroN: 600,
+  /**
+   * The zero-latency runs: items/s, CPU per item, claims/s. Large enough that each extra worker
+   * process's fixed start-up (reported on its own row) is not most of the per-item figure.
+   */
+  zeroN: 2_000,
   zeroPollInterval: "0ms",
   /** Zero-latency runs of each configuration, interleaved; the median is reported. */
   zeroRepeats: 3,
   concurrency: 12,
   imagePx: 64,
+  /**
+   * At zero latency, also k SQLite processes side by side, each with its own database and N/k
+   * items at --concurrency C/k: what k processes cost without any shared store.
+   */
+  splitSqlite: [2, 3],
   configs: [
     { id: "sqlite-1", store: "sqlite", workers: 1 },
     { id: "pg-1", store: "pg", workers: 1 },
@@ -132,6 +140,33 @@ async function runConfig(sim, pgServer, config, { n, concurrency, pollInterval, 
   };
 }
 
+/** A CSV manifest of `n` rows whose prompts start at `from` (split runs' manifests ask for different images). */
+function writeSplitManifest(dir, n, from) {
+  const lines = ["id,prompt,model,aspectRatio"];
+  for (let i = from; i < from + n; i++) lines.push(`r${i},Poster number ${i} of a quiet harbour town at dusk,flux-schnell,1:1`);
+  const path = join(dir, "bench.csv");
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+/** k SQLite workers side by side, each its own run (N/k items, --concurrency C/k): their CPU, no store shared. */
+async function runSplitSqlite(sim, k, { n, concurrency, pollInterval, label }) {
+  sim.reset();
+  settleWriteback();
+  const share = Math.floor(n / k);
+  const runs = Array.from({ length: k }, (_, i) => {
+    const dir = scratch(`s7-sqlite-split${k}-${label}-${i}`);
+    return { manifest: writeSplitManifest(dir, i === k - 1 ? n - share * i : share, share * i), db: join(dir, "state.sqlite"), out: join(dir, "out") };
+  });
+  const cpuBefore = reapedChildrenCpuMs();
+  const startedAt = Date.now();
+  const ended = await Promise.all(runs.map((r) => startWorker({ ...r, name: null, concurrency: Math.max(1, Math.round(concurrency / k)), pollInterval, sim })));
+  const failed = ended.filter((e) => e.code !== 0);
+  if (failed.length) throw new Error(`scenario 7 sqlite x${k} (${label}) exited ${failed[0].code}: ${failed[0].stderr.slice(-1_500)}`);
+  const ledger = sim.ledger();
+  return { k, n, makespanMs: Math.max(...ended.map((e) => e.endedAt)) - startedAt, workersCpuMs: reapedChildrenCpuMs() - cpuBefore, jobsCreated: ledger.jobsCreated, createdTwice: Object.values(ledger.jobsByRequestHash).filter((c) => c > 1).length };
+}
+
 /**
  * The fixed cost of one more worker process: one started on a run that is already finished
  * (start, open the store, sync the manifest, find nothing to claim, write the report, exit).
@@ -155,6 +190,7 @@ export async function run({ log }) {
   const latency = {};
   const zero = Object.fromEntries(p.configs.map((c) => [c.id, []]));
   const idle = [];
+  const split = Object.fromEntries(p.splitSqlite.map((k) => [k, []]));
   try {
     log(`  latency runs: N=${p.n} C=${p.concurrency} (over all workers) L=${p.latencyMs} ms --poll-interval ${p.pollInterval} (ideal ${ideal / 1000} s)`);
     for (const config of p.configs) {
@@ -175,6 +211,11 @@ export async function run({ log }) {
         if (config.id === "pg-1") idle.push(await idleWorkerCpuMs(zeroSim, r.handle, { concurrency: p.concurrency, pollInterval: p.zeroPollInterval }));
         log(`    ${config.id}: ${(r.makespanMs / 1000).toFixed(1)} s, ${round(p.zeroN / (r.makespanMs / 1000), 0)} items/s, workers ${round(r.workersCpuMs / p.zeroN)} ms CPU/item${r.serverCpuMs !== null ? `, server ${round(r.serverCpuMs / p.zeroN)} ms/item` : ""}${r.pgTransactions !== null ? `, ${round(r.pgTransactions / r.n, 1)} transactions/item` : ""}, jobs ${r.jobsCreated}${r.claims !== null ? `, claims ${r.claims}` : ""}`);
       }
+      for (const k of p.splitSqlite) {
+        const r = await runSplitSqlite(zeroSim, k, { n: p.zeroN, concurrency: p.concurrency, pollInterval: p.zeroPollInterval, label: `zero-${i}` });
+        split[k].push(r);
+        log(`    ${k} SQLite processes side by side: ${(r.makespanMs / 1000).toFixed(1)} s, workers ${round(r.workersCpuMs / p.zeroN)} ms CPU/item, jobs ${r.jobsCreated}`);
+      }
     }
   } finally {
     await zeroSim.stop();
@@ -184,7 +225,8 @@ export async function run({ log }) {
   const loadAfter = os.loadavg()[0];
   for (const r of [...Object.values(latency), ...Object.values(zero).flat()]) delete r.handle;
   const idleCpuMs = percentile(idle.map((r) => r.cpuMs), 50);
-  const all = [...Object.values(latency), ...Object.values(zero).flat()];
+  const all = [...Object.values(latency), ...Object.values(zero).flat(), ...Object.values(split).flat()];
+  const splitCpu = (k) => percentile(split[k].map((r) => r.workersCpuMs / r.n), 50);
   const wrongCount = all.filter((r) => r.jobsCreated !== r.n);
   const twice = all.reduce((sum, r) => sum + r.createdTwice, 0);
   const med = (id, pick) => percentile(zero[id].map(pick), 50);
@@ -227,13 +269,19 @@ export async function run({ log }) {
     })),
     { figure: "  3 workers on PostgreSQL ÷ 1 on SQLite, items/s", value: round(z["pg-3"].itemsPerS / z["sqlite-1"].itemsPerS), unit: "×" },
     { figure: "workers' CPU per item at zero latency, 1 worker on SQLite", value: round(z["sqlite-1"].cpuPerItem), unit: "ms", note: `whole processes with their \`sync -f\`, image stage included; runs ${runsOf("sqlite-1")} ms` },
+    ...p.splitSqlite.map((k) => ({
+      figure: `  the same, ${k} SQLite processes side by side`,
+      value: round(splitCpu(k)),
+      unit: "ms",
+      note: `no store shared: each its own database and N/${k} items at --concurrency ${Math.max(1, Math.round(p.concurrency / k))}, started together; runs ${split[k].map((r) => round(r.workersCpuMs / r.n)).join(", ")} ms; ${round(splitCpu(k) - z["sqlite-1"].cpuPerItem)} ms more than 1 process: what more processes cost without coordination`,
+    })),
     ...pgIds.map((id) => ({
       figure: `coordination CPU per item at zero latency, ${label[id]}`,
       value: round(coord(id)),
       unit: "ms",
       target: "≤ 1",
       pass: coord(id) <= 1,
-      note: `all workers' CPU ${round(z[id].cpuPerItem)} ms per item (runs ${runsOf(id)}) − SQLite's ${round(z["sqlite-1"].cpuPerItem)} ms${id === "pg-1" ? "" : `, of which the start-up of ${workersOf(id) - 1} more worker process${workersOf(id) > 2 ? "es" : ""}: ${round(((workersOf(id) - 1) * idleCpuMs) / p.zeroN)} ms`}${z[id].serverPerItem !== null ? `; the PostgreSQL server's own CPU, not counted here: ${round(z[id].serverPerItem)} ms per item` : ""}; ${round(med(id, (r) => r.pgTransactions / r.n), 1)} transactions per item`,
+      note: `all workers' CPU ${round(z[id].cpuPerItem)} ms per item (runs ${runsOf(id)}) − SQLite's ${round(z["sqlite-1"].cpuPerItem)} ms${id === "pg-1" ? "" : `, of which the start-up of ${workersOf(id) - 1} more worker process${workersOf(id) > 2 ? "es" : ""}: ${round(((workersOf(id) - 1) * idleCpuMs) / p.zeroN)} ms; against ${workersOf(id)} SQLite processes side by side: ${round(z[id].cpuPerItem - splitCpu(workersOf(id)))} ms`}${z[id].serverPerItem !== null ? `; the PostgreSQL server's own CPU, not counted here: ${round(z[id].serverPerItem)} ms per item` : ""}; ${round(med(id, (r) => r.pgTransactions / r.n), 1)} transactions per item`,
     })),
     ...pgIds.map((id) => ({
       figure: `coordination CPU per item at L=${p.latencyMs / 1000} s, ${label[id]}`,
@@ -261,10 +309,10 @@ export async function run({ log }) {
     params: { ...p, idealMs: ideal },
     rows,
     notes: [
-      `Each configuration runs real \`dist/cli.js --quiet run <manifest> --provider pictory --db … --concurrency ${p.concurrency}\` children started with the bin's node flags, all of a run's workers spawned at once (\`--worker w1…w3\` on PostgreSQL), against the simulator in the benchmark's process; \`--concurrency\` is the same in every run and in a PostgreSQL run is counted over all workers at claim time, so 1, 2 and 3 workers compare coordination, not capacity. Makespan = first spawn to the last worker's exit (start-up, manifest sync and report included). Ideal = ceil(N/C)·L with N=${p.n}, C=${p.concurrency}, L=${p.latencyMs / 1000} s (a 10 s job scaled down tenfold), \`--poll-interval ${p.pollInterval}\`, ${p.imagePx}×${p.imagePx} images. The time to the last item's \`done\` event is given beside it: a worker with nothing left to claim while others still hold items waits a quarter of \`--lease\` (15 s by default) before it looks again, and the run's makespan waits for it.`,
-      `Zero latency: N=${p.zeroN}, \`--poll-interval ${p.zeroPollInterval}\`, ${p.zeroRepeats} interleaved rounds of the four configurations, medians. Workers' CPU = the growth of this process's reaped-children CPU (/proc/self/stat cutime + cstime) over the run: every worker's utime + stime with its own \`sync -f\` children. Coordination CPU per item = all workers' CPU per item on PostgreSQL − the single SQLite worker's, i.e. what the shared store costs in the workers (pg driver, claims, leases, heartbeats, sweeps, and each extra worker's start-up) beyond SQLite's in-process writes. The PostgreSQL server's CPU (postmaster + backends, from /proc) is reported beside it, not in it. The fixed cost of a worker process is measured by one more worker started on a finished run after each 1-worker PostgreSQL round.`,
+      `Each configuration runs real \`dist/cli.js --quiet run <manifest> --provider pictory --db … --concurrency ${p.concurrency}\` children started with the bin's node flags, all of a run's workers spawned at once (\`--worker w1…w3\` on PostgreSQL), against the simulator in the benchmark's process; \`--concurrency\` is the same in every run and in a PostgreSQL run is counted over all workers at claim time, so 1, 2 and 3 workers compare coordination, not capacity. Makespan = first spawn to the last worker's exit (start-up, manifest sync and report included). Ideal = ceil(N/C)·L with N=${p.n}, C=${p.concurrency}, L=${p.latencyMs / 1000} s (a 10 s job scaled down tenfold), \`--poll-interval ${p.pollInterval}\`, ${p.imagePx}×${p.imagePx} images. The time to the last item's \`done\` event is given beside it: a worker with nothing left to claim while others still hold items looks again every 250 ms, and the run's makespan waits for its exit.`,
+      `Zero latency: N=${p.zeroN}, \`--poll-interval ${p.zeroPollInterval}\`, ${p.zeroRepeats} interleaved rounds of the four configurations and of 2 and 3 SQLite processes side by side, medians. Workers' CPU = the growth of this process's reaped-children CPU (/proc/self/stat cutime + cstime) over the run: every worker's utime + stime with its own \`sync -f\` children. Coordination CPU per item = all workers' CPU per item on PostgreSQL − the single SQLite worker's, i.e. what the shared store costs in the workers (pg driver, claims, leases, heartbeats, sweeps, and each extra worker's start-up) beyond SQLite's in-process writes. The PostgreSQL server's CPU (postmaster + backends, from /proc) is reported beside it, not in it. The fixed cost of a worker process is measured by one more worker started on a finished run after each 1-worker PostgreSQL round.`,
       "PostgreSQL is a throwaway local server started as the tests start theirs (Debian's binaries, `fsync=off`, `full_page_writes=off`: durability is not what is measured), each run in a fresh schema; on one machine the server, the simulator and every worker share the same cores, so more workers add CPU contention rather than capacity here (on several hosts they would not). Claims/s = the sum of each item's claim_epoch (one per claim) ÷ makespan. Transactions per item = the growth of pg_stat_database.xact_commit over the run ÷ N (the benchmark's own few reads included). Jobs created twice and jobsCreated = N come from the simulator's ledger of every run.",
-      "Reading the figures: with 2 or 3 workers the shared --concurrency is full most of the time while each worker still has slots of its own free; the runner's loop then waits until the earliest queued item is due, which has already passed, so it asks for a claim again at once and gets none (src/runner/runner.ts, the `slotsFree() > 0 ? earliestQueuedAt()` wait), which the transactions per item at L = 1 s show, in the workers' CPU and the server's. The makespan of 2 and 3 workers also holds the quarter-lease wait of a worker that has run out of items to claim while another still has some at the service.",
+      `Reading the figures: the zero-latency N (${p.zeroN}) is larger than the latency runs' so that the fixed start-up of each extra worker process (its own row, "one more worker on a finished run": ${Math.round(idleCpuMs)} ms here, ${round(idleCpuMs / p.zeroN)} ms per item per extra worker; it grows with N, as each worker syncs the manifest, checks the delivered images and writes the whole report) is not read as per-item coordination; the coordination rows still include it, and say how much of it is start-up. With 2 or 3 workers the shared --concurrency is full most of the time: a worker with items at the service claims again as each of its items leaves, and asks by itself for a due item it could not claim only every second (every 250 ms when it holds none), which the transactions per item at L = 1 s show. Beside the database, each worker syncs its own delivered files (its own \`sync -f\` children) and writes the whole report when it ends, so on one machine more workers cost more CPU than one without more coordination: the rows "the same, k SQLite processes side by side" measure that (k processes with a database each and N/k items, no store shared), and each coordination row gives its PostgreSQL workers' CPU against them as well as against the one SQLite worker (the target's definition).`,
       `This machine has ${os.availableParallelism()} cores and is shared with other engineers' test runs while the benchmark runs: wall times and CPU figures move with that load (the single SQLite worker's CPU per item ranged ${round(Math.min(...zero["sqlite-1"].map((r) => r.workersCpuMs / r.n)))}–${round(Math.max(...zero["sqlite-1"].map((r) => r.workersCpuMs / r.n)))} ms over its ${p.zeroRepeats} zero-latency runs, so a coordination figure within that spread of zero is not told apart from it; the 1-minute load average was ${round(loadBefore, 1)} when this scenario started and ${round(loadAfter, 1)} when it ended); the per-run figures are in results.json.`,
     ],
     details: {
@@ -273,6 +321,7 @@ export async function run({ log }) {
       medians: z,
       latencyRatios: l,
       idleWorker: idle,
+      splitSqlite: split,
     },
   };
 }

@@ -11,7 +11,6 @@ import { canTransition, type ItemState } from "../states.js";
 import type { ItemPatch, ItemRecord } from "../types.js";
 import type pg from "pg";
 import { DB_NOW, numbered, type Connection, type Row } from "./connection.js";
-import { CLAIM_LOCK } from "./schema.js";
 
 const AT_REST: ReadonlySet<ItemState> = new Set(["queued", "done", "failed", "missing"]);
 
@@ -110,25 +109,10 @@ export class PgItems {
       return (await this.claim(where, params, worker, leaseUntil - now, now)).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
     };
     if (concurrency === undefined) return claimSome(limit);
-    // Every worker's items claimed or at the service count against the one --concurrency, taken
-    // in turn: two workers counting at once could both see the last free slot.
-    return this.ctx.connection.transaction(async (client) => {
-      await this.ctx.connection.query("SELECT pg_advisory_xact_lock($1)", [CLAIM_LOCK], client);
-      const params: unknown[] = [];
-      const clock = this.clock(params, now);
-      const [row] = await this.ctx.connection.query<{ n: number }>(
-        `SELECT COUNT(*)::int AS n FROM items WHERE superseded_at IS NULL AND owner IS NOT NULL AND lease_until >= ${clock} AND state IN ('queued', 'submitting', 'running')`,
-        params,
-        client,
-      );
-      const free = Math.min(limit, concurrency - (row?.n ?? 0));
-      if (free <= 0) return [];
-      const claimParams: unknown[] = [now];
-      const claimClock = this.clock(claimParams, now);
-      claimParams.push(free);
-      const where = `SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= $1 AND (owner IS NULL OR lease_until < ${claimClock}) ORDER BY next_attempt_at, id LIMIT $${claimParams.length}`;
-      return (await this.claim(where, claimParams, worker, leaseUntil - now, now, client)).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
-    });
+    // Every worker's items claimed or at the service count against the one --concurrency, counted
+    // and claimed under a lock (two workers counting at once could both see the last free slot).
+    const rows = await this.ctx.connection.query("SELECT * FROM imgbatch_claim_queued($1, $2, $3, $4, $5, $6)", [worker, now, this.ctx.injected ? now : null, limit, concurrency, leaseUntil - now]);
+    return rows.map(toItem).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
   }
 
   async claimInFlight(worker: string, now: number, leaseUntil: number, states: readonly InFlightState[] = IN_FLIGHT_STATES): Promise<ItemRecord[]> {

@@ -5,6 +5,11 @@ import { ITEM_STATES } from "../states.js";
 
 const states = ITEM_STATES.map((s) => `'${s}'`).join(", ");
 
+/** Any fixed number: the advisory lock that serialises migrations and manifest syncs. */
+export const MIGRATION_LOCK = 7_241_001;
+export const SYNC_LOCK = 7_241_002;
+export const CLAIM_LOCK = 7_241_003;
+
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: the schema of SQLite's migrations 1–8 at once, times in ms since the epoch, plus the
   // workers of a shared run (runs.manifest_hash) and orphaned job ids.
@@ -136,12 +141,31 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (sha256, service)
   );
   `,
+  // 3: a claim under the shared --concurrency in one round trip instead of five. The statements
+  // of a volatile function each see what the claim lock's previous holder committed.
+  `
+  CREATE FUNCTION imgbatch_claim_queued(p_worker TEXT, p_now BIGINT, p_clock BIGINT, p_limit INTEGER, p_cap INTEGER, p_lease BIGINT)
+  RETURNS SETOF items LANGUAGE plpgsql VOLATILE AS $fn$
+  DECLARE
+    t BIGINT;
+    free INTEGER;
+  BEGIN
+    PERFORM pg_advisory_xact_lock(${CLAIM_LOCK});
+    t := COALESCE(p_clock, (extract(epoch from clock_timestamp()) * 1000)::bigint);
+    SELECT LEAST(p_limit, p_cap - COUNT(*))::int INTO free FROM items
+      WHERE superseded_at IS NULL AND owner IS NOT NULL AND lease_until >= t AND state IN ('queued', 'submitting', 'running');
+    IF free <= 0 THEN
+      RETURN;
+    END IF;
+    RETURN QUERY UPDATE items SET owner = p_worker, claim_epoch = claim_epoch + 1, lease_until = t + p_lease
+      WHERE id IN (
+        SELECT id FROM items WHERE superseded_at IS NULL AND in_manifest = 1 AND state = 'queued' AND next_attempt_at <= p_now AND (owner IS NULL OR lease_until < t)
+        ORDER BY next_attempt_at, id LIMIT free FOR UPDATE SKIP LOCKED
+      ) RETURNING *;
+  END
+  $fn$;
+  `,
 ];
-
-/** Any fixed number: the advisory lock that serialises migrations and manifest syncs. */
-export const MIGRATION_LOCK = 7_241_001;
-export const SYNC_LOCK = 7_241_002;
-export const CLAIM_LOCK = 7_241_003;
 
 /** Applies the migrations not yet applied; refuses a database of a newer imgbatch. */
 export async function migrate(client: pg.PoolClient): Promise<void> {
