@@ -18,7 +18,6 @@ try {
       const res = await runChild("child-pipeline.mjs", { manifest, db: join(dir, "state.sqlite"), out: join(dir, "out"), concurrency: 50, pollIntervalMs: 0, apiKey: sim.apiKey, simUrl: sim.url }, { execArgv: [...binNodeFlags(), ...prof], env: { ...process.env, IMGBATCH_DIST: dist } });
       const ms = (res.cpuMs + (res.childrenCpuMs ?? 0)) / n;
       (by.get(dist) ?? by.set(dist, []).get(dist)).push(ms);
-      console.log(JSON.stringify(sim.ledger().requestsByRoute));
       console.log(`${dist.padEnd(24)} ${round(ms)} ms CPU/item, main ${round((res.threadsMs.main ?? 0) / n)}, ${round(n / (res.wallMs / 1000), 0)} items/s exit ${res.exitCode}`);
     }
   }
