@@ -3,7 +3,7 @@
 // the WAL) is asked of a write, not switched by its callers.
 import type Database from "better-sqlite3";
 import { deferred, type Deferred } from "../../deferred.js";
-import { FatalRunError, InternalError, errorMessage } from "../../errors.js";
+import { ClaimLostError, FatalRunError, InternalError, errorMessage } from "../../errors.js";
 
 interface CommitGroup {
   /** Commits with synchronous=FULL: it holds a `submitting`. */
@@ -92,7 +92,7 @@ export class CommitGroups {
 
   /**
    * Runs one write's statements in the open group without a savepoint of their own (two more
-   * statements each): should SQLite fail half-way, the whole group is rolled back and the store
+   * statements each): should it fail half-way, the whole group is rolled back and the store
    * refuses every later write, as when a commit fails, so no row stands without its event.
    * Outside a group, `alone` makes the write atomic by itself.
    */
@@ -101,8 +101,9 @@ export class CommitGroups {
     try {
       return work();
     } catch (error) {
-      if (error instanceof Error && error.name === "SqliteError") this.failGroup(error);
-      throw error;
+      // A refusal (the claim moved on, a bug caught by a check) comes before anything is written.
+      if (error instanceof ClaimLostError || error instanceof InternalError) throw error;
+      this.failGroup(error);
     }
   }
 
