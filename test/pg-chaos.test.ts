@@ -8,7 +8,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSimulator, type SimHandle } from "../src/sim/index.js";
 import { runCli } from "./helpers/cli.js";
-import { freshSchema } from "./helpers/pg-server.js";
+import { freshSchema } from "./helpers/postgres-server.mjs";
 import { useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();

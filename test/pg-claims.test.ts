@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { requestHash } from "../src/manifest/index.js";
 import type { PlannedItem } from "../src/manifest/types.js";
 import { PgStore } from "../src/store/postgres/pg-store.js";
-import { freshSchema } from "./helpers/pg-server.js";
+import { freshSchema } from "./helpers/postgres-server.mjs";
 
 function planned(key: string): { item: PlannedItem; requestHash: string } {
   const item: PlannedItem = { key, rowId: key, source: "m.yaml line 1", variant: null, matrix: {}, request: { prompt: `a picture of ${key}`, model: "seedream3.0", aspectRatio: "1:1" } };

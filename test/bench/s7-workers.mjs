@@ -9,7 +9,7 @@ import os from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { binNodeFlags, DIST, percentile, round, scratch, settleWriteback, sleep, startSim, writeCsvManifest } from "./lib.mjs";
-import { freshSchema, query, startBenchPostgres } from "./pg.mjs";
+import { freshSchema, query, startPostgres } from "../helpers/postgres-server.mjs";
 
 export const PARAMS = {
   /** The latency runs: makespan against ceil(N/C)·L. */
@@ -183,7 +183,7 @@ async function idleWorkerCpuMs(sim, { manifest, db, out }, { concurrency, pollIn
 export async function run({ log }) {
   const p = PARAMS;
   const loadBefore = os.loadavg()[0];
-  const pgServer = await startBenchPostgres();
+  const pgServer = await startPostgres("imgbatch-bench-pg");
   log(`  PostgreSQL: ${pgServer.external ? "IMGBATCH_TEST_PG (its CPU is not measured)" : "a throwaway server started for the scenario (fsync off, as the tests' one)"}`);
   const latencySim = await startSim({ latencyMs: { "flux-schnell": p.latencyMs } }, { imagePx: p.imagePx });
   const ideal = Math.ceil(p.n / p.concurrency) * p.latencyMs;

@@ -1,7 +1,8 @@
-// A throwaway PostgreSQL server for the benchmark, started as test/helpers/pg-server.ts starts
-// the tests' one: IMGBATCH_TEST_PG when set, else Debian's binaries (initdb + postgres) in a
-// temporary folder on a free port, as the `postgres` user when run as root (initdb and postgres
-// refuse root), stopped by its postmaster.pid and removed by `stop` (and on this process's exit).
+// A throwaway PostgreSQL server for the tests and the benchmark: IMGBATCH_TEST_PG when set, else
+// Debian's binaries (initdb + postgres) in a temporary folder on a free port, as the `postgres`
+// user when run as root (initdb and postgres refuse root), stopped by its postmaster.pid and
+// removed by `stop` (and on this process's exit). Plain JavaScript so that the benchmark, which
+// runs under plain `node`, shares it; its types are in postgres-server.d.mts.
 import { spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -67,11 +68,11 @@ function procCpuMs(pid, withChildren) {
  * is the CPU the server has used so far (the postmaster, its live backends and those that have
  * ended), or null for a server this process did not start.
  */
-export async function startBenchPostgres() {
+export async function startPostgres(prefix = "imgbatch-pg") {
   const given = process.env.IMGBATCH_TEST_PG;
   if (given) return { url: given, external: true, stop: async () => {}, cpuMs: () => null };
   const bin = binDir();
-  const dir = mkdtempSync(join(tmpdir(), "imgbatch-bench-pg-"));
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   if (userInfo().uid === 0) chownSync(dir, Number(spawnSync("id", ["-u", "postgres"]).stdout.toString().trim()), Number(spawnSync("id", ["-g", "postgres"]).stdout.toString().trim()));
   const data = join(dir, "data");
   const [initdb, initArgs] = asServerUser(join(bin, "initdb"), ["-D", data, "-A", "trust", "-U", "imgbatch", "-E", "UTF8", "--locale=C", "--no-sync"]);
@@ -81,7 +82,7 @@ export async function startBenchPostgres() {
     throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   }
   const port = await freePort();
-  // As the tests' server: durability is the store's concern, not the throwaway server's.
+  // Durability is the store's concern, not the throwaway server's: no fsync keeps it fast.
   const [postgres, args] = asServerUser(join(bin, "postgres"), ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]);
   const server = spawn(postgres, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -157,8 +158,8 @@ export async function startBenchPostgres() {
   };
 }
 
-/** A connection string to a fresh, empty schema of the server (each run of the scenario gets its own). */
-export async function freshSchema(url, prefix = "bench") {
+/** A connection string to a fresh, empty schema of the server (each test, or run of a scenario, gets its own). */
+export async function freshSchema(url, prefix = "t") {
   const schema = `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
