@@ -6,7 +6,7 @@
 // simulator's faults follow the seed; request timing still varies); CHAOS_KEEP=<dir> keeps the
 // folder (database, output, a debug log of every run) for a look afterwards.
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -15,7 +15,7 @@ import { startSimulator, type SimHandle } from "../src/sim/index.js";
 import { runCli, type CliResult } from "./helpers/cli.js";
 import { waitForLock } from "./helpers/db.js";
 import { useCleanup } from "./helpers/cleanup.js";
-import { useTempDir } from "./helpers/tmp.js";
+import { filesUnder, useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir("imgbatch-chaos-");
 const track = useCleanup();
@@ -35,13 +35,6 @@ function writeManifest(dir: string): void {
     lines.push(`    style: ${STYLES[i % STYLES.length]}`, `    aspectRatio: "${RATIOS[i % RATIOS.length]}"`);
   }
   writeFileSync(join(dir, "chaos.yaml"), `${lines.join("\n")}\n`);
-}
-
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
 }
 
 type ItemRow = Record<string, string | number | null>;

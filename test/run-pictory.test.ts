@@ -1,7 +1,7 @@
 // The pictory provider end to end against the simulator on loopback: faults, the ledger,
 // and the key that must never leak.
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import sharp from "sharp";
@@ -11,7 +11,7 @@ import { ExitError } from "../src/errors.js";
 import { startSimulator, type SimHandle, type SimOptionsPatch } from "../src/sim/index.js";
 import { runCli } from "./helpers/cli.js";
 import { testContext } from "./helpers/context.js";
-import { useTempDir } from "./helpers/tmp.js";
+import { filesUnder, useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
 let sim: SimHandle | null = null;
@@ -34,12 +34,6 @@ function manifest(dir: string, rows: number, variants = 1): string {
   const path = join(dir, "night.yaml");
   writeFileSync(path, `${lines.join("\n")}\n`);
   return path;
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
 }
 
 describe("run --provider pictory against the simulator", () => {

@@ -3,7 +3,7 @@
 // item submitted from then on), and is kept out of the database and the logs.
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCommand } from "../src/commands/run.js";
@@ -11,7 +11,7 @@ import { PictoryProvider, DEFAULT_RETRYABLE_JOB_CODES } from "../src/providers/p
 import { startSimulator, type SimHandle } from "../src/sim/index.js";
 import { closeServer, useCleanup } from "./helpers/cleanup.js";
 import { testContext } from "./helpers/context.js";
-import { useTempDir } from "./helpers/tmp.js";
+import { filesUnder, useTempDir } from "./helpers/tmp.js";
 
 const tempDir = useTempDir();
 const cleanup = useCleanup();
@@ -41,12 +41,6 @@ function writeManifest(dir: string, hook: string, rows: number): string {
   const path = join(dir, "hooks.yaml");
   writeFileSync(path, `${lines.join("\n")}\n`);
   return path;
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
 }
 
 describe("the manifest's webhook", () => {
