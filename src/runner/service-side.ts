@@ -266,8 +266,9 @@ export class ServiceSideDriver {
       // A hinted read is no poll: hints come spread out as jobs finish, at most one per job.
       if (!hinted) await this.pollPacer.take(this.deps.softSignal);
       await this.deps.gate.take(this.deps.softSignal);
+      const sentAt = this.deps.now();
       const job = await this.deps.gate.send(this.deps.provider.getJob({ jobId: item.jobId!, request: item.request }, signal));
-      outcome = this.readOutcome(item, job, hinted);
+      outcome = this.readOutcome(item, job, sentAt, hinted);
     } catch (error) {
       const failure = classifyFailure(error);
       if (failure.kind === "aborted") return item;
@@ -307,11 +308,14 @@ export class ServiceSideDriver {
   }
 
   /** What a read of the job means; the poll schedule learns from it. */
-  private readOutcome(item: ItemRecord, job: JobState, hinted = false): ReadOutcome & { image?: ImageSource } {
-    const elapsedMs = this.deps.now() - (item.submittedAt ?? this.deps.now());
+  private readOutcome(item: ItemRecord, job: JobState, sentAt: number, hinted = false): ReadOutcome & { image?: ImageSource } {
+    const submittedAt = item.submittedAt ?? sentAt;
+    const elapsedMs = sentAt - submittedAt;
     const board = this.deps.webhooks?.board;
     if (job.status !== "in-progress") board?.ended(item.key, hinted);
-    if (!hinted) this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", elapsedMs);
+    // When the read was planned, if it was planned after this submit (a retried item's was not).
+    const plannedMs = item.nextAttemptAt > submittedAt ? Math.min(elapsedMs, item.nextAttemptAt - submittedAt) : elapsedMs;
+    if (!hinted) this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", elapsedMs, plannedMs);
     else if (job.status === "in-progress") board?.hintWasEarly(item.key);
     else {
       // The hint came about when the job ended: whether a first read at the estimate it was
