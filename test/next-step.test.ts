@@ -19,8 +19,7 @@ function item(over: Partial<ItemRecord> = {}): ItemRecord {
 
 describe("after a submit", () => {
   it.each<[string, Partial<ItemRecord>, SubmitOutcome, Record<string, unknown>]>([
-    // Counted from the submit (sent 300 ms ago here), as the poll schedule measures jobs.
-    ["accepted: running, first read when the schedule says", { state: "submitting", submittedAt: NOW - 300 }, { kind: "accepted", jobId: "j2", firstReadMs: 4_000 }, { to: "running", set: { jobId: "j2", credits: null, nextAttemptAt: NOW - 300 + 4_000, polls: 0 } }],
+    ["accepted: running, first read when the schedule says", { state: "submitting" }, { kind: "accepted", jobId: "j2", firstReadMs: 4_000 }, { to: "running", set: { jobId: "j2", credits: null, nextAttemptAt: NOW + 4_000, polls: 0 } }],
     ["refused for the account: back to the queue, attempt returned", { state: "submitting", attempts: 2 }, { kind: "refused-account", code: "UNAUTHORIZED", message: "bad key" }, { to: "queued", set: { attempts: 1, nextAttemptAt: 0 } }],
     ["throttled: queued after Retry-After, attempt returned", { state: "submitting", attempts: 2 }, { kind: "throttled", delayMs: 7_000 }, { to: "queued", set: { attempts: 1, nextAttemptAt: NOW + 7_000 } }],
     ["answer lost: stays submitting, a look is due", { state: "submitting" }, { kind: "answer-lost", code: "UND_ERR_HEADERS_TIMEOUT", message: "t", lookAfterMs: 10_000 }, { set: { nextAttemptAt: NOW + 10_000, errorCode: "UND_ERR_HEADERS_TIMEOUT", foundNothingAt: null } }],

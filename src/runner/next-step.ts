@@ -63,9 +63,8 @@ export function failKeepingJob(item: ItemRecord, code: "POLL_FAILED" | "JOB_TIME
 export function afterSubmit(item: ItemRecord, outcome: SubmitOutcome, policy: StepPolicy): ItemWrite {
   switch (outcome.kind) {
     case "accepted":
-      // A new job: the credits recorded are its own once it completes. The first read is
-      // counted from the submit, as the poll schedule measures jobs.
-      return { to: "running", set: { jobId: outcome.jobId, credits: null, polls: 0, readFailures: 0, nextAttemptAt: (item.submittedAt ?? policy.now) + outcome.firstReadMs }, note: `job ${outcome.jobId}` };
+      // A new job: the credits recorded are its own once it completes.
+      return { to: "running", set: { jobId: outcome.jobId, credits: null, polls: 0, readFailures: 0, nextAttemptAt: policy.now + outcome.firstReadMs }, note: `job ${outcome.jobId}` };
     case "refused-account":
       // Not the item's fault: its attempt is given back.
       return { to: "queued", set: { attempts: item.attempts - 1, nextAttemptAt: 0 }, note: `${outcome.code}: ${outcome.message}` };

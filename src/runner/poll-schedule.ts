@@ -1,8 +1,8 @@
 // When to read a running job again. A fixed interval either wastes requests (short) or
 // leaves finished images waiting (long: a 5 s job polled every 10 s takes 10 s). So the first
 // read is scheduled from what the service has shown: per model, a first-poll delay, counted
-// from when the submit was sent, that settles where about 9 in 10 jobs are complete at their
-// first read. Each observation moves the delay relative to when that read was planned or sent,
+// from the submit's answer, that settles where about 9 in 10 jobs are complete at their first
+// read. Each observation moves the delay relative to when that read was planned or sent,
 // not to the current delay: a wave of `concurrency` jobs read at once moves it once, not
 // `concurrency` times (compounding 1.1^50 was measured in bench 1).
 //
@@ -65,7 +65,7 @@ export class PollSchedule {
     return clamp(first * FOLLOW_UP_FRACTION * 2 ** (pollsSoFar - 1), floorMs, intervalMs);
   }
 
-  /** Delay, from the submit, before the first read of a newly submitted job: the estimate, or now and then a probe. */
+  /** Delay, from the submit's answer, before the first read of a newly submitted job: the estimate, or now and then a probe. */
   firstReadMs(model: string): number {
     const m = this.of(model);
     m.reads++;
@@ -73,7 +73,7 @@ export class PollSchedule {
   }
 
   /**
-   * What a read found, sent `elapsedMs` after the submit and planned for `plannedMs` (a late read
+   * What a read found, sent `elapsedMs` after the submit's answer and planned for `plannedMs` (a late read
    * was sent after it was planned): only first reads move the estimate. A complete job is taken
    * as complete by the planned time, so reads a busy process sends late still move the delay down.
    */

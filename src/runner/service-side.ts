@@ -46,6 +46,13 @@ export class ServiceSideDriver {
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
+  /**
+   * When each job this process submitted was accepted, until it ends: the poll schedule counts
+   * a job's time from there (its first read is planned from there), not from before the submit's
+   * durable write, whose time varies with the database. A job submitted by an earlier process
+   * counts from its submit.
+   */
+  private readonly acceptedAt = new Map<string, number>();
   private readonly references: ReferenceStager;
 
   constructor(
@@ -159,6 +166,7 @@ export class ServiceSideDriver {
       const stretched = route?.listened === true && board?.expectsHints() === true;
       const firstReadMs = stretched ? Math.round(estimateMs * this.hintStretch.first) : this.pollSchedule.firstReadMs(item.request.model);
       board?.accepted(item.key, jobId, estimateMs);
+      this.acceptedAt.set(item.key, this.deps.now());
       outcome = { kind: "accepted", jobId, firstReadMs };
     } catch (error) {
       board?.noJob(item.key);
@@ -309,12 +317,15 @@ export class ServiceSideDriver {
 
   /** What a read of the job means; the poll schedule learns from it. */
   private readOutcome(item: ItemRecord, job: JobState, sentAt: number, hinted = false): ReadOutcome & { image?: ImageSource } {
-    const submittedAt = item.submittedAt ?? sentAt;
-    const elapsedMs = sentAt - submittedAt;
+    const acceptedAt = this.acceptedAt.get(item.key);
+    const elapsedMs = sentAt - (acceptedAt ?? item.submittedAt ?? sentAt);
+    // When a first read was planned (the submit's answer plus the delay it was given).
+    const plannedMs = acceptedAt !== undefined && item.polls === 0 ? Math.min(elapsedMs, item.nextAttemptAt - acceptedAt) : elapsedMs;
     const board = this.deps.webhooks?.board;
-    if (job.status !== "in-progress") board?.ended(item.key, hinted);
-    // When the read was planned, if it was planned after this submit (a retried item's was not).
-    const plannedMs = item.nextAttemptAt > submittedAt ? Math.min(elapsedMs, item.nextAttemptAt - submittedAt) : elapsedMs;
+    if (job.status !== "in-progress") {
+      board?.ended(item.key, hinted);
+      this.acceptedAt.delete(item.key);
+    }
     if (!hinted) this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", elapsedMs, plannedMs);
     else if (job.status === "in-progress") board?.hintWasEarly(item.key);
     else {
