@@ -3,22 +3,14 @@
 // errors are re-worded without it (redactUrl).
 import pg from "pg";
 import { redactSecrets } from "../../secrets.js";
+import { redactUrl } from "./redact-url.js";
 
 // BIGINT columns hold times in ms and ids: well within a double's exact range.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
 export type Row = Record<string, unknown>;
 
-/** The connection string with its password replaced, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(a PostgreSQL URL)";
-  }
-}
+export { redactUrl };
 
 /** An error of the driver with the password taken out of its message, whatever it quotes. */
 export function withoutPassword(error: unknown, url: string): Error {

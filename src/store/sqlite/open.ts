@@ -4,7 +4,10 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { errorMessage } from "../../errors.js";
+import { DatabaseUnusableError } from "../database-unusable.js";
 import { MIGRATIONS } from "../migrations.js";
+
+export { DatabaseUnusableError };
 
 /** Opens (and creates or migrates) a database; DatabaseUnusableError for a file this imgbatch cannot use. */
 export function openDatabase(path: string, options: { readonly?: boolean }): Database.Database {
@@ -38,11 +41,6 @@ export function openDatabase(path: string, options: { readonly?: boolean }): Dat
     throw error;
   }
   return db;
-}
-
-/** A database this imgbatch cannot use as it is: not a database, damaged, or of a newer version. */
-export class DatabaseUnusableError extends Error {
-  override name = "DatabaseUnusableError";
 }
 
 function newerSchema(version: number): DatabaseUnusableError {
