@@ -14,6 +14,7 @@ import type { RunnerOptions } from "./options.js";
 import { classifyFailure, keepPaidImage } from "./retry-policy.js";
 import { ImageStageDriver } from "./image-stage-driver.js";
 import { priceOf } from "./price.js";
+import { RunPeers } from "./run-peers.js";
 import { ServiceGate } from "./service-gate.js";
 import { ServiceSideDriver } from "./service-side.js";
 import type { ReferenceLookup } from "./references.js";
@@ -54,6 +55,7 @@ export class Runner {
   private readonly gate: ServiceGate;
   private readonly serviceSide: ServiceSideDriver;
   private readonly imageStage: ImageStageDriver;
+  private readonly peers: RunPeers;
   private readonly atService = new Map<number, Promise<void>>();
   private readonly inImageStage = new Map<number, Promise<void>>();
   /** Work beside the items (the check of delivered files) that the run must not end before. */
@@ -75,6 +77,7 @@ export class Runner {
     this.options = deps.options;
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
+    this.peers = new RunPeers(this.store, this.log);
     this.gate = new ServiceGate(deps.provider, this.store, this.options, this.log, this.now, (reason) => {
       if (this.fatal) return;
       this.fatal = new FatalRunError(reason.message, reason.code, 3);
@@ -126,6 +129,7 @@ export class Runner {
       if (this.store.sharesRuns && !this.stopReason) this.resumeInFlight().catch((error: unknown) => this.onDriverCrash(null, error));
     }, this.options.leaseMs / 3);
     leases.unref();
+    this.peers.listen(() => this.wake());
     try {
       await this.resumeInFlight();
       for (;;) {
@@ -138,7 +142,7 @@ export class Runner {
           const next = await this.store.earliestQueuedAt();
           if (next === null) {
             // A shared run's worker stays while others still work: it takes over a dead one's items.
-            if (!(await this.othersAtWork())) break;
+            if (!(await this.peers.othersAtWork(this.options.roles.deliver))) break;
             // Looks again soon: it ends with the others, or takes up what they hand on or leave.
             await this.waitForChange(Math.min(SHARED_CLAIM_RETRY_MS, this.options.leaseMs / 4));
             await this.resumeInFlight();
@@ -163,6 +167,8 @@ export class Runner {
       // Also a group that failed at the end of a turn with no write after it.
       this.fatal ??= error instanceof FatalRunError ? error : new FatalRunError(`the job database could not commit: ${errorMessage(error)}`, "DB_COMMIT_FAILED", 3, { cause: error });
     }
+    // Workers waiting for this one's items end (or take them up) now, not at their next look.
+    await this.peers.leave();
     if (this.fatal && !this.stopReason) this.stopReason = "fatal";
     this.summary.stopReason = this.stopReason;
     this.summary.fatal = this.fatal;
@@ -189,14 +195,6 @@ export class Runner {
       if (!item) continue;
       this.startImageStage(await this.move(item, { to: "downloading", set: { resultUrl: null, nextAttemptAt: 0 }, note: `${detail}: delivering it again from its job (no new submit)` }), null);
     }
-  }
-
-  /** In a shared run: whether other workers still have items on their way. */
-  private async othersAtWork(): Promise<boolean> {
-    if (!this.store.sharesRuns) return false;
-    const counts = await this.store.counts();
-    // One that only submits leaves finished jobs to the delivering workers, and does not wait for them.
-    return counts.submitting + counts.running + (this.options.roles.deliver ? counts.downloading : 0) > 0;
   }
 
   /** Until a queued item is due. In a shared run, a due one this worker could not claim (another's, the cap full) is asked for after a pause: longer while its own items at the service wake it as they leave. */

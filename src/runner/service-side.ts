@@ -46,12 +46,7 @@ export class ServiceSideDriver {
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
-  /**
-   * When each job this process submitted was accepted, until it ends: the poll schedule counts
-   * a job's time from there (its first read is planned from there), not from before the submit's
-   * durable write, whose time varies with the database. A job submitted by an earlier process
-   * counts from its submit.
-   */
+  /** When each job this process submitted was accepted, until it ends: the poll schedule counts from there, not from before the submit's durable write. */
   private readonly acceptedAt = new Map<string, number>();
   private readonly references: ReferenceStager;
 

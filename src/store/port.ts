@@ -86,9 +86,19 @@ export interface JobTiming {
   imageMs: number;
 }
 
+/** Word between the workers of a shared run, so an idle one need not wait for its next look. */
+export interface RunChanges {
+  /** Calls `listener` whenever a worker of the run announces a change; resolves to how to stop listening. */
+  listen(listener: () => void): Promise<() => Promise<void>>;
+  /** Tells the run's workers that it changed: this worker ends, or let its items go. */
+  announce(): Promise<void>;
+}
+
 export interface Store {
   /** Whether several worker processes may share a run (PostgreSQL), or one holds it at a time (SQLite). */
   readonly sharesRuns: boolean;
+  /** Absent where one worker holds a run at a time: nobody to tell. */
+  readonly runChanges?: RunChanges;
   // ---- the database itself
   close(): Promise<void>;
   /** Commits every write made so far; rejects (FatalRunError) when one could not be committed. */

@@ -3,7 +3,7 @@
 // runs, workers and decisions in pg-runs.ts. Every call is one round trip where it can be.
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { InFlightState, ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunChanges, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import { toItem, toRendition } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
@@ -12,6 +12,7 @@ import { Connection, redactUrl, type Row } from "./connection.js";
 import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.js";
 import { jobTimingsPg, planDigestsPg, recordUploadPg, uploadOfPg } from "./pg-plan.js";
 import { failureReasonsPg, liveItemsInSheetOrderPg, liveItemsPg, renditionsByItemPg, runFailureReasonsPg } from "./pg-reports.js";
+import { PgRunChanges } from "./pg-run-changes.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
 import { importSqlite, type ImportSummary } from "./pg-import.js";
@@ -26,6 +27,7 @@ export interface PgStoreOptions {
 
 export class PgStore implements Store {
   readonly sharesRuns = true;
+  readonly runChanges: RunChanges;
   private runId: number | null = null;
   private readonly now: () => number;
   private readonly items: PgItems;
@@ -38,6 +40,7 @@ export class PgStore implements Store {
     this.now = options.now ?? Date.now;
     const injected = options.now !== undefined;
     this.runs = new PgRuns(connection, this.now);
+    this.runChanges = new PgRunChanges(connection);
     this.items = new PgItems({
       connection,
       now: this.now,
@@ -176,10 +179,7 @@ export class PgStore implements Store {
 
   private readonly seededKeys = new Set<string>();
   async takeRequestToken(keyHash: string, perMinute: number, burst: number): Promise<number> {
-    if (!this.seededKeys.has(keyHash)) {
-      await seedKeyPg(this.connection, keyHash, burst);
-      this.seededKeys.add(keyHash);
-    }
+    if (!this.seededKeys.has(keyHash)) await seedKeyPg(this.connection, keyHash, burst).then(() => this.seededKeys.add(keyHash));
     return takeRequestTokenPg(this.connection, keyHash, perMinute, burst);
   }
 
