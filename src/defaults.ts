@@ -72,7 +72,7 @@ export const DEFAULTS = {
    * ordinary delay. `first` is small: the estimate sits near the 90th percentile of the jobs'
    * times, and an item whose hint was lost holds its slot until that read (benchmark scenario 8).
    */
-  hintStretch: { first: 1.1, later: 4 },
+  hintStretch: { first: 1.02, later: 4 },
   /** A claim on an item not renewed for this long is free to take (a dead worker's items). */
   leaseMs: 60_000,
   /** The manifest's `thumbnail:` when it has none (a ThumbnailSpec: manifest/outputs.ts checks the shape). */

@@ -35,6 +35,20 @@ export function numbered(sql: string, start: number): string {
   return sql.replace(/\?/g, () => `$${n++}`);
 }
 
+/**
+ * Statements with parameters are prepared, by text, once per connection: parsed and planned
+ * there once, not on every call. Bounded, so that texts built from data (an import's batches)
+ * cannot grow every connection's cache without end; past the bound a text runs unprepared.
+ */
+const PREPARED_AT_MOST = 200;
+const statementNames = new Map<string, string>();
+
+function statementName(sql: string): string | undefined {
+  let name = statementNames.get(sql);
+  if (name === undefined && statementNames.size < PREPARED_AT_MOST) statementNames.set(sql, (name = `imgbatch_${statementNames.size + 1}`));
+  return name;
+}
+
 export class Connection {
   readonly pool: pg.Pool;
 
@@ -46,7 +60,9 @@ export class Connection {
 
   async query<T extends Row = Row>(sql: string, params: unknown[] = [], client?: pg.PoolClient): Promise<T[]> {
     try {
-      return (await (client ?? this.pool).query<T>(sql, params)).rows;
+      // Without parameters, the simple protocol: it also carries several statements (migrations).
+      const config = params.length > 0 ? { text: sql, values: params, name: statementName(sql) } : { text: sql };
+      return (await (client ?? this.pool).query<T>(config)).rows;
     } catch (error) {
       throw withoutPassword(error, this.url);
     }
