@@ -46,7 +46,7 @@ export class ServiceSideDriver {
   /** Spreads polls evenly over the poll interval instead of sending them in bursts. */
   private readonly pollPacer: TokenBucket;
   private readonly pollSchedule: PollSchedule;
-  /** When each job this process submitted was accepted, until it ends: the poll schedule counts from there, not from before the submit's durable write. */
+  /** When each job this process submitted was accepted, while its item is driven here: the poll schedule counts from there, not from before the submit's durable write. */
   private readonly acceptedAt = new Map<string, number>();
   private readonly references: ReferenceStager;
 
@@ -75,6 +75,7 @@ export class ServiceSideDriver {
       await this.driveSteps(start);
     } finally {
       board?.leave(start.key);
+      this.acceptedAt.delete(start.key);
     }
   }
 
@@ -315,12 +316,9 @@ export class ServiceSideDriver {
     const acceptedAt = this.acceptedAt.get(item.key);
     const elapsedMs = sentAt - (acceptedAt ?? item.submittedAt ?? sentAt);
     // When a first read was planned (the submit's answer plus the delay it was given).
-    const plannedMs = acceptedAt !== undefined && item.polls === 0 ? Math.min(elapsedMs, item.nextAttemptAt - acceptedAt) : elapsedMs;
+    const plannedMs = acceptedAt !== undefined && item.polls === 0 ? item.nextAttemptAt - acceptedAt : elapsedMs;
     const board = this.deps.webhooks?.board;
-    if (job.status !== "in-progress") {
-      board?.ended(item.key, hinted);
-      this.acceptedAt.delete(item.key);
-    }
+    if (job.status !== "in-progress") board?.ended(item.key, hinted);
     if (!hinted) this.pollSchedule.observe(item.request.model, item.polls, job.status !== "in-progress", elapsedMs, plannedMs);
     else if (job.status === "in-progress") board?.hintWasEarly(item.key);
     else {
