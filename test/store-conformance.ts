@@ -23,13 +23,13 @@ export function planned(key: string, prompt = `a picture of ${key}`, provider: P
 const move = (store: Store, item: ItemRecord, to: ItemState, set: ItemPatch = {}, note: string | null = null, extra: Partial<ItemWrite> = {}) => store.write(item, { to, set, note, ...extra });
 
 /** Takes an item through a paid job to `done`, as a run would (claimed, then moved). */
-async function deliver(store: Store, key: string, worker = "w1"): Promise<ItemRecord> {
+async function deliver(store: Store, key: string, worker = "w1", done: ItemPatch = {}): Promise<ItemRecord> {
   const [item] = await store.claimQueued(worker, 0, 1, Number.MAX_SAFE_INTEGER);
   expect(item?.key).toBe(key);
   let at = await move(store, item!, "submitting", { attempts: 1 }, null, { durable: true });
   at = await move(store, at, "running", { jobId: `job-${key}` });
   at = await move(store, at, "downloading", { credits: 0.6 });
-  return move(store, at, "done", { sha256: "s", filePath: `images/${key}.png`, bytes: 1 });
+  return move(store, at, "done", { sha256: "s", filePath: `images/${key}.png`, bytes: 1, ...done });
 }
 
 /** A call's refusal, whether the backend throws at once or rejects later. */
@@ -233,6 +233,20 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       expect((await store.byKey("b"))!.state).toBe("done");
       expect(await store.totalCredits()).toBeCloseTo(1.2);
       expect(await store.requeue({ rejected: true })).toEqual([]);
+      await store.close();
+    });
+
+    it("reads a delivered image's rowmates for the duplicate gate: the row's other done images, a key a later sync adds to the row included", async () => {
+      const store = await backend.open({ t: 1_000 });
+      await sync(store, [planned("solo"), planned("pair--1"), planned("pair--2")]);
+      await deliver(store, "solo", "w1", { phash: "00ff00ff00ff00ff" });
+      await deliver(store, "pair--1", "w1", { phash: "0f0f0f0f0f0f0f0f" });
+      expect(await store.rowImages("solo", "solo")).toEqual([]);
+      expect(await store.rowImages("pair", "pair--2")).toEqual([{ key: "pair--1", phash: "0f0f0f0f0f0f0f0f", qcFlags: [] }]);
+      expect(await store.rowImages("pair", "pair--1")).toEqual([]);
+      // The row that made one item makes two now: its first image is the new one's rowmate.
+      await sync(store, [planned("solo"), planned("solo--2"), planned("pair--1"), planned("pair--2")]);
+      expect(await store.rowImages("solo", "solo--2")).toEqual([{ key: "solo", phash: "00ff00ff00ff00ff", qcFlags: [] }]);
       await store.close();
     });
 

@@ -18,7 +18,7 @@ import type { Manifest, PlannedItem } from "../manifest/types.js";
 import { createProvider, type NetworkTimeouts } from "../providers/index.js";
 import type { ProviderName } from "../providers/provider.js";
 import { formatCredits } from "../report/format.js";
-import { writeReport } from "../report/index.js";
+import { reportFilesPresent, writeReport } from "../report/index.js";
 import { priceOfModel } from "../runner/price.js";
 import { Runner, type RunSummary } from "../runner/runner.js";
 import { classifyFailure } from "../runner/retry-policy.js";
@@ -257,7 +257,10 @@ async function execute(session: RunSession): Promise<RunSummary> {
     await webhooks.close();
   }
   // The sync kept the manifest's order in the store: the sheet follows it.
-  await writeReport(store, manifest.name, outDir, "as-synced");
+  const report = () => writeReport(store, manifest.name, outDir, "as-synced");
+  // Workers of a shared run that end together write it once, not once each.
+  if (store.reportTurns) await store.reportTurns.take(outDir, reportFilesPresent(outDir), report);
+  else await report();
   await progress.finalLine(summary);
   return summary;
 }

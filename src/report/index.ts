@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { PlannedItem } from "../manifest/types.js";
 import { AtomicFileWriter } from "../assets/atomic-file-writer.js";
 import { outputLayout } from "../assets/image-stage.js";
@@ -27,6 +29,11 @@ export async function writeReport(store: Store, name: string, outDir: string, or
     throw error;
   }
   await sheet.commitIfChanged();
+}
+
+/** Whether the report's files are all in `outDir` (a report written there may be kept). */
+export function reportFilesPresent(outDir: string): boolean {
+  return ["results.csv", "results.jsonl", "index.html"].every((file) => existsSync(join(outDir, file)));
 }
 
 /** The contact sheet's order: the manifest's item keys in order, or the order the store's manifest sync kept for this connection. */

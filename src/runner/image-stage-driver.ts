@@ -177,7 +177,7 @@ export class ImageStageDriver {
    */
   private async duplicateFlags(item: ItemRecord, qc: { flags: readonly { gate: string }[]; phash: string | null }): Promise<ItemQcFlag[]> {
     if (qc.phash === null || qc.flags.some((f) => f.gate === "blank")) return [];
-    const rowmates = (await this.deps.store.rowImages(item.rowId)).filter((r) => r.key !== item.key && !r.qcFlags.some((f) => f.gate === "blank"));
+    const rowmates = (await this.deps.store.rowImages(item.rowId, item.key)).filter((r) => !r.qcFlags.some((f) => f.gate === "blank"));
     const finding = duplicatesWithinRow([...rowmates, { key: item.key, phash: qc.phash }], this.deps.options.qc).find((f) => f.key === item.key);
     return finding ? [finding.flag] : [];
   }

@@ -94,11 +94,24 @@ export interface RunChanges {
   announce(): Promise<void>;
 }
 
+/** One report for the workers of a shared run that end together, not one each. */
+export interface ReportTurns {
+  /**
+   * Runs `write` (the run's report into `outDir`) under the run's report lock, unless a worker
+   * of the run wrote it for this same state after this worker began and `mayReuse` (its files
+   * are still there). A writer killed mid-write records nothing: the next one writes. Resolves
+   * to whether `write` ran.
+   */
+  take(outDir: string, mayReuse: boolean, write: () => Promise<void>): Promise<boolean>;
+}
+
 export interface Store {
   /** Whether several worker processes may share a run (PostgreSQL), or one holds it at a time (SQLite). */
   readonly sharesRuns: boolean;
   /** Absent where one worker holds a run at a time: nobody to tell. */
   readonly runChanges?: RunChanges;
+  /** Absent where one worker holds a run at a time: it writes the report at its end. */
+  readonly reportTurns?: ReportTurns;
   // ---- the database itself
   close(): Promise<void>;
   /** Commits every write made so far; rejects (FatalRunError) when one could not be committed. */
@@ -124,8 +137,8 @@ export interface Store {
   isClaimed(ref: string): Promise<boolean>;
   /** A page of done images `provider` made, after id `afterId`: `[id, key, file path, bytes]`. */
   doneImagesAfter(provider: ProviderName, afterId: number, limit: number): Promise<[number, string, string | null, number | null][]>;
-  /** The delivered images of a row's live items with their perceptual hash (the duplicate gate). */
-  rowImages(rowId: string): Promise<{ key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[]>;
+  /** The delivered images of a row's live items but `exceptKey`'s, with their perceptual hash (the duplicate gate). */
+  rowImages(rowId: string, exceptKey: string): Promise<{ key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[]>;
   /** Keys of live queued items never submitted. */
   untriedKeys(): Promise<Set<string>>;
 

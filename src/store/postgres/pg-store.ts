@@ -3,7 +3,7 @@
 // runs, workers and decisions in pg-runs.ts. Every call is one round trip where it can be.
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
-import type { InFlightState, ItemWrite, JobTiming, PlanDigests, RequeueFilter, RunChanges, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
+import type { InFlightState, ItemWrite, JobTiming, PlanDigests, ReportTurns, RequeueFilter, RunChanges, RunEnd, RunStart, RunStartInfo, StateCounts, Store, SyncRules } from "../port.js";
 import { toItem, toRendition } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
 import type { PlannedWithHash, SyncSummary } from "../sync.js";
@@ -12,6 +12,8 @@ import { Connection, redactUrl, type Row } from "./connection.js";
 import { PgItems, pauseKeyPg, seedKeyPg, takeRequestTokenPg } from "./pg-items.js";
 import { jobTimingsPg, planDigestsPg, recordUploadPg, uploadOfPg } from "./pg-plan.js";
 import { failureReasonsPg, liveItemsInSheetOrderPg, liveItemsPg, renditionsByItemPg, runFailureReasonsPg } from "./pg-reports.js";
+import { PgReportTurns } from "./pg-report-turns.js";
+import { PgRowmates } from "./pg-rowmates.js";
 import { PgRunChanges } from "./pg-run-changes.js";
 import { PgRuns } from "./pg-runs.js";
 import { keepManifestOrderPg, syncManifestPg } from "./pg-sync.js";
@@ -28,6 +30,8 @@ export interface PgStoreOptions {
 export class PgStore implements Store {
   readonly sharesRuns = true;
   readonly runChanges: RunChanges;
+  readonly reportTurns: ReportTurns;
+  private readonly rowmates: PgRowmates;
   private runId: number | null = null;
   private readonly now: () => number;
   private readonly items: PgItems;
@@ -41,6 +45,8 @@ export class PgStore implements Store {
     const injected = options.now !== undefined;
     this.runs = new PgRuns(connection, this.now);
     this.runChanges = new PgRunChanges(connection);
+    this.reportTurns = new PgReportTurns(connection, () => this.runId);
+    this.rowmates = new PgRowmates(connection);
     this.items = new PgItems({
       connection,
       now: this.now,
@@ -72,7 +78,7 @@ export class PgStore implements Store {
 
   /** Copies a SQLite run (every table, ids kept) into this database, which must hold no items yet. */
   importSqlite(sqlitePath: string): Promise<ImportSummary> {
-    return importSqlite(this.connection, sqlitePath);
+    return importSqlite(this.connection, sqlitePath).finally(() => this.rowmates.forget());
   }
 
   private q<T extends Row = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
@@ -162,9 +168,8 @@ export class PgStore implements Store {
     return rows.map((r) => [r.id, r.key, r.file_path, r.bytes]);
   }
 
-  async rowImages(rowId: string): ReturnType<Store["rowImages"]> {
-    const rows = await this.q<{ key: string; phash: string; qc_flags: string | null }>(`SELECT key, phash, qc_flags FROM items WHERE row_id = $1 AND ${LIVE} AND state = 'done' AND phash IS NOT NULL ORDER BY id`, [rowId]);
-    return rows.map((r) => ({ key: r.key, phash: r.phash, qcFlags: r.qc_flags ? (JSON.parse(r.qc_flags) as ItemRecord["qcFlags"]) : [] }));
+  rowImages(rowId: string, exceptKey: string): ReturnType<Store["rowImages"]> {
+    return this.rowmates.of(rowId, exceptKey);
   }
 
   async untriedKeys(): Promise<Set<string>> {
@@ -224,11 +229,8 @@ export class PgStore implements Store {
   }
 
   syncManifest(planned: Iterable<PlannedWithHash>, provider: ProviderName, rules: SyncRules = {}): Promise<SyncSummary> {
-    return syncManifestPg(this.connection, planned, provider, { now: this.now(), runId: this.runId }, {
-      hashWith: rules.hashWith ?? (() => ""),
-      allowProviderSwitch: rules.allowProviderSwitch ?? false,
-      abandonInFlight: rules.abandonInFlight ?? false,
-    });
+    const { hashWith = () => "", allowProviderSwitch = false, abandonInFlight = false } = rules;
+    return syncManifestPg(this.connection, planned, provider, { now: this.now(), runId: this.runId }, { hashWith, allowProviderSwitch, abandonInFlight }).finally(() => this.rowmates.forget());
   }
 
   async saveRendition(r: RenditionRecord): Promise<void> {
@@ -254,33 +256,17 @@ export class PgStore implements Store {
     return rows.map((r) => ({ itemId: r.item_id as number, key: r.key as string, runId: r.run_id as number | null, at: r.at as number, from: r.from_state as ItemState | null, to: r.to_state as ItemState, detail: r.detail as string | null }));
   }
 
-  failureReasons(limit = 5): Promise<FailureReason[]> {
-    return failureReasonsPg(this.connection, limit);
-  }
-
-  runFailureReasons(runId: number, limit = 5): Promise<FailureReason[]> {
-    return runFailureReasonsPg(this.connection, runId, limit);
-  }
+  readonly failureReasons = (limit = 5): Promise<FailureReason[]> => failureReasonsPg(this.connection, limit);
+  readonly runFailureReasons = (runId: number, limit = 5): Promise<FailureReason[]> => runFailureReasonsPg(this.connection, runId, limit);
 
   async renditionsOf(itemId: number): Promise<RenditionRecord[]> {
     return (await this.q("SELECT * FROM renditions WHERE item_id = $1 ORDER BY name", [itemId])).map(toRendition);
   }
 
-  renditionsByItem(): Promise<Map<number, RenditionRecord[]>> {
-    return renditionsByItemPg(this.connection);
-  }
-
-  keepManifestOrder(keys: Iterable<string>): Promise<void> {
-    return keepManifestOrderPg(this.connection, keys);
-  }
-
-  liveItems(): AsyncGenerator<ReportItem> {
-    return liveItemsPg(this.connection);
-  }
-
-  liveItemsInSheetOrder(): AsyncGenerator<SheetItem> {
-    return liveItemsInSheetOrderPg(this.connection);
-  }
+  readonly renditionsByItem = (): Promise<Map<number, RenditionRecord[]>> => renditionsByItemPg(this.connection);
+  readonly keepManifestOrder = (keys: Iterable<string>): Promise<void> => keepManifestOrderPg(this.connection, keys);
+  readonly liveItems = (): AsyncGenerator<ReportItem> => liveItemsPg(this.connection);
+  readonly liveItemsInSheetOrder = (): AsyncGenerator<SheetItem> => liveItemsInSheetOrderPg(this.connection);
 
   // ---- a plan's reads and the reference uploads (pg-plan.ts)
   readonly planDigests = (keys: readonly string[]): Promise<PlanDigests> => planDigestsPg(this.connection, keys);

@@ -9,6 +9,8 @@ const states = ITEM_STATES.map((s) => `'${s}'`).join(", ");
 export const MIGRATION_LOCK = 7_241_001;
 export const SYNC_LOCK = 7_241_002;
 export const CLAIM_LOCK = 7_241_003;
+/** With the schema's hash as its second key: one report at a time per run, other runs apart. */
+export const REPORT_LOCK = 7_241_004;
 
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: the schema of SQLite's migrations 1–8 at once, times in ms since the epoch, plus the

@@ -141,8 +141,8 @@ export class SqliteReads {
       .all(provider, afterId, limit) as [number, string, string | null, number | null][];
   }
 
-  rowImages(rowId: string): { key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[] {
-    const rows = this.statement(`SELECT key, phash, qc_flags FROM items WHERE row_id = ? AND ${LIVE} AND state = 'done' AND phash IS NOT NULL ORDER BY id`).all(rowId) as Row[];
+  rowImages(rowId: string, exceptKey: string): { key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[] {
+    const rows = this.statement(`SELECT key, phash, qc_flags FROM items WHERE row_id = ? AND key <> ? AND ${LIVE} AND state = 'done' AND phash IS NOT NULL ORDER BY id`).all(rowId, exceptKey) as Row[];
     return rows.map((r) => ({ key: r.key as string, phash: r.phash as string, qcFlags: r.qc_flags ? (JSON.parse(r.qc_flags as string) as ItemRecord["qcFlags"]) : [] }));
   }
 

@@ -154,8 +154,8 @@ export class SqliteStore implements Store {
     return this.reads.doneImagesAfter(provider, afterId, limit);
   }
 
-  async rowImages(rowId: string): ReturnType<Store["rowImages"]> {
-    return this.reads.rowImages(rowId);
+  async rowImages(rowId: string, exceptKey: string): ReturnType<Store["rowImages"]> {
+    return this.reads.rowImages(rowId, exceptKey);
   }
 
   async untriedKeys(): Promise<Set<string>> {
