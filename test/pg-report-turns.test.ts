@@ -8,6 +8,7 @@ import { planned } from "./store-conformance.js";
 import { freshSchema } from "./helpers/postgres-server.mjs";
 
 const info = (pid: number) => ({ pid, host: "h", provider: "local", manifestFile: "/m.yaml", manifestHash: "aaa", worker: `w${pid}` });
+const present = () => true;
 const ended: RunEnd = { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 };
 
 /** `count` workers of one run, each begun. */
@@ -36,18 +37,18 @@ describe("one report for the workers of a shared run (PostgreSQL)", () => {
     try {
       await stores[0]!.syncManifest([planned("a")], "local");
       const report = reportWriter();
-      const wrote = await Promise.all(stores.map((store) => store.reportTurns.take("/out", true, report.write)));
+      const wrote = await Promise.all(stores.map((store) => store.reportTurns.take("/out", present, report.write)));
       expect(report.writes()).toBe(1);
       expect(wrote.filter(Boolean)).toHaveLength(1);
       // Another folder has its own report.
-      expect(await stores[1]!.reportTurns.take("/elsewhere", true, report.write)).toBe(true);
+      expect(await stores[1]!.reportTurns.take("/elsewhere", present, report.write)).toBe(true);
       // The run changed (an item moved): the report of the old state is not this one.
       const [item] = await stores[0]!.claimQueued("w1", 0, 1, Number.MAX_SAFE_INTEGER);
       await stores[0]!.write(item!, { to: "submitting", set: { attempts: 1 } });
-      expect(await stores[1]!.reportTurns.take("/out", true, report.write)).toBe(true);
-      expect(await stores[2]!.reportTurns.take("/out", true, report.write)).toBe(false);
+      expect(await stores[1]!.reportTurns.take("/out", present, report.write)).toBe(true);
+      expect(await stores[2]!.reportTurns.take("/out", present, report.write)).toBe(false);
       // Its files are gone from the folder: written again.
-      expect(await stores[2]!.reportTurns.take("/out", false, report.write)).toBe(true);
+      expect(await stores[2]!.reportTurns.take("/out", () => false, report.write)).toBe(true);
       expect(report.writes()).toBe(4);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
@@ -60,10 +61,10 @@ describe("one report for the workers of a shared run (PostgreSQL)", () => {
     const later = await PgStore.open(url);
     try {
       const report = reportWriter();
-      expect(await earlier!.reportTurns.take("/out", true, report.write)).toBe(true);
+      expect(await earlier!.reportTurns.take("/out", present, report.write)).toBe(true);
       await earlier!.endRun(1, ended);
       expect((await later.beginRun(info(9), () => false)).acquired).toBe(true);
-      expect(await later.reportTurns.take("/out", true, report.write)).toBe(true);
+      expect(await later.reportTurns.take("/out", present, report.write)).toBe(true);
       expect(report.writes()).toBe(2);
     } finally {
       await Promise.all([earlier!.close(), later.close()]);
@@ -74,9 +75,9 @@ describe("one report for the workers of a shared run (PostgreSQL)", () => {
     const url = await freshSchema(process.env.IMGBATCH_TEST_PG!);
     const [dying, next] = await workers(url, 2);
     try {
-      await expect(dying!.reportTurns.take("/out", true, () => Promise.reject(new Error("killed mid-write")))).rejects.toThrow(/killed mid-write/);
+      await expect(dying!.reportTurns.take("/out", present, () => Promise.reject(new Error("killed mid-write")))).rejects.toThrow(/killed mid-write/);
       const report = reportWriter();
-      expect(await next!.reportTurns.take("/out", true, report.write)).toBe(true);
+      expect(await next!.reportTurns.take("/out", present, report.write)).toBe(true);
       expect(report.writes()).toBe(1);
     } finally {
       await Promise.all([dying!.close(), next!.close()]);

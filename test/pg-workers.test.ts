@@ -63,9 +63,13 @@ describe("several workers on one PostgreSQL run", () => {
     const dir = tempDir();
     const path = manifest(dir, 30);
     const db = await database();
-    const results = await Promise.all(["w1", "w2", "w3"].map((name) => worker(dir, path, db, name)));
+    const results = await Promise.all(["w1", "w2", "w3"].map((name) => worker(dir, path, db, name, ["--log-level", "debug"])));
     for (const r of results) expect(r.code, r.stderr.slice(-2_000)).toBe(0);
     expect(sim.ledger().jobsCreated).toBe(30);
+    // Ending together, they wrote one report of the finished run, not one each.
+    const reportsKept = results.map((r) => (r.stderr.match(/another worker of the run wrote it for this same state/g) ?? []).length);
+    expect(reportsKept.reduce((a, b) => a + b, 0)).toBe(2);
+    expect(readFileSync(join(dir, "out", "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(30);
     expect(Object.values(sim.ledger().jobsByRequestHash).every((n) => n === 1)).toBe(true);
     const stored = await rows(db);
     expect(stored.filter((r) => r.state === "done")).toHaveLength(30);

@@ -259,8 +259,8 @@ async function execute(session: RunSession): Promise<RunSummary> {
   // The sync kept the manifest's order in the store: the sheet follows it.
   const report = () => writeReport(store, manifest.name, outDir, "as-synced");
   // Workers of a shared run that end together write it once, not once each.
-  if (store.reportTurns) await store.reportTurns.take(outDir, reportFilesPresent(outDir), report);
-  else await report();
+  if (!store.reportTurns) await report();
+  else if (!(await store.reportTurns.take(outDir, () => reportFilesPresent(outDir), report))) log.debug("the report: another worker of the run wrote it for this same state");
   await progress.finalLine(summary);
   return summary;
 }

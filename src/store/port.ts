@@ -98,11 +98,11 @@ export interface RunChanges {
 export interface ReportTurns {
   /**
    * Runs `write` (the run's report into `outDir`) under the run's report lock, unless a worker
-   * of the run wrote it for this same state after this worker began and `mayReuse` (its files
-   * are still there). A writer killed mid-write records nothing: the next one writes. Resolves
-   * to whether `write` ran.
+   * of the run wrote it for this same state after this worker began and its files are still
+   * there (`filesPresent`, asked under the lock). A writer killed mid-write records nothing:
+   * the next one writes. Resolves to whether `write` ran.
    */
-  take(outDir: string, mayReuse: boolean, write: () => Promise<void>): Promise<boolean>;
+  take(outDir: string, filesPresent: () => boolean, write: () => Promise<void>): Promise<boolean>;
 }
 
 export interface Store {

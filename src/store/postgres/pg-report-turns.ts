@@ -20,7 +20,7 @@ export class PgReportTurns implements ReportTurns {
     private readonly runId: () => number | null,
   ) {}
 
-  take(outDir: string, mayReuse: boolean, write: () => Promise<void>): Promise<boolean> {
+  take(outDir: string, filesPresent: () => boolean, write: () => Promise<void>): Promise<boolean> {
     return this.connection.transaction(async (client) => {
       await this.connection.query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", [REPORT_LOCK], client);
       const [now] = await this.connection.query<{ mark: string; last_run: number; written: string | null }>(
@@ -33,7 +33,7 @@ export class PgReportTurns implements ReportTurns {
       const state = `${now!.mark} ${outDir}`;
       const own = this.runId();
       const before = now!.written === null ? null : (JSON.parse(now!.written) as Written);
-      if (mayReuse && own !== null && before !== null && before.state === state && before.lastRun >= own) return false;
+      if (own !== null && before !== null && before.state === state && before.lastRun >= own && filesPresent()) return false;
       await write();
       const written: Written = { state, lastRun: Number(now!.last_run) };
       await this.connection.query("INSERT INTO settings (name, value) VALUES ('report_written', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [JSON.stringify(written)], client);
