@@ -151,7 +151,8 @@ export class Runner {
           await this.waitForChange(this.untilDue(next));
           continue;
         }
-        const next = this.slotsFree() > 0 ? await this.store.earliestQueuedAt() : null;
+        // A shared run's worker with items at the service asks again after its pause whenever the next is due (untilDue), and sooner as they leave.
+        const next = this.slotsFree() === 0 ? null : this.store.sharesRuns && this.atService.size > 0 ? this.now() : await this.store.earliestQueuedAt();
         await this.waitForChange(next === null ? null : this.untilDue(next));
       }
     } catch (error) {
