@@ -12,8 +12,8 @@ const present = () => true;
 const ended: RunEnd = { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 };
 
 /** `count` workers of one run, each begun. */
-async function workers(url: string, count: number): Promise<PgStore[]> {
-  const stores = await Promise.all(Array.from({ length: count }, () => PgStore.open(url)));
+async function workers(url: string, count: number, options: { reportWaitMs?: number } = {}): Promise<PgStore[]> {
+  const stores = await Promise.all(Array.from({ length: count }, () => PgStore.open(url, options)));
   for (const [i, store] of stores.entries()) expect((await store.beginRun(info(i + 1), () => false)).acquired).toBe(true);
   return stores;
 }
@@ -81,6 +81,28 @@ describe("one report for the workers of a shared run (PostgreSQL)", () => {
       expect(report.writes()).toBe(1);
     } finally {
       await Promise.all([dying!.close(), next!.close()]);
+    }
+  }, 30_000);
+
+  it("a writer paused mid-write (SIGSTOP) holds the others only for the wait: then each writes its own", async () => {
+    const url = await freshSchema(process.env.IMGBATCH_TEST_PG!);
+    const [paused, waiting] = await workers(url, 2, { reportWaitMs: 300 });
+    try {
+      let resume!: () => void;
+      let inside!: () => void;
+      const writing = new Promise<void>((resolve) => (inside = resolve));
+      const pausedTake = paused!.reportTurns.take("/out", present, () => {
+        inside();
+        return new Promise<void>((resolve) => (resume = resolve));
+      });
+      await writing;
+      const report = reportWriter();
+      expect(await waiting!.reportTurns.take("/out", present, report.write)).toBe(true);
+      expect(report.writes()).toBe(1);
+      resume();
+      expect(await pausedTake).toBe(true);
+    } finally {
+      await Promise.all([paused!.close(), waiting!.close()]);
     }
   }, 30_000);
 });

@@ -25,6 +25,8 @@ const LIVE = "superseded_at IS NULL";
 export interface PgStoreOptions {
   /** A clock for tests; without one, leases are judged by the database's clock. */
   now?: () => number;
+  /** How long a worker waits for another's turn at the report (default a minute; tests shorten it). */
+  reportWaitMs?: number;
 }
 
 export class PgStore implements Store {
@@ -45,7 +47,7 @@ export class PgStore implements Store {
     const injected = options.now !== undefined;
     this.runs = new PgRuns(connection, this.now);
     this.runChanges = new PgRunChanges(connection);
-    this.reportTurns = new PgReportTurns(connection, () => this.runId);
+    this.reportTurns = new PgReportTurns(connection, () => this.runId, options.reportWaitMs ?? 60_000);
     this.rowmates = new PgRowmates(connection);
     this.items = new PgItems({
       connection,
