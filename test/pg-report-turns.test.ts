@@ -1,21 +1,16 @@
-// One report for the workers of a shared run that end together (PostgreSQL): each takes the
-// report lock in turn and writes only when no worker of the run wrote the report of this same
-// state since it began; a writer that dies mid-write leaves the report to the next.
+// One report for the workers of a shared run that end together (PostgreSQL): each takes a
+// ticket as it ends and the report lock in turn, and writes only when the report in its folder
+// was begun after its ticket; a writer that dies mid-write leaves the report to the next, and
+// one that holds its turn too long lets the others write their own.
 import { describe, expect, it } from "vitest";
-import type { RunEnd } from "../src/store/port.js";
 import { PgStore } from "../src/store/postgres/pg-store.js";
-import { planned } from "./store-conformance.js";
-import { freshSchema } from "./helpers/postgres-server.mjs";
+import { freshSchema, query } from "./helpers/postgres-server.mjs";
 
-const info = (pid: number) => ({ pid, host: "h", provider: "local", manifestFile: "/m.yaml", manifestHash: "aaa", worker: `w${pid}` });
 const present = () => true;
-const ended: RunEnd = { outcome: "done", exitCode: 0, stopReason: null, itemsDone: 0, itemsFailed: 0, credits: 0 };
 
-/** `count` workers of one run, each begun. */
-async function workers(url: string, count: number, options: { reportWaitMs?: number } = {}): Promise<PgStore[]> {
-  const stores = await Promise.all(Array.from({ length: count }, () => PgStore.open(url, options)));
-  for (const [i, store] of stores.entries()) expect((await store.beginRun(info(i + 1), () => false)).acquired).toBe(true);
-  return stores;
+/** `count` workers of one run. */
+function workers(url: string, count: number, options: { reportWaitMs?: number } = {}): Promise<PgStore[]> {
+  return Promise.all(Array.from({ length: count }, () => PgStore.open(url, options)));
 }
 
 /** A report writer that counts its writes and takes a while, as a real one does. */
@@ -30,44 +25,75 @@ function reportWriter(): { writes: () => number; write: () => Promise<void> } {
   };
 }
 
+/** A report writer that stays in its write until let go, as one paused mid-write does. */
+function heldWriter(): { writes: () => number; inside: Promise<void>; letGo: () => void; write: () => Promise<void> } {
+  let writes = 0;
+  let entered!: () => void;
+  let gates: (() => void)[] = [];
+  const inside = new Promise<void>((resolve) => (entered = resolve));
+  return {
+    writes: () => writes,
+    inside,
+    letGo: () => {
+      for (const open of gates) open();
+      gates = [];
+    },
+    write: () => {
+      writes++;
+      entered();
+      return writes === 1 ? new Promise<void>((resolve) => gates.push(resolve)) : Promise.resolve();
+    },
+  };
+}
+
+/** The newest ticket handed out. */
+async function newestTicket(url: string): Promise<number> {
+  const [row] = await query(url, "SELECT last_value::int AS t FROM report_tickets");
+  return Number(row?.t);
+}
+
+/** Until a worker has taken its ticket (the newest moved past `after`). */
+async function ticketTaken(url: string, after: number): Promise<void> {
+  while ((await newestTicket(url)) <= after) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 describe("one report for the workers of a shared run (PostgreSQL)", () => {
-  it("three workers ending together write it once; a change after it, or files gone, has it written again", async () => {
+  it("three workers ending together write it once; one ending later, another folder or files gone have it written again", async () => {
     const url = await freshSchema(process.env.IMGBATCH_TEST_PG!);
     const stores = await workers(url, 3);
     try {
-      await stores[0]!.syncManifest([planned("a")], "local");
       const report = reportWriter();
       const wrote = await Promise.all(stores.map((store) => store.reportTurns.take("/out", present, report.write)));
       expect(report.writes()).toBe(1);
       expect(wrote.filter(Boolean)).toHaveLength(1);
-      // Another folder has its own report.
       expect(await stores[1]!.reportTurns.take("/elsewhere", present, report.write)).toBe(true);
-      // The run changed (an item moved): the report of the old state is not this one.
-      const [item] = await stores[0]!.claimQueued("w1", 0, 1, Number.MAX_SAFE_INTEGER);
-      await stores[0]!.write(item!, { to: "submitting", set: { attempts: 1 } });
-      expect(await stores[1]!.reportTurns.take("/out", present, report.write)).toBe(true);
-      expect(await stores[2]!.reportTurns.take("/out", present, report.write)).toBe(false);
+      // A worker that ends after the report began to read the run: its changes may not be in it.
+      expect(await stores[2]!.reportTurns.take("/elsewhere", present, report.write)).toBe(true);
       // Its files are gone from the folder: written again.
-      expect(await stores[2]!.reportTurns.take("/out", () => false, report.write)).toBe(true);
+      expect(await stores[0]!.reportTurns.take("/out", () => false, report.write)).toBe(true);
       expect(report.writes()).toBe(4);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
     }
   }, 30_000);
 
-  it("a worker that begins after the report was written writes its own: a run again rewrites the report", async () => {
+  it("a worker that ends while another writes has it written again by that one, and keeps it", async () => {
     const url = await freshSchema(process.env.IMGBATCH_TEST_PG!);
-    const [earlier] = await workers(url, 1);
-    const later = await PgStore.open(url);
+    const [first, late] = await workers(url, 2);
     try {
+      const held = heldWriter();
+      const firstTake = first!.reportTurns.take("/out", present, held.write);
+      await held.inside;
+      const t = await newestTicket(url);
       const report = reportWriter();
-      expect(await earlier!.reportTurns.take("/out", present, report.write)).toBe(true);
-      await earlier!.endRun(1, ended);
-      expect((await later.beginRun(info(9), () => false)).acquired).toBe(true);
-      expect(await later.reportTurns.take("/out", present, report.write)).toBe(true);
-      expect(report.writes()).toBe(2);
+      const lateTake = late!.reportTurns.take("/out", present, report.write);
+      await ticketTaken(url, t);
+      held.letGo();
+      expect(await firstTake).toBe(true);
+      expect(await lateTake).toBe(false);
+      expect([held.writes(), report.writes()]).toEqual([2, 0]);
     } finally {
-      await Promise.all([earlier!.close(), later.close()]);
+      await Promise.all([first!.close(), late!.close()]);
     }
   }, 30_000);
 
@@ -84,23 +110,20 @@ describe("one report for the workers of a shared run (PostgreSQL)", () => {
     }
   }, 30_000);
 
-  it("a writer paused mid-write (SIGSTOP) holds the others only for the wait: then each writes its own", async () => {
+  it("a writer paused mid-write (SIGSTOP) holds the others only for the wait: they write their own, and it writes again once let go", async () => {
     const url = await freshSchema(process.env.IMGBATCH_TEST_PG!);
     const [paused, waiting] = await workers(url, 2, { reportWaitMs: 300 });
     try {
-      let resume!: () => void;
-      let inside!: () => void;
-      const writing = new Promise<void>((resolve) => (inside = resolve));
-      const pausedTake = paused!.reportTurns.take("/out", present, () => {
-        inside();
-        return new Promise<void>((resolve) => (resume = resolve));
-      });
-      await writing;
+      const held = heldWriter();
+      const pausedTake = paused!.reportTurns.take("/out", present, held.write);
+      await held.inside;
       const report = reportWriter();
       expect(await waiting!.reportTurns.take("/out", present, report.write)).toBe(true);
       expect(report.writes()).toBe(1);
-      resume();
+      held.letGo();
       expect(await pausedTake).toBe(true);
+      // Its first report began before the other worker ended: written again over the other's.
+      expect(held.writes()).toBe(2);
     } finally {
       await Promise.all([paused!.close(), waiting!.close()]);
     }

@@ -76,6 +76,11 @@ export class Connection {
     } catch (error) {
       throw withoutPassword(error, this.url);
     }
+    // A session the server ends while it is checked out (a failover, a terminated backend) must
+    // not crash the process: its next query fails instead, and it is not handed out again.
+    let broken = false;
+    const onError = () => (broken = true);
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       if (options.durable === false) await client.query("SET LOCAL synchronous_commit TO OFF");
@@ -86,7 +91,8 @@ export class Connection {
       await client.query("ROLLBACK").catch(() => {});
       throw error instanceof Error && !(error as { code?: unknown }).code ? error : withoutPassword(error, this.url);
     } finally {
-      client.release();
+      client.off("error", onError);
+      client.release(broken);
     }
   }
 

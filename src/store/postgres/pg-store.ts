@@ -47,7 +47,7 @@ export class PgStore implements Store {
     const injected = options.now !== undefined;
     this.runs = new PgRuns(connection, this.now);
     this.runChanges = new PgRunChanges(connection);
-    this.reportTurns = new PgReportTurns(connection, () => this.runId, options.reportWaitMs ?? 60_000);
+    this.reportTurns = new PgReportTurns(connection, options.reportWaitMs ?? 60_000);
     this.rowmates = new PgRowmates(connection);
     this.items = new PgItems({
       connection,

@@ -167,6 +167,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
+  // 4: tickets for the report's turns: a worker takes one as it ends (its writes committed), a
+  // report records the newest ticket before it read anything.
+  `
+  CREATE SEQUENCE report_tickets;
+  `,
 ];
 
 /** Applies the migrations not yet applied; refuses a database of a newer imgbatch. */
