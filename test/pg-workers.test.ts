@@ -6,6 +6,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSimulator, type SimHandle } from "../src/sim/index.js";
+import { REPORT_LOCK } from "../src/store/postgres/schema.js";
 import { runCli, type CliResult } from "./helpers/cli.js";
 import { freshSchema } from "./helpers/postgres-server.mjs";
 import { useTempDir } from "./helpers/tmp.js";
@@ -93,6 +94,33 @@ describe("several workers on one PostgreSQL run", () => {
     expect((await first).code).toBe(0);
     expectNoPassword([other], dir);
   }, 120_000);
+
+  it("a worker stopped by SIGTERM writes its report at once, not after another worker's turn at it", async () => {
+    sim = await startSimulator({ latencyMs: { "flux-schnell": 300, "seedream3.0": 300, nanobanana: 300, "nanobanana-pro": 300 } });
+    const dir = tempDir();
+    const path = manifest(dir, 12);
+    const db = await database();
+    // Another worker's turn at the report, held (as by one paused while it writes): a worker
+    // that ended normally would wait up to a minute for it.
+    const holder = new pg.Client({ connectionString: db });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1, hashtext(current_schema()))", [REPORT_LOCK]);
+      const stopped = runCli(["run", path, "--db", db, "--out", join(dir, "out"), "--worker", "w1", "--poll-interval", "50ms"], {
+        cwd: dir,
+        env: { PICTORY_API_KEY: sim.apiKey, PICTORY_BASE_URL: sim.url },
+        timeoutMs: 30_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      stopped.child.kill("SIGTERM");
+      const result = await stopped;
+      // It ended by itself (exit 3, stopped early), not by the test's kill.
+      expect([result.code, result.signal], result.stderr.slice(-1_500)).toEqual([3, null]);
+      expect(readFileSync(join(dir, "out", "index.html"), "utf8")).toContain("shared");
+    } finally {
+      await holder.end();
+    }
+  }, 60_000);
 
   it("a worker killed mid-run leaves its items to the others after its lease: every item done, none paid twice", async () => {
     sim = await startSimulator({ latencyMs: { "flux-schnell": 300, "seedream3.0": 300, nanobanana: 300, "nanobanana-pro": 300 }, jitterMs: 50 });

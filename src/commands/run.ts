@@ -258,8 +258,9 @@ async function execute(session: RunSession): Promise<RunSummary> {
   }
   // The sync kept the manifest's order in the store: the sheet follows it.
   const report = () => writeReport(store, manifest.name, outDir, "as-synced");
-  // Workers of a shared run that end together write it once, not once each.
-  if (!store.reportTurns) await report();
+  // Workers of a shared run that end together write it once, not once each; a stopped one
+  // writes its own at once rather than wait for another's turn.
+  if (!store.reportTurns || stopSignal.aborted) await report();
   else if (!(await store.reportTurns.take(outDir, () => reportFilesPresent(outDir), report))) log.debug("the report: another worker of the run wrote it for this same state");
   await progress.finalLine(summary);
   return summary;
