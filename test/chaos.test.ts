@@ -10,6 +10,7 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { DEFAULTS } from "../src/defaults.js";
 import { mulberry32 } from "../src/sim/faults.js";
 import { startSimulator, type SimHandle } from "../src/sim/index.js";
 import { runCli, type CliResult } from "./helpers/cli.js";
@@ -24,6 +25,12 @@ let sim: SimHandle | null = null;
 const SEED = Number(process.env.CHAOS_SEED ?? 20240611);
 const ITEMS = 300;
 const KILLS = 20;
+/**
+ * How long a run to the end may take: a lost submit's look at the listings (several pages, each
+ * faulted here) that fails again and again waits its backoff, capped at backoffCapMs, before
+ * the next; twice that cap plus the work is enough, and a run that hangs still fails.
+ */
+const FINAL_RUN_BOUND_MS = 2 * DEFAULTS.backoffCapMs + 30_000;
 const STYLES = ["photorealistic", "artistic", "cartoon", "minimalist", "vintage", "futuristic"];
 const RATIOS = ["1:1", "16:9", "9:16"];
 
@@ -96,7 +103,7 @@ describe("chaos: SIGKILL at random moments", () => {
 
     let final: CliResult | null = null;
     for (let extra = 0; extra < 4; extra++) {
-      final = await runCli(args, { cwd, env, timeoutMs: 60_000 });
+      final = await runCli(args, { cwd, env, timeoutMs: FINAL_RUN_BOUND_MS });
       runs.push({ ...final, killedAfterMs: null });
       if (final.code !== 3) break;
     }
@@ -173,5 +180,5 @@ describe("chaos: SIGKILL at random moments", () => {
     } finally {
       db.close();
     }
-  }, 120_000);
+  }, 120_000 + 2 * FINAL_RUN_BOUND_MS);
 });
