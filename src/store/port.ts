@@ -97,10 +97,10 @@ export interface RunChanges {
 /** One report for the workers of a shared run that end together, not one each. */
 export interface ReportTurns {
   /**
-   * Runs `write` (the run's report into `outDir`) under the run's report lock, unless a worker
-   * of the run wrote it for this same state after this worker began and its files are still
-   * there (`filesPresent`, asked under the lock). A writer killed mid-write records nothing:
-   * the next one writes. Resolves to whether `write` ran.
+   * Runs `write` (the run's report into `outDir`) under the run's report lock, unless the report
+   * in `outDir` began to read the run after this worker ended (so it holds all its changes) and
+   * its files are still there (`filesPresent`, asked under the lock). A writer killed mid-write
+   * records nothing: the next one writes. Resolves to whether `write` ran.
    */
   take(outDir: string, filesPresent: () => boolean, write: () => Promise<void>): Promise<boolean>;
 }

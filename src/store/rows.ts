@@ -34,6 +34,16 @@ const PATCH_COLUMNS: Record<keyof ItemPatch, string> = {
   phash: "phash",
 };
 
+/** Quality flags as stored: JSON, or null for none. */
+function qcFlagsOf(stored: unknown): ItemQcFlag[] {
+  return stored ? (JSON.parse(stored as string) as ItemQcFlag[]) : [];
+}
+
+/** A row's delivered image as the duplicate gate reads it (`key, phash, qc_flags`). */
+export function toRowImage(row: Row): { key: string; phash: string; qcFlags: ItemQcFlag[] } {
+  return { key: row.key as string, phash: row.phash as string, qcFlags: qcFlagsOf(row.qc_flags) };
+}
+
 export function toItem(row: Row): ItemRecord {
   return {
     id: row.id as number,
@@ -65,7 +75,7 @@ export function toItem(row: Row): ItemRecord {
     polls: row.polls as number,
     readFailures: row.read_failures as number,
     foundNothingAt: row.found_nothing_at as number | null,
-    qcFlags: row.qc_flags ? (JSON.parse(row.qc_flags as string) as ItemQcFlag[]) : [],
+    qcFlags: qcFlagsOf(row.qc_flags),
     qcRetries: (row.qc_retries as number | undefined) ?? 0,
     phash: (row.phash as string | null | undefined) ?? null,
     owner: row.owner as string | null,

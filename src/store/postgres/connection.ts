@@ -1,16 +1,13 @@
 // The PostgreSQL store's connection: a pool, queries with numbered parameters, transactions, and
 // the database's clock for leases. The connection string's password never leaves this file:
-// errors are re-worded without it (redactUrl).
+// errors are re-worded without it (withoutPassword).
 import pg from "pg";
 import { redactSecrets } from "../../secrets.js";
-import { redactUrl } from "./redact-url.js";
 
 // BIGINT columns hold times in ms and ids: well within a double's exact range.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
 export type Row = Record<string, unknown>;
-
-export { redactUrl };
 
 /** An error of the driver with the password taken out of its message, whatever it quotes. */
 export function withoutPassword(error: unknown, url: string): Error {

@@ -4,7 +4,7 @@
 // for. Keys are added to a row only by a sync of a changed manifest, which no other worker
 // runs while this one lives; the re-read bounds what a worker let in by a race could miss.
 import type { Store } from "../port.js";
-import type { ItemRecord } from "../types.js";
+import { toRowImage } from "../rows.js";
 import type { Connection } from "./connection.js";
 
 type Rowmate = Awaited<ReturnType<Store["rowImages"]>>[number];
@@ -33,10 +33,10 @@ export class PgRowmates {
       this.shared = shared;
     }
     if (!(await this.shared).has(rowId)) return [];
-    const rows = await this.connection.query<{ key: string; phash: string; qc_flags: string | null }>(
+    const rows = await this.connection.query(
       "SELECT key, phash, qc_flags FROM items WHERE row_id = $1 AND key <> $2 AND superseded_at IS NULL AND state = 'done' AND phash IS NOT NULL ORDER BY id",
       [rowId, exceptKey],
     );
-    return rows.map((r) => ({ key: r.key, phash: r.phash, qcFlags: r.qc_flags ? (JSON.parse(r.qc_flags) as ItemRecord["qcFlags"]) : [] }));
+    return rows.map(toRowImage);
   }
 }

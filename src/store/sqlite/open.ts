@@ -7,8 +7,6 @@ import { errorMessage } from "../../errors.js";
 import { DatabaseUnusableError } from "../database-unusable.js";
 import { MIGRATIONS } from "../migrations.js";
 
-export { DatabaseUnusableError };
-
 /** Opens (and creates or migrates) a database; DatabaseUnusableError for a file this imgbatch cannot use. */
 export function openDatabase(path: string, options: { readonly?: boolean }): Database.Database {
   if (!options.readonly) mkdirSync(dirname(path), { recursive: true });

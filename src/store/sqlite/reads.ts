@@ -4,7 +4,7 @@ import type Database from "better-sqlite3";
 import type { ImageModel } from "../../providers/catalog.js";
 import type { ProviderName } from "../../providers/provider.js";
 import { liveItemsPage, sheetItems, sheetPlaces, type SheetPlace } from "./report-cursors.js";
-import { type Row, toItem, toRendition } from "../rows.js";
+import { type Row, toItem, toRendition, toRowImage } from "../rows.js";
 import { ITEM_STATES, type ItemState } from "../states.js";
 import type { EventRecord, FailureReason, ItemRecord, RenditionRecord, ReportItem, SheetItem } from "../types.js";
 import { failureReasons, readEvents, runFailureReasons } from "./history.js";
@@ -143,7 +143,7 @@ export class SqliteReads {
 
   rowImages(rowId: string, exceptKey: string): { key: string; phash: string; qcFlags: ItemRecord["qcFlags"] }[] {
     const rows = this.statement(`SELECT key, phash, qc_flags FROM items WHERE row_id = ? AND key <> ? AND ${LIVE} AND state = 'done' AND phash IS NOT NULL ORDER BY id`).all(rowId, exceptKey) as Row[];
-    return rows.map((r) => ({ key: r.key as string, phash: r.phash as string, qcFlags: r.qc_flags ? (JSON.parse(r.qc_flags as string) as ItemRecord["qcFlags"]) : [] }));
+    return rows.map(toRowImage);
   }
 
   /** Keys of the live queued items never submitted. */

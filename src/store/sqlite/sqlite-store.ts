@@ -20,7 +20,7 @@ import { setManifestOrder } from "./report-cursors.js";
 import { RunBook } from "./runs.js";
 import { UploadBook } from "./uploads.js";
 
-export { DatabaseUnusableError } from "./open.js";
+export { DatabaseUnusableError } from "../database-unusable.js";
 
 export interface SqliteStoreOptions {
   readonly?: boolean;
